@@ -1,0 +1,108 @@
+# coronet: build, test, run, benchmark. `make help` lists the targets.
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LUADIR ?= $(PREFIX)/share/lua/5.1
+CC ?= cc
+PROVE ?= prove
+LISTEN ?= 127.0.0.1:7000
+
+WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wstrict-prototypes \
+       -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter
+STD = -std=c99 -D_POSIX_C_SOURCE=200809L
+OPT ?= -O2 -g
+# pkg-config runs when a recipe expands these, after `deps` installed it.
+PKG_CFLAGS = $(shell pkg-config --cflags luajit libuv)
+PKG_LIBS = $(shell pkg-config --libs luajit libuv) -lm -lpthread
+ALL_CFLAGS = $(STD) $(OPT) $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
+             -DCN_LUADIR='"$(LUADIR)"'
+
+BUILD ?= build
+BIN ?= host/coronet
+ENGINE = cn_buf cn_errno cn_log cn_addr cn_conn cn_listen cn_sched cn_dial cn_proc \
+         cn_worker
+BINDING = lcn_host lcn_sched lcn_conn lcn_net lcn_proc
+OBJS = $(patsubst %,$(BUILD)/%.o,$(ENGINE) $(BINDING) main)
+CTESTS = $(BUILD)/test_buf
+HEADERS = $(wildcard host/*.h)
+
+.PHONY: all deps test check asan valgrind run bench format lint clean \
+        install uninstall help
+
+all: $(BIN)
+
+deps:
+	@tools/deps.sh
+
+$(BUILD)/.deps: tools/deps.sh
+	@tools/deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/%.o: host/%.c $(HEADERS) $(BUILD)/.deps
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BIN): $(OBJS)
+	$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
+
+$(BUILD)/test_%: t/c/test_%.c $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -Ihost -o $@ $< $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o \
+	  $(PKG_LIBS)
+
+# The tests run under the host: `coronet --run t/NNN-topic.t` prints TAP.
+test check: $(BIN) $(CTESTS)
+	CORONET=$(abspath $(BIN)) CORONET_BUILD=$(abspath $(BUILD)) \
+	  $(PROVE) $(PROVE_FLAGS) -e '$(BIN) --run' t/*.t
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
+      -fno-sanitize-recover=undefined
+asan:
+	$(MAKE) test BUILD=build-asan BIN=host/coronet-asan OPT='-O1 -g' \
+	  CFLAGS='$(SAN) $(CFLAGS)' LDFLAGS='$(SAN)' \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(abspath t/lsan.supp)
+
+# The core tests under valgrind's memcheck (slow: a subset).
+VALGRIND_TESTS ?= t/0*.t t/1*.t t/2*.t
+valgrind: $(BIN) $(CTESTS)
+	CORONET_VALGRIND=1 CORONET=$(abspath $(BIN)) \
+	  CORONET_BUILD=$(abspath $(BUILD)) $(PROVE) $(PROVE_FLAGS) \
+	  -e 'valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(BIN) --run' \
+	  $(VALGRIND_TESTS)
+
+run: $(BIN)
+	$(BIN) scripts/echo.lua --listen $(LISTEN)
+
+bench: $(BIN)
+	bench/run.sh
+
+format:
+	clang-format -i host/*.c host/*.h t/c/*.c
+
+lint:
+	cppcheck --quiet --enable=warning,portability --error-exitcode=1 \
+	  --suppress=missingIncludeSystem -Ihost host/*.c
+	luarocks lint coronet-scm-1.rockspec
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/coronet
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/coronet
+	install -m 644 lua/coronet/*.lua $(DESTDIR)$(LUADIR)/coronet/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/coronet
+	rm -rf $(DESTDIR)$(LUADIR)/coronet
+
+clean:
+	rm -rf build build-asan host/coronet host/coronet-asan
+
+help:
+	@echo "make            build host/coronet"
+	@echo "make run        serve scripts/echo.lua on $(LISTEN)"
+	@echo "make test       build and run the TAP suite with prove"
+	@echo "make asan       the suite under ASan + UBSan"
+	@echo "make valgrind   the core tests under valgrind"
+	@echo "make bench      benchmarks against the peers in ../shared/bench"
+	@echo "make install    PREFIX=$(PREFIX) (binary and lua/ modules)"
+	@echo "make format     clang-format the C sources"
+	@echo "make lint       cppcheck and luarocks lint"

@@ -1,0 +1,305 @@
+/* cn.h: coronet's C API: workers, the scheduler, connections, listeners,
+** addresses and logging. Engine files implement it over libuv; the Lua
+** bindings (lcn_*.c) use only this header and the Lua API. */
+#ifndef CN_H
+#define CN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cn_buf.h"
+#include "cn_errno.h"
+
+#define CN_VERSION "0.1.0"
+
+typedef struct cn_worker_s cn_worker_t;
+typedef struct cn_conn_s cn_conn_t;
+typedef struct cn_listener_s cn_listener_t;
+typedef struct cn_waiter_s cn_waiter_t;
+typedef struct cn_pump_s cn_pump_t;
+typedef struct cn_config_s cn_config_t;
+typedef struct cn_addr_s cn_addr_t;
+typedef struct cn_task_s cn_task_t;
+struct lua_State;
+
+/* -- Logging (cn_log.c) ------------------------------------------------ */
+
+enum { CN_LOG_ERROR, CN_LOG_WARN, CN_LOG_INFO, CN_LOG_DEBUG };
+extern int cn_log_level;
+
+/* cn_log writes one line "coronet: MESSAGE" to stderr in a single write,
+** if level is at or below cn_log_level. Safe from any thread. */
+void cn_log(int level, const char *fmt, ...)
+#ifdef __GNUC__
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
+int cn_log_parse_level(const char *s);
+
+/* -- Addresses (cn_addr.c) --------------------------------------------- */
+
+#define CN_ADDRSTRLEN 128
+
+struct cn_addr_s {
+  int family; /* AF_INET, AF_INET6 or AF_UNIX */
+  char host[64]; /* as written, without brackets */
+  int port;
+  char path[108]; /* AF_UNIX */
+  struct sockaddr_storage ss;
+  int sslen;
+};
+
+int cn_addr_parse(const char *s, cn_addr_t *a);
+int cn_addr_resolve(cn_addr_t *a);
+void cn_addr_format(const struct sockaddr *sa, char *buf, size_t size);
+
+/* -- Configuration (main.c fills it) ----------------------------------- */
+
+#define CN_MAX_LISTEN 16
+
+struct cn_config_s {
+  const char *script;
+  int argc; /* script arguments */
+  char **argv;
+  const char *listen[CN_MAX_LISTEN];
+  int nlisten;
+  int workers;
+  int watch;
+  int run; /* --run: the script is a program */
+  size_t max_conns;
+  double grace; /* seconds open connections get at shutdown */
+  size_t read_hwm, write_hwm;
+  const char *moddir; /* where lua/coronet/ lives */
+};
+
+/* -- Waiting ----------------------------------------------------------- */
+
+/* A waiter is what an engine object wakes when it makes progress. The
+** scheduler's tasks embed one; engines only call wake. */
+struct cn_waiter_s {
+  void (*wake)(cn_waiter_t *w);
+};
+
+/* -- Connections (cn_conn.c) ------------------------------------------- */
+
+enum {
+  CN_CONN_READING = 1 << 0, /* uv_read_start is active */
+  CN_CONN_CLOSED = 1 << 1,  /* this side closed: operations fail */
+  CN_CONN_CLOSING = 1 << 2, /* uv_close called */
+  CN_CONN_WSHUT = 1 << 3,   /* close_write asked */
+  CN_CONN_SHUT = 1 << 4,    /* uv_shutdown issued */
+  CN_CONN_DIRTY = 1 << 5,   /* on the worker's flush list */
+  CN_CONN_PIPE = 1 << 6,    /* uv_pipe_t, not uv_tcp_t */
+  CN_CONN_DRAIN = 1 << 7    /* close once the write chain drains */
+};
+
+struct cn_conn_s {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
+  cn_worker_t *w;
+  cn_buf_t in, out;
+  size_t inflight; /* leading bytes of out owned by wreq */
+  unsigned flags;
+  int rerr, werr; /* sticky: CN_EOF or a negative code */
+  cn_waiter_t *reader, *writer;
+  size_t want;     /* wake reader when this many bytes are buffered... */
+  size_t scanned;  /* ...or dlim is found at or after this offset */
+  char dlim[8];
+  uint8_t dlen;
+  cn_pump_t *pump_out; /* this conn is the source of a pump */
+  cn_pump_t *pump_in;  /* this conn is the destination of a pump */
+  cn_conn_t *next_dirty;
+  cn_conn_t *prev, *next; /* worker's list of open connections */
+  uv_write_t wreq;
+  uv_timer_t *linger;
+  uint64_t id;
+  void *data; /* owner's: the Lua binding's box */
+  void (*on_close)(cn_conn_t *c);
+  uint64_t rtimeout, wtimeout;   /* ms per operation, 0 = none */
+  uint64_t rdeadline, wdeadline; /* loop ms, 0 = none */
+  uint8_t skip; /* discard input through the next delimiter (line too long) */
+  struct sockaddr_in6 peer;      /* remote address as accepted */
+};
+
+cn_conn_t *cn_conn_new(cn_worker_t *w, int pipe);
+int cn_conn_open(cn_conn_t *c, uv_os_sock_t fd);
+void cn_conn_start(cn_conn_t *c);
+void cn_conn_wait_read(cn_conn_t *c, cn_waiter_t *wt, size_t want,
+                       const char *dlim, size_t dlen);
+void cn_conn_wait_write(cn_conn_t *c, cn_waiter_t *wt);
+void cn_conn_unwait(void *conn, cn_waiter_t *wt);
+void cn_conn_consumed(cn_conn_t *c);
+void cn_conn_kick(cn_conn_t *c);
+int cn_conn_write(cn_conn_t *c, const char *p, size_t n);
+int cn_conn_writable(const cn_conn_t *c);
+void cn_conn_flush(cn_conn_t *c);
+int cn_conn_close_write(cn_conn_t *c);
+void cn_conn_close(cn_conn_t *c);
+void cn_conn_abort(cn_conn_t *c);
+int cn_conn_addr(cn_conn_t *c, int local, char *buf, size_t size);
+void cn__conn_flush_dirty(cn_worker_t *w);
+
+/* A pump moves bytes from src's read chain to dst's write chain inside the
+** read callback, without Lua, until src ends, an error, or limit bytes. */
+struct cn_pump_s {
+  cn_conn_t *src, *dst;
+  int64_t limit; /* -1: no limit */
+  uint64_t moved;
+  int err; /* 0 at src EOF or limit; else the error */
+  int done;
+  cn_waiter_t *waiter;
+};
+
+void cn_pump_start(cn_pump_t *p);
+void cn_pump_stop(cn_pump_t *p);
+
+/* -- Dialing (cn_dial.c) ---------------------------------------------- */
+
+typedef struct cn_dial_s cn_dial_t;
+
+struct cn_dial_s {
+  uv_getaddrinfo_t gai;
+  uv_connect_t req;
+  cn_worker_t *w;
+  cn_addr_t addr;
+  struct addrinfo *res, *next;
+  cn_conn_t *conn;
+  cn_waiter_t *waiter;
+  int err, last_err;
+  int done, busy, abandoned;
+};
+
+int cn_dial_start(cn_dial_t *d, cn_worker_t *w, const char *addr);
+cn_conn_t *cn_dial_take(cn_dial_t *d);
+void cn_dial_abandon(cn_dial_t *d);
+
+/* -- Child processes (cn_proc.c) -------------------------------------- */
+
+typedef struct cn_proc_s cn_proc_t;
+enum { CN_STDIO_IGNORE, CN_STDIO_INHERIT, CN_STDIO_PIPE };
+
+struct cn_proc_s {
+  uv_process_t h;
+  cn_worker_t *w;
+  int pid;
+  int exited, abandoned;
+  int64_t status;
+  int signal;
+  cn_waiter_t *waiter;
+};
+
+int cn_proc_spawn(cn_proc_t *p, cn_worker_t *w, const char *file,
+                  char **args, char **env, const char *cwd, const int mode[3],
+                  cn_conn_t *io[3]);
+int cn_proc_kill(cn_proc_t *p, int signum);
+void cn_proc_release(cn_proc_t *p);
+
+/* -- Listeners (cn_listen.c) ------------------------------------------- */
+
+struct cn_listener_s {
+  uv_poll_t poll;
+  uv_timer_t retry; /* restarts accepting after EMFILE */
+  uv_os_sock_t fd;
+  cn_worker_t *w;
+  int pipe;
+  int paused;
+  int closing;
+  char addr[CN_ADDRSTRLEN];
+  char *unlink_path;
+  void (*on_conn)(cn_listener_t *l, cn_conn_t *c);
+  void *data;
+  cn_listener_t *next;
+};
+
+int cn_listen_socket(const cn_addr_t *a, int reuseport, uv_os_sock_t *fd,
+                     char *bound, size_t size);
+int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
+                      cn_listener_t **out);
+void cn_listener_close(cn_listener_t *l);
+void cn__listen_resume(cn_worker_t *w);
+
+/* -- Workers (cn_worker.c) --------------------------------------------- */
+
+struct cn_worker_s {
+  uv_loop_t loop;
+  int id;
+  const cn_config_t *cfg;
+  struct lua_State *L;
+  cn_pool_t pool;
+  /* scheduler (cn_sched.c) */
+  cn_task_t *runq_head, *runq_tail;
+  size_t runq_len;
+  cn_task_t *current;
+  cn_task_t *tasks;     /* every live task */
+  cn_task_t *free_tasks;
+  size_t ntasks;
+  uv_check_t check;
+  uv_idle_t idle;
+  int tasks_ref; /* registry: coroutine -> task */
+  /* connections (cn_conn.c, cn_listen.c) */
+  cn_conn_t *dirty;
+  cn_conn_t *conns;
+  size_t nconns;
+  cn_listener_t *listeners;
+  /* lifecycle */
+  uv_async_t async;
+  uv_timer_t grace;
+  uv_thread_t thread;
+  int stopping;
+  int exit_code;
+  unsigned pending; /* CN_MSG_* bits sent by the control thread */
+  int closed;       /* async is closed: no more messages */
+  uv_mutex_t lock;
+  uv_os_sock_t *fds; /* listening sockets handed over at start */
+  int *fd_pipe;
+  int nfds;
+  int handler_ref; /* the script's current handler */
+  int failed;
+  void *ctl; /* the control structure (main.c) */
+};
+
+enum { CN_MSG_STOP = 1, CN_MSG_RELOAD = 2, CN_MSG_KILL = 4 };
+
+cn_worker_t *cn_worker_self(void);
+uint64_t cn_worker_conn_id(void);
+void cn_worker_send(cn_worker_t *w, unsigned msg);
+void cn_worker_exit(cn_worker_t *w, int code);
+void cn__worker_conn_closed(cn_worker_t *w);
+void cn__worker_started(cn_worker_t *w, int ok);
+int cn_run(const cn_config_t *cfg);
+
+/* The Lua side of a worker, in lcn_host.c. */
+int cn__host_start(cn_worker_t *w);
+void cn__host_serve(cn_worker_t *w, cn_listener_t *l);
+void cn__host_reload(cn_worker_t *w);
+void cn__host_close(cn_worker_t *w);
+
+/* -- Scheduler (cn_sched.c) -------------------------------------------- */
+
+typedef void (*cn_cancel_cb)(void *obj, cn_waiter_t *w);
+typedef void (*cn_end_cb)(cn_task_t *t, int status);
+
+void cn_sched_init(cn_worker_t *w);
+void cn_sched_close(cn_worker_t *w);
+cn_task_t *cn_sched_spawn(struct lua_State *L, int nargs);
+void cn_sched_set_conn(cn_task_t *t, cn_conn_t *c);
+void cn_sched_set_end(cn_task_t *t, cn_end_cb cb);
+struct lua_State *cn_sched_thread(cn_task_t *t);
+cn_task_t *cn_sched_task(struct lua_State *L, const char *what);
+cn_waiter_t *cn_sched_waiter(cn_task_t *t);
+uint64_t cn_sched_op_start(cn_task_t *t);
+void cn_sched_op_done(cn_task_t *t);
+void cn_sched_park(cn_task_t *t, uint64_t deadline, cn_cancel_cb cancel,
+                   void *obj);
+int cn_sched_timed_out(cn_task_t *t);
+void cn_sched_unpark(cn_task_t *t);
+int cn_sched_wake_with(cn_task_t *t, struct lua_State *from, int n);
+cn_task_t *cn_sched_lookup(struct lua_State *L, int idx);
+uint64_t cn_sched_task_id(cn_task_t *t);
+
+#endif

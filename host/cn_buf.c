@@ -1,0 +1,307 @@
+/* cn_buf.c: chained byte buffer. Used by cn_conn.c for read and write
+** chains; tested on its own by t/c/test_buf.c. */
+#include "cn_buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cn_errno.h"
+
+/* Bytes below which cn_buf_move copies a block's data instead of relinking
+** the block, so that many small moves do not pin many mostly empty blocks. */
+#define MOVE_MIN (CN_BLOCK_DATA / 4)
+
+
+void cn_pool_init(cn_pool_t *p, size_t max_free) {
+  p->free = NULL;
+  p->nfree = 0;
+  p->max_free = max_free;
+  p->nlive = 0;
+}
+
+
+/* cn_pool_close frees the pool's idle blocks. Blocks still handed out
+** stay the holder's to return or free. */
+void cn_pool_close(cn_pool_t *p) {
+  while (p->free != NULL) {
+    cn_block_t *b = p->free;
+    p->free = b->next;
+    free(b);
+  }
+  p->nfree = 0;
+}
+
+
+/* cn_block_get returns an empty block, or NULL when memory runs out. */
+cn_block_t *cn_block_get(cn_pool_t *p) {
+  cn_block_t *b = p->free;
+  if (b != NULL) {
+    p->free = b->next;
+    p->nfree--;
+  } else if ((b = malloc(CN_BLOCK_SIZE)) == NULL) {
+    return NULL;
+  }
+  b->next = NULL;
+  b->rpos = b->wpos = 0;
+  p->nlive++;
+  return b;
+}
+
+
+void cn_block_put(cn_pool_t *p, cn_block_t *b) {
+  p->nlive--;
+  if (p->nfree >= p->max_free) {
+    free(b);
+    return;
+  }
+  b->next = p->free;
+  p->free = b;
+  p->nfree++;
+}
+
+
+void cn_buf_init(cn_buf_t *b, cn_pool_t *pool) {
+  b->head = b->tail = NULL;
+  b->len = 0;
+  b->pool = pool;
+}
+
+
+/* cn_buf_reset drops every byte and returns every block to the pool. */
+void cn_buf_reset(cn_buf_t *b) {
+  while (b->head != NULL) {
+    cn_block_t *n = b->head->next;
+    cn_block_put(b->pool, b->head);
+    b->head = n;
+  }
+  b->tail = NULL;
+  b->len = 0;
+}
+
+
+static void buf_link(cn_buf_t *b, cn_block_t *blk) {
+  blk->next = NULL;
+  if (b->tail != NULL)
+    b->tail->next = blk;
+  else
+    b->head = blk;
+  b->tail = blk;
+}
+
+
+/* cn_buf_reserve sets *p, *n to the free space at the end of b, adding a
+** block when the last one is full. Bytes written there join b only when
+** cn_buf_commit says so. Returns 0 or CN_ENOMEM. */
+int cn_buf_reserve(cn_buf_t *b, char **p, size_t *n) {
+  cn_block_t *t = b->tail;
+  if (t != NULL && t->rpos == t->wpos)
+    t->rpos = t->wpos = 0; /* empty tail: reuse from the start */
+  if (t == NULL || t->wpos == CN_BLOCK_DATA) {
+    if ((t = cn_block_get(b->pool)) == NULL)
+      return CN_ENOMEM;
+    buf_link(b, t);
+  }
+  *p = t->data + t->wpos;
+  *n = CN_BLOCK_DATA - t->wpos;
+  return 0;
+}
+
+
+/* cn_buf_commit adds n bytes written into the space cn_buf_reserve gave. */
+void cn_buf_commit(cn_buf_t *b, size_t n) {
+  b->tail->wpos += (uint32_t)n;
+  b->len += n;
+}
+
+
+/* cn_buf_trim returns the blocks of an empty buffer to the pool, so that an
+** idle connection holds none. */
+void cn_buf_trim(cn_buf_t *b) {
+  if (b->len == 0)
+    cn_buf_reset(b);
+}
+
+
+/* cn_buf_append copies n bytes from p to the end of b. Returns 0 or
+** CN_ENOMEM, in which case b holds a prefix of p. */
+int cn_buf_append(cn_buf_t *b, const void *p, size_t n) {
+  const char *s = p;
+  while (n > 0) {
+    char *dst;
+    size_t room;
+    int err = cn_buf_reserve(b, &dst, &room);
+    if (err < 0)
+      return err;
+    if (room > n)
+      room = n;
+    memcpy(dst, s, room);
+    cn_buf_commit(b, room);
+    s += room;
+    n -= room;
+  }
+  return 0;
+}
+
+
+/* cn_buf_consume drops the first n bytes (at most len) of b, returning
+** emptied blocks to the pool. */
+void cn_buf_consume(cn_buf_t *b, size_t n) {
+  if (n > b->len)
+    n = b->len;
+  b->len -= n;
+  while (n > 0) {
+    cn_block_t *h = b->head;
+    size_t avail = h->wpos - h->rpos;
+    if (n < avail) {
+      h->rpos += (uint32_t)n;
+      return;
+    }
+    n -= avail;
+    b->head = h->next;
+    if (b->head == NULL)
+      b->tail = NULL;
+    cn_block_put(b->pool, h);
+  }
+}
+
+
+/* cn_buf_copyout copies up to n bytes starting at offset off into dst,
+** leaving b unchanged. Returns the count copied. */
+size_t cn_buf_copyout(const cn_buf_t *b, size_t off, void *dst, size_t n) {
+  char *d = dst;
+  size_t done = 0;
+  cn_block_t *h;
+  for (h = b->head; h != NULL && done < n; h = h->next) {
+    size_t avail = h->wpos - h->rpos;
+    if (off >= avail) {
+      off -= avail;
+      continue;
+    }
+    avail -= off;
+    if (avail > n - done)
+      avail = n - done;
+    memcpy(d + done, h->data + h->rpos + off, avail);
+    done += avail;
+    off = 0;
+  }
+  return done;
+}
+
+
+/* cn_buf_peek returns the first n buffered bytes as one contiguous span, or
+** NULL if fewer than n are buffered or n exceeds a block. Bytes split
+** across blocks are gathered into a fresh head block. The span stays valid
+** until the next call that modifies b. */
+const char *cn_buf_peek(cn_buf_t *b, size_t n) {
+  cn_block_t *h = b->head, *nb;
+  if (n > b->len || n > CN_BLOCK_DATA)
+    return NULL;
+  if (n == 0)
+    return "";
+  if (h->wpos - h->rpos >= n)
+    return h->data + h->rpos;
+  if ((nb = cn_block_get(b->pool)) == NULL)
+    return NULL;
+  cn_buf_copyout(b, 0, nb->data, n);
+  nb->wpos = (uint32_t)n;
+  cn_buf_consume(b, n);
+  nb->next = b->head;
+  b->head = nb;
+  if (b->tail == NULL)
+    b->tail = nb;
+  b->len += n;
+  return nb->data;
+}
+
+
+static int match_at(const cn_block_t *h, size_t pos, const char *d, size_t dn) {
+  size_t i;
+  for (i = 0; i < dn; i++, pos++) {
+    while (h != NULL && pos >= h->wpos) {
+      h = h->next;
+      if (h != NULL)
+        pos = h->rpos;
+    }
+    if (h == NULL || h->data[pos] != d[i])
+      return 0;
+  }
+  return 1;
+}
+
+
+/* cn_buf_find returns the offset of the first d[0..dn) that starts at or
+** after offset from, or -1. */
+int64_t cn_buf_find(const cn_buf_t *b, size_t from, const char *d,
+                    size_t dn) {
+  size_t base = 0;
+  const cn_block_t *h;
+  if (dn == 0)
+    return from <= b->len ? (int64_t)from : -1;
+  for (h = b->head; h != NULL; h = h->next) {
+    size_t avail = h->wpos - h->rpos;
+    const char *start = h->data + h->rpos, *end = start + avail, *p;
+    if (from >= base + avail) {
+      base += avail;
+      continue;
+    }
+    p = start + (from > base ? from - base : 0);
+    while (p < end && (p = memchr(p, d[0], (size_t)(end - p))) != NULL) {
+      if (dn == 1 || match_at(h, (size_t)(p - h->data), d, dn))
+        return (int64_t)(base + (size_t)(p - start));
+      p++;
+    }
+    base += avail;
+  }
+  return -1;
+}
+
+
+/* cn_buf_move moves the first n bytes (at most src's length) of src to the
+** end of dst: large blocks are relinked, small remainders copied. Returns
+** the count moved; less than asked only when memory runs out. */
+size_t cn_buf_move(cn_buf_t *dst, cn_buf_t *src, size_t n) {
+  size_t moved = 0;
+  if (n > src->len)
+    n = src->len;
+  while (moved < n) {
+    cn_block_t *h = src->head;
+    size_t avail = h->wpos - h->rpos, take = n - moved;
+    if (avail <= take && avail >= MOVE_MIN) {
+      src->head = h->next;
+      if (src->head == NULL)
+        src->tail = NULL;
+      src->len -= avail;
+      buf_link(dst, h);
+      dst->len += avail;
+      moved += avail;
+      continue;
+    }
+    if (take > avail)
+      take = avail;
+    if (cn_buf_append(dst, h->data + h->rpos, take) < 0)
+      break;
+    cn_buf_consume(src, take);
+    moved += take;
+  }
+  return moved;
+}
+
+
+/* cn_buf_iov fills at most max buffers with b's bytes after the first skip.
+** Returns the count filled. */
+int cn_buf_iov(const cn_buf_t *b, size_t skip, uv_buf_t *iov, int max) {
+  int n = 0;
+  const cn_block_t *h;
+  for (h = b->head; h != NULL && n < max; h = h->next) {
+    size_t avail = h->wpos - h->rpos;
+    if (skip >= avail) {
+      skip -= avail;
+      continue;
+    }
+    iov[n].base = (char *)h->data + h->rpos + skip;
+    iov[n].len = avail - skip;
+    skip = 0;
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,242 @@
+/* cn_listen.c: listening sockets. The socket is made here (so the control
+** thread can bind every address before workers start); each worker polls
+** its own and accepts every pending connection each time it is ready. */
+#define _GNU_SOURCE /* accept4 */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cn.h"
+
+#define ACCEPT_BATCH 1024 /* accepts per readiness, before others run */
+#define EMFILE_RETRY_MS 100
+
+
+static int sock_err(int fd) {
+  int err = uv_translate_sys_error(errno);
+  if (fd >= 0)
+    close(fd);
+  return err;
+}
+
+
+static int unix_in_use(const char *path) {
+  struct sockaddr_un sun;
+  struct stat st;
+  int fd, rc;
+  if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+    return 1; /* not a stale socket: let bind report it */
+  memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  memcpy(sun.sun_path, path, strlen(path) + 1); /* fits: cn_addr_parse */
+  if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+    return 1;
+  rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+  close(fd);
+  return rc == 0 || errno != ECONNREFUSED;
+}
+
+
+static int listen_unix(const cn_addr_t *a, uv_os_sock_t *out, char *bound,
+                       size_t size) {
+  struct sockaddr_un sun;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return sock_err(fd);
+  memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  memcpy(sun.sun_path, a->path, sizeof a->path);
+  if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+    if (errno != EADDRINUSE || unix_in_use(a->path))
+      return sock_err(fd);
+    unlink(a->path); /* stale socket left by a process that died */
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0)
+      return sock_err(fd);
+  }
+  if (listen(fd, SOMAXCONN) < 0)
+    return sock_err(fd);
+  cn_addr_format((struct sockaddr *)&sun, bound, size);
+  *out = fd;
+  return 0;
+}
+
+
+/* cn_listen_socket binds and listens on a, writing the bound address (with
+** the real port when a asks for 0) into bound. With reuseport, several
+** sockets may share the address and the kernel spreads connections.
+** Returns 0 or a UV_E* code. */
+int cn_listen_socket(const cn_addr_t *a, int reuseport, uv_os_sock_t *out,
+                     char *bound, size_t size) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int fd, one = 1;
+  if (a->family == AF_UNIX)
+    return listen_unix(a, out, bound, size);
+  fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return sock_err(fd);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef SO_REUSEPORT
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
+    return sock_err(fd);
+#else
+  (void)reuseport;
+#endif
+  if (a->family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, (const struct sockaddr *)&a->ss, (socklen_t)a->sslen) < 0 ||
+      listen(fd, 4096) < 0 ||
+      getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    return sock_err(fd);
+  cn_addr_format((struct sockaddr *)&ss, bound, size);
+  *out = fd;
+  return 0;
+}
+
+
+static void poll_cb(uv_poll_t *h, int status, int events);
+
+
+static void set_paused(cn_listener_t *l, int paused) {
+  if (l->closing || l->paused == paused)
+    return;
+  l->paused = paused;
+  if (paused)
+    uv_poll_stop(&l->poll);
+  else
+    uv_poll_start(&l->poll, UV_READABLE, poll_cb);
+}
+
+
+static void retry_cb(uv_timer_t *t) {
+  cn_listener_t *l = t->data;
+  set_paused(l, 0);
+}
+
+
+/* accept_one accepts a pending connection. Returns 1 when it did, 0 when
+** none is pending or accepting must pause. */
+static int accept_one(cn_listener_t *l) {
+  cn_worker_t *w = l->w;
+  struct sockaddr_in6 peer;
+  socklen_t plen = sizeof peer;
+  cn_conn_t *c;
+  int fd;
+  if (w->nconns >= w->cfg->max_conns) {
+    set_paused(l, 1); /* resumed by cn__listen_resume */
+    return 0;
+  }
+  memset(&peer, 0, sizeof peer);
+  fd = accept4(l->fd, (struct sockaddr *)&peer, &plen,
+               SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) {
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+        errno == ENOMEM) {
+      cn_log(CN_LOG_WARN, "accept on %s: %s; pausing %d ms", l->addr,
+             uv_strerror(uv_translate_sys_error(errno)), EMFILE_RETRY_MS);
+      set_paused(l, 1);
+      uv_timer_start(&l->retry, retry_cb, EMFILE_RETRY_MS, 0);
+      return 0;
+    }
+    return errno == EINTR || errno == ECONNABORTED || errno == EPROTO;
+  }
+  if ((c = cn_conn_new(w, l->pipe)) == NULL) {
+    close(fd);
+    return 1;
+  }
+  if (cn_conn_open(c, fd) < 0) {
+    close(fd);
+    cn_conn_abort(c);
+    return 1;
+  }
+  if (!l->pipe && plen <= sizeof peer)
+    memcpy(&c->peer, &peer, plen);
+  l->on_conn(l, c);
+  return 1;
+}
+
+
+static void poll_cb(uv_poll_t *h, int status, int events) {
+  cn_listener_t *l = h->data;
+  int i;
+  (void)events;
+  if (status < 0) {
+    cn_log(CN_LOG_ERROR, "listen %s: %s", l->addr, uv_strerror(status));
+    return;
+  }
+  for (i = 0; i < ACCEPT_BATCH && !l->closing && accept_one(l); i++) {
+  }
+}
+
+
+/* cn_listener_start starts accepting on fd, a listening socket, in worker
+** w; the caller sets on_conn before the loop next runs. */
+int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
+                      cn_listener_t **out) {
+  cn_listener_t *l = calloc(1, sizeof *l);
+  int rc;
+  if (l == NULL)
+    return UV_ENOMEM;
+  l->fd = fd;
+  l->w = w;
+  l->pipe = pipe;
+  if ((rc = uv_poll_init_socket(&w->loop, &l->poll, fd)) < 0) {
+    free(l);
+    return rc;
+  }
+  l->poll.data = l;
+  uv_timer_init(&w->loop, &l->retry);
+  l->retry.data = l;
+  l->paused = 1;
+  set_paused(l, 0);
+  l->next = w->listeners;
+  w->listeners = l;
+  *out = l;
+  return 0;
+}
+
+
+static void listener_freed(uv_handle_t *h) {
+  cn_listener_t *l = h->data;
+  if (++l->closing < 3)
+    return; /* the other handle is still closing */
+  free(l->unlink_path);
+  free(l);
+}
+
+
+/* cn_listener_close stops accepting, closes the socket (removing a unix
+** socket file it owns) and frees l. */
+void cn_listener_close(cn_listener_t *l) {
+  cn_listener_t **p;
+  if (l->closing)
+    return;
+  l->closing = 1;
+  for (p = &l->w->listeners; *p != NULL; p = &(*p)->next)
+    if (*p == l) {
+      *p = l->next;
+      break;
+    }
+  uv_close((uv_handle_t *)&l->poll, listener_freed);
+  uv_close((uv_handle_t *)&l->retry, listener_freed);
+  close(l->fd);
+  if (l->unlink_path != NULL)
+    unlink(l->unlink_path);
+}
+
+
+/* cn__listen_resume lets listeners paused at the connection limit accept
+** again once a connection closed. */
+void cn__listen_resume(cn_worker_t *w) {
+  cn_listener_t *l;
+  if (w->nconns >= w->cfg->max_conns)
+    return;
+  for (l = w->listeners; l != NULL; l = l->next)
+    if (l->paused && !uv_is_active((uv_handle_t *)&l->retry))
+      set_paused(l, 0);
+}

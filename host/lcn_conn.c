@@ -1,0 +1,684 @@
+/* lcn_conn.c: Lua binding of connections (cn_conn.c). Every method
+** finishes at once when it can; when it must wait it parks the task and
+** returns false, and its wrapper in lua/coronet/conn.lua yields and calls
+** it again. The scheduler never pushes results: a retried call finds them. */
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "cn.h"
+#include "lcn.h"
+
+typedef struct {
+  cn_conn_t *c; /* NULL once the handle is gone */
+} conn_box;
+
+
+static void on_close(cn_conn_t *c) {
+  conn_box *b = c->data;
+  if (b != NULL)
+    b->c = NULL;
+}
+
+
+/* lcn_push_conn pushes a new Lua object for c, which it then owns: the
+** object's collection closes c. */
+void lcn_push_conn(lua_State *L, cn_conn_t *c) {
+  conn_box *b = lua_newuserdata(L, sizeof *b);
+  b->c = c;
+  c->data = b;
+  c->on_close = on_close;
+  luaL_getmetatable(L, LCN_CONN_MT);
+  lua_setmetatable(L, -2);
+}
+
+
+/* lcn_to_conn returns the open connection at idx, NULL if it is closed or
+** not a connection. */
+cn_conn_t *lcn_to_conn(lua_State *L, int idx) {
+  conn_box *b = luaL_checkudata(L, idx, LCN_CONN_MT);
+  return b->c;
+}
+
+
+/* check_conn returns the connection at idx, or NULL (pushing nil,
+** "closed") when this side has closed it. */
+static cn_conn_t *check_conn(lua_State *L, int idx) {
+  conn_box *b = luaL_checkudata(L, idx, LCN_CONN_MT);
+  if (b->c == NULL || (b->c->flags & CN_CONN_CLOSED)) {
+    lcn_fail(L, CN_ECLOSED);
+    return NULL;
+  }
+  return b->c;
+}
+
+
+static void op_done(void) {
+  cn_worker_t *w = cn_worker_self();
+  if (w->current != NULL)
+    cn_sched_op_done(w->current);
+}
+
+
+static uint64_t earliest(uint64_t a, uint64_t b) {
+  return a == 0 ? b : b == 0 ? a : a < b ? a : b;
+}
+
+
+/* push_bytes pushes the first n bytes of b as a string and drops them. */
+static void push_bytes(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
+  if (b->head != NULL && b->head->wpos - b->head->rpos >= n) {
+    lua_pushlstring(L, b->head->data + b->head->rpos, n);
+  } else {
+    luaL_Buffer lb;
+    cn_block_t *h;
+    size_t left = n;
+    luaL_buffinit(L, &lb);
+    for (h = b->head; left > 0; h = h->next) {
+      size_t k = h->wpos - h->rpos;
+      if (k > left)
+        k = left;
+      luaL_addlstring(&lb, h->data + h->rpos, k);
+      left -= k;
+    }
+    luaL_pushresult(&lb);
+  }
+  cn_buf_consume(b, drop);
+}
+
+
+/* -- Reading ----------------------------------------------------------- */
+
+
+/* read_busy pushes nil, "busy reading" when another task reads c. */
+static int read_busy(lua_State *L, cn_conn_t *c) {
+  if (c->reader == NULL && c->pump_out == NULL)
+    return 0;
+  return lcn_fail(L, CN_EBUSYR);
+}
+
+
+/* read_park is the common tail of reads that cannot finish now: the
+** failure when input ended or the deadline passed (with partial bytes
+** peeked as a third value), else the task parks and false is returned. */
+static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
+                     size_t dlen, const char *what, int fail_partial) {
+  cn_task_t *t;
+  uint64_t start, deadline;
+  int err = c->rerr;
+  if (err == 0) {
+    t = cn_sched_task(L, what);
+    if (!cn_sched_timed_out(t)) {
+      start = cn_sched_op_start(t);
+      deadline = earliest(c->rtimeout ? start + c->rtimeout : 0, c->rdeadline);
+      cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
+      cn_sched_park(t, deadline, cn_conn_unwait, c);
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    err = CN_ETIMEOUT;
+  } else if (err == CN_EOF && fail_partial && c->in.len > 0) {
+    err = CN_EUNEXPEOF;
+  }
+  op_done();
+  c->scanned = 0;
+  lcn_fail(L, err);
+  if (c->in.len == 0)
+    return 2;
+  push_bytes(L, &c->in, c->in.len, 0); /* stays buffered */
+  return 3;
+}
+
+
+/* conn:read([n]) -> data | nil, err
+** Returns 1..n buffered bytes (n defaults to a block) at once; otherwise
+** parks until data, EOF, an error, the deadline, or close. */
+static int conn_read(lua_State *L) {
+  cn_conn_t *c = check_conn(L, 1);
+  lua_Integer n = luaL_optinteger(L, 2, CN_BLOCK_DATA);
+  if (c == NULL)
+    return 2;
+  luaL_argcheck(L, n > 0, 2, "size must be positive");
+  if (read_busy(L, c))
+    return 2;
+  c->skip = 0;
+  if (c->in.len > 0) {
+    size_t k = (size_t)n < c->in.len ? (size_t)n : c->in.len;
+    op_done();
+    push_bytes(L, &c->in, k, k);
+    cn_conn_consumed(c);
+    return 1;
+  }
+  return read_park(L, c, 1, NULL, 0, "conn:read", 0);
+}
+
+
+/* conn:read_full(n) -> data | nil, err [, partial]
+** Returns exactly n bytes; at EOF before n, nil, "unexpected eof" and the
+** bytes that did arrive (which stay buffered). */
+static int conn_read_full(lua_State *L) {
+  cn_conn_t *c = check_conn(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (c == NULL)
+    return 2;
+  luaL_argcheck(L, n >= 0, 2, "size must not be negative");
+  if (read_busy(L, c))
+    return 2;
+  if (c->in.len >= (size_t)n) {
+    op_done();
+    push_bytes(L, &c->in, (size_t)n, (size_t)n);
+    cn_conn_consumed(c);
+    return 1;
+  }
+  return read_park(L, c, (size_t)n, NULL, 0, "conn:read_full", 1);
+}
+
+
+/* conn:peek(n) -> data | nil, err [, partial]
+** Like read_full, but the bytes stay buffered. */
+static int conn_peek(lua_State *L) {
+  cn_conn_t *c = check_conn(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (c == NULL)
+    return 2;
+  luaL_argcheck(L, n >= 0, 2, "size must not be negative");
+  if (read_busy(L, c))
+    return 2;
+  if (c->in.len >= (size_t)n) {
+    op_done();
+    push_bytes(L, &c->in, (size_t)n, 0);
+    return 1;
+  }
+  return read_park(L, c, (size_t)n, NULL, 0, "conn:peek", 1);
+}
+
+
+/* skip_long drops input left over from a line that was too long, through
+** its delimiter. Returns 1 while more of it may still arrive. */
+static int skip_long(cn_conn_t *c, const char *d, size_t dlen) {
+  int64_t at = cn_buf_find(&c->in, 0, d, dlen);
+  if (at < 0) {
+    size_t keep = dlen - 1 < c->in.len ? dlen - 1 : c->in.len;
+    cn_buf_consume(&c->in, c->in.len - keep);
+    return 1;
+  }
+  cn_buf_consume(&c->in, (size_t)at + dlen);
+  c->skip = 0;
+  return 0;
+}
+
+
+/* read_delim serves read_line and read_until: the bytes before the next
+** d (at most max), consuming d; at EOF, what is left as a last piece. */
+static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
+                      size_t max, int line, const char *what) {
+  int64_t at;
+  if (c->skip) {
+    int more = skip_long(c, d, dlen);
+    cn_conn_consumed(c);
+    if (more && c->rerr == 0) {
+      c->scanned = 0;
+      return read_park(L, c, c->in.len + 1, NULL, 0, what, 0);
+    }
+    if (more) {
+      cn_buf_consume(&c->in, c->in.len); /* EOF inside the long line */
+      c->skip = 0;
+    }
+  }
+  at = cn_buf_find(&c->in, c->scanned, d, dlen);
+  if (at < 0 && c->in.len < max + dlen) {
+    c->scanned = c->in.len >= dlen ? c->in.len - dlen + 1 : 0;
+    if (c->rerr == 0 || c->in.len == 0)
+      return read_park(L, c, max + dlen, d, dlen, what, 0);
+    at = (int64_t)c->in.len; /* last piece, without delimiter */
+    dlen = 0;
+  }
+  op_done();
+  c->scanned = 0;
+  if (at < 0 || (size_t)at > max) {
+    c->skip = 1;
+    skip_long(c, d, dlen);
+    cn_conn_consumed(c);
+    return lcn_fail(L, CN_ELINE);
+  }
+  {
+    size_t n = (size_t)at;
+    if (line && n > 0 && dlen > 0) {
+      char last;
+      cn_buf_copyout(&c->in, n - 1, &last, 1);
+      n -= last == '\r';
+    }
+    push_bytes(L, &c->in, n, (size_t)at + dlen);
+  }
+  cn_conn_consumed(c);
+  return 1;
+}
+
+
+static size_t opt_max(lua_State *L, int idx) {
+  lua_Integer max = luaL_optinteger(L, idx, 0);
+  luaL_argcheck(L, max >= 0, idx, "maximum must not be negative");
+  return max > 0 ? (size_t)max : cn_worker_self()->cfg->read_hwm;
+}
+
+
+/* conn:read_line([max]) -> line | nil, err [, partial]
+** Returns the next line without its "\n" and a "\r" before it. A line
+** longer than max bytes (default: the read high-water mark) fails with
+** "line too long" and is discarded through its newline. */
+static int conn_read_line(lua_State *L) {
+  cn_conn_t *c = check_conn(L, 1);
+  size_t max = opt_max(L, 2);
+  if (c == NULL || read_busy(L, c))
+    return 2;
+  return read_delim(L, c, "\n", 1, max, 1, "conn:read_line");
+}
+
+
+/* conn:read_until(delim [, max]) -> data | nil, err [, partial]
+** Returns the bytes before the next delim, consuming delim too. */
+static int conn_read_until(lua_State *L) {
+  cn_conn_t *c = check_conn(L, 1);
+  size_t dlen;
+  const char *d = luaL_checklstring(L, 2, &dlen);
+  size_t max = opt_max(L, 3);
+  if (c == NULL)
+    return 2;
+  luaL_argcheck(L, dlen > 0 && dlen <= 8, 2, "delimiter must be 1 to 8 bytes");
+  if (read_busy(L, c))
+    return 2;
+  return read_delim(L, c, d, dlen, max, 0, "conn:read_until");
+}
+
+
+/* conn:buffered() -> count of bytes read from the peer and not yet
+** consumed */
+static int conn_buffered(lua_State *L) {
+  conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
+  lua_pushnumber(L, b->c != NULL ? (double)b->c->in.len : 0);
+  return 1;
+}
+
+
+/* -- Writing ----------------------------------------------------------- */
+
+
+/* append adds bytes [off, off+n) of the string or fragment table at idx. */
+static int append(lua_State *L, cn_conn_t *c, int idx, size_t off, size_t n) {
+  size_t i, len;
+  const char *s;
+  int err;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    s = lua_tolstring(L, idx, &len);
+    return cn_conn_write(c, s + off, n);
+  }
+  for (i = 1; n > 0; i++) {
+    lua_rawgeti(L, idx, (int)i);
+    s = lua_tolstring(L, -1, &len);
+    lua_pop(L, 1); /* the table keeps s alive */
+    if (off >= len) {
+      off -= len;
+      continue;
+    }
+    len -= off;
+    if (len > n)
+      len = n;
+    if ((err = cn_conn_write(c, s + off, len)) < 0)
+      return err;
+    n -= len;
+    off = 0;
+  }
+  return 0;
+}
+
+
+static size_t write_total(lua_State *L, int idx) {
+  size_t total = 0, len, i, n;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    luaL_checklstring(L, idx, &total);
+    return total;
+  }
+  n = lua_objlen(L, idx);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, (int)i);
+    if (lua_tolstring(L, -1, &len) == NULL)
+      luaL_error(L, "bad argument #1 to 'write' (fragment %d is a %s)",
+                 (int)i, luaL_typename(L, -1));
+    total += len;
+    lua_pop(L, 1);
+  }
+  return total;
+}
+
+
+static int write_fail(lua_State *L, int err, size_t off) {
+  op_done();
+  lcn_fail(L, err);
+  lua_pushnumber(L, (double)off);
+  return 3;
+}
+
+
+/* conn:write(data [, offset]) -> count | nil, err, count_sent
+** data is a string or a table of strings (sent as one writev). Queues the
+** bytes from offset on; parks while the write chain is above its
+** high-water mark. Returns the total length once all is queued. */
+static int conn_write(lua_State *L) {
+  cn_conn_t *c = check_conn(L, 1);
+  size_t total = write_total(L, 2);
+  size_t off = (size_t)luaL_optinteger(L, 3, 0);
+  int err;
+  if (c == NULL)
+    return 2;
+  while (off < total) {
+    size_t room = (size_t)cn_conn_writable(c), n = total - off;
+    cn_task_t *t;
+    if (c->werr != 0)
+      return write_fail(L, c->werr, off);
+    if (c->flags & CN_CONN_WSHUT)
+      return write_fail(L, CN_ECLOSED, off);
+    if (room > 0) {
+      if (n > room)
+        n = room;
+      if ((err = append(L, c, 2, off, n)) < 0)
+        return write_fail(L, err, off);
+      off += n;
+      continue;
+    }
+    if (c->writer != NULL)
+      return write_fail(L, CN_EBUSYW, off);
+    t = cn_sched_task(L, "conn:write");
+    if (cn_sched_timed_out(t))
+      return write_fail(L, CN_ETIMEOUT, off);
+    cn_sched_park(t,
+                  earliest(c->wtimeout ? cn_sched_op_start(t) + c->wtimeout : 0,
+                           c->wdeadline),
+                  cn_conn_unwait, c);
+    cn_conn_wait_write(c, cn_sched_waiter(t));
+    lua_pushboolean(L, 0);
+    lua_pushnumber(L, (double)off);
+    return 2;
+  }
+  op_done();
+  lua_pushnumber(L, (double)total);
+  return 1;
+}
+
+
+/* -- Copying between connections ---------------------------------------- */
+
+typedef struct {
+  cn_pump_t p;
+  uint64_t seen; /* bytes moved when the idle timer was last armed */
+} pump_box;
+
+#define PUMP_MT "coronet.pump"
+
+
+static int pump_gc(lua_State *L) {
+  pump_box *pb = luaL_checkudata(L, 1, PUMP_MT);
+  if (!pb->p.done)
+    cn_pump_stop(&pb->p);
+  return 0;
+}
+
+
+static int pump_result(lua_State *L, pump_box *pb, int err) {
+  op_done();
+  if (!pb->p.done)
+    cn_pump_stop(&pb->p);
+  lua_pushnumber(L, (double)pb->p.moved);
+  if (err == 0)
+    return 1;
+  lua_pushstring(L, cn_strerror(err));
+  return 2;
+}
+
+
+/* pump_park parks the task until the pump ends, or it saw no progress for
+** the read timeout, or a deadline passes. */
+static int pump_park(lua_State *L, pump_box *pb) {
+  cn_task_t *t = cn_sched_task(L, "copy");
+  cn_conn_t *src = pb->p.src, *dst = pb->p.dst;
+  uint64_t idle = 0;
+  if (src->rtimeout) {
+    if (cn_sched_timed_out(t) && pb->p.moved == pb->seen)
+      return pump_result(L, pb, CN_ETIMEOUT);
+    idle = uv_now(&src->w->loop) + src->rtimeout;
+    pb->seen = pb->p.moved;
+  } else if (cn_sched_timed_out(t)) {
+    return pump_result(L, pb, CN_ETIMEOUT);
+  }
+  cn_sched_op_start(t);
+  pb->p.waiter = cn_sched_waiter(t);
+  cn_sched_park(t, earliest(idle, earliest(src->rdeadline, dst->wdeadline)),
+                NULL, NULL);
+  lua_pushboolean(L, 0);
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+
+/* pump(dst, src [, limit]) -> count | nil, err | false, pump
+** Starts moving src's input to dst inside the host. Call pump_wait(pump)
+** after each wake. */
+static int conn_pump(lua_State *L) {
+  cn_conn_t *dst = check_conn(L, 1), *src;
+  lua_Number limit = luaL_optnumber(L, 3, -1);
+  pump_box *pb;
+  if (dst == NULL || (src = check_conn(L, 2)) == NULL)
+    return 2;
+  if (read_busy(L, src))
+    return 2;
+  if (dst->pump_in != NULL || dst->writer != NULL)
+    return lcn_fail(L, CN_EBUSYW);
+  pb = lua_newuserdata(L, sizeof *pb);
+  memset(pb, 0, sizeof *pb);
+  luaL_getmetatable(L, PUMP_MT);
+  lua_setmetatable(L, -2);
+  lua_replace(L, 1);
+  pb->p.src = src;
+  pb->p.dst = dst;
+  pb->p.limit = limit < 0 ? -1 : (int64_t)limit;
+  cn_pump_start(&pb->p);
+  if (pb->p.done)
+    return pump_result(L, pb, pb->p.err);
+  return pump_park(L, pb);
+}
+
+
+/* pump_wait(pump) -> count | nil, err | false, pump */
+static int conn_pump_wait(lua_State *L) {
+  pump_box *pb = luaL_checkudata(L, 1, PUMP_MT);
+  if (pb->p.done)
+    return pump_result(L, pb, pb->p.err);
+  return pump_park(L, pb);
+}
+
+
+/* -- Closing, time limits, addresses ----------------------------------- */
+
+
+/* conn:close() -> true
+** Closes the connection; parked readers and writers get "closed"; bytes
+** already written are still sent. */
+static int conn_close(lua_State *L) {
+  conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
+  if (b->c != NULL)
+    cn_conn_close(b->c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* conn:close_write() -> true | nil, err
+** Half-close: sends EOF to the peer once written bytes are out; reading
+** goes on. */
+static int conn_close_write(lua_State *L) {
+  cn_conn_t *c = check_conn(L, 1);
+  int err;
+  if (c == NULL)
+    return 2;
+  if ((err = cn_conn_close_write(c)) < 0)
+    return lcn_fail(L, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static uint64_t opt_ms(lua_State *L, int idx) {
+  lua_Number s = luaL_optnumber(L, idx, 0);
+  luaL_argcheck(L, s >= 0, idx, "timeout must not be negative");
+  return s > 0 ? (uint64_t)(s * 1000 + 0.999) : 0;
+}
+
+
+/* conn:set_timeout(read_s [, write_s]) -> conn
+** Bounds each read and each write; nil or 0 means no bound. */
+static int conn_set_timeout(lua_State *L) {
+  conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
+  uint64_t r = opt_ms(L, 2), w = lua_isnoneornil(L, 3) ? r : opt_ms(L, 3);
+  if (b->c != NULL) {
+    b->c->rtimeout = r;
+    b->c->wtimeout = w;
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+
+static void set_deadline(lua_State *L, int read, int write) {
+  conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
+  uint64_t at = 0;
+  if (!lua_isnoneornil(L, 2))
+    at = lcn_deadline_at(L, luaL_checknumber(L, 2));
+  if (b->c == NULL)
+    return;
+  if (read)
+    b->c->rdeadline = at;
+  if (write)
+    b->c->wdeadline = at;
+  cn_conn_kick(b->c); /* parked operations recompute their deadline */
+  lua_settop(L, 1);
+}
+
+
+/* conn:set_deadline(t) -> conn
+** Reads and writes fail with "timeout" once now() passes t; nil clears. */
+static int conn_set_deadline(lua_State *L) {
+  set_deadline(L, 1, 1);
+  return 1;
+}
+
+
+static int conn_set_read_deadline(lua_State *L) {
+  set_deadline(L, 1, 0);
+  return 1;
+}
+
+
+static int conn_set_write_deadline(lua_State *L) {
+  set_deadline(L, 0, 1);
+  return 1;
+}
+
+
+static int push_addr(lua_State *L, int local) {
+  cn_conn_t *c = check_conn(L, 1);
+  char buf[CN_ADDRSTRLEN];
+  int err;
+  if (c == NULL)
+    return 2;
+  if ((err = cn_conn_addr(c, local, buf, sizeof buf)) < 0)
+    return lcn_fail(L, err);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+
+/* conn:remote_addr() -> "host:port" */
+static int conn_remote_addr(lua_State *L) { return push_addr(L, 0); }
+
+/* conn:local_addr() -> "host:port" */
+static int conn_local_addr(lua_State *L) { return push_addr(L, 1); }
+
+
+/* conn:id() -> number, unique in this process, as in the logs */
+static int conn_id(lua_State *L) {
+  conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
+  lua_pushnumber(L, b->c != NULL ? (double)b->c->id : 0);
+  return 1;
+}
+
+
+static int conn_tostring(lua_State *L) {
+  conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
+  if (b->c == NULL)
+    lua_pushstring(L, "coronet.conn (closed)");
+  else
+    lua_pushfstring(L, "coronet.conn %d", (int)b->c->id);
+  return 1;
+}
+
+
+static int conn_gc(lua_State *L) {
+  conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
+  if (b->c != NULL) {
+    b->c->data = NULL;
+    b->c->on_close = NULL;
+    cn_conn_close(b->c);
+    b->c = NULL;
+  }
+  return 0;
+}
+
+
+static const luaL_Reg methods[] = {
+  {"read", conn_read},
+  {"read_full", conn_read_full},
+  {"peek", conn_peek},
+  {"read_line", conn_read_line},
+  {"read_until", conn_read_until},
+  {"buffered", conn_buffered},
+  {"write", conn_write},
+  {"close", conn_close},
+  {"close_write", conn_close_write},
+  {"set_timeout", conn_set_timeout},
+  {"set_deadline", conn_set_deadline},
+  {"set_read_deadline", conn_set_read_deadline},
+  {"set_write_deadline", conn_set_write_deadline},
+  {"remote_addr", conn_remote_addr},
+  {"local_addr", conn_local_addr},
+  {"id", conn_id},
+  {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {
+  {"pump", conn_pump}, {"pump_wait", conn_pump_wait}, {NULL, NULL}};
+
+
+/* luaopen_coronet_conn returns {methods = ..., pump = ..., pump_wait = ...};
+** the methods table is the connections' __index, for lua/coronet/conn.lua
+** to wrap. */
+int luaopen_coronet_conn(lua_State *L) {
+  luaL_newmetatable(L, PUMP_MT);
+  lua_pushcfunction(L, pump_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, LCN_CONN_MT);
+  lua_pushcfunction(L, conn_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, conn_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");
+  lua_newtable(L);
+  luaL_register(L, NULL, funcs);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "methods");
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "metatable");
+  return 1;
+}

@@ -1,0 +1,257 @@
+/* lcn_host.c: the Lua side of a worker: the state with coronet's modules,
+** the script's main chunk run as the first task, the handler given to each
+** accepted connection, and helpers the other bindings share (lcn.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "cn.h"
+#include "lcn.h"
+
+
+/* lcn_fail pushes nil and err's message; returns 2. */
+int lcn_fail(lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, cn_strerror(err));
+  return 2;
+}
+
+
+/* lcn_deadline_in returns the loop time (ms) seconds from now. */
+uint64_t lcn_deadline_in(lua_State *L, double seconds) {
+  uv_loop_t *loop = &cn_worker_self()->loop;
+  (void)L;
+  uv_update_time(loop);
+  if (!(seconds > 0))
+    return uv_now(loop);
+  if (seconds > 1e9)
+    seconds = 1e9;
+  return uv_now(loop) + (uint64_t)ceil(seconds * 1000) + 1; /* ms floor */
+}
+
+
+/* lcn_deadline_at returns the loop time (ms) of t, a time in now() units. */
+uint64_t lcn_deadline_at(lua_State *L, double t) {
+  return lcn_deadline_in(L, t - (double)uv_hrtime() / 1e9);
+}
+
+
+/* -- The host module (coronet.c.host) ---------------------------------- */
+
+
+/* log(level, message): level is "error", "warn", "info" or "debug". */
+static int host_log(lua_State *L) {
+  int level = cn_log_parse_level(luaL_checkstring(L, 1));
+  const char *msg = luaL_checkstring(L, 2);
+  luaL_argcheck(L, level >= 0, 1, "expected error, warn, info or debug");
+  cn_log(level, "%s", msg);
+  return 0;
+}
+
+
+/* log_enabled(level) -> bool */
+static int host_log_enabled(lua_State *L) {
+  int level = cn_log_parse_level(luaL_checkstring(L, 1));
+  lua_pushboolean(L, level >= 0 && level <= cn_log_level);
+  return 1;
+}
+
+
+/* info() -> {script=, worker=, workers=, run=, read_hwm=, write_hwm=} */
+static int host_info(lua_State *L) {
+  cn_worker_t *w = cn_worker_self();
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, w->cfg->script);
+  lua_setfield(L, -2, "script");
+  lua_pushinteger(L, w->id);
+  lua_setfield(L, -2, "worker");
+  lua_pushinteger(L, w->cfg->workers);
+  lua_setfield(L, -2, "workers");
+  lua_pushboolean(L, w->cfg->run);
+  lua_setfield(L, -2, "run");
+  lua_pushnumber(L, (double)w->cfg->read_hwm);
+  lua_setfield(L, -2, "read_hwm");
+  lua_pushnumber(L, (double)w->cfg->write_hwm);
+  lua_setfield(L, -2, "write_hwm");
+  return 1;
+}
+
+
+static const luaL_Reg host_funcs[] = {{"log", host_log},
+                                      {"log_enabled", host_log_enabled},
+                                      {"info", host_info},
+                                      {NULL, NULL}};
+
+
+int luaopen_coronet_host(lua_State *L) {
+  lua_newtable(L);
+  luaL_register(L, NULL, host_funcs);
+  return 1;
+}
+
+
+/* -- Setting up the state ---------------------------------------------- */
+
+
+static void preload(lua_State *L, const char *name, lua_CFunction f) {
+  lua_getfield(L, LUA_GLOBALSINDEX, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, f);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 2);
+}
+
+
+/* set_path puts the script's directory, then coronet's modules, before
+** Lua's default package.path. */
+static void set_path(lua_State *L, const cn_config_t *cfg) {
+  const char *slash = strrchr(cfg->script, '/');
+  int dlen = slash != NULL ? (int)(slash - cfg->script) : 1;
+  const char *dir = slash != NULL ? cfg->script : ".";
+  lua_getfield(L, LUA_GLOBALSINDEX, "package");
+  lua_getfield(L, -1, "path");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;", cfg->moddir, cfg->moddir);
+  lua_pushlstring(L, dir, (size_t)dlen);
+  lua_pushliteral(L, "/?.lua;");
+  lua_pushlstring(L, dir, (size_t)dlen);
+  lua_pushliteral(L, "/?/init.lua;");
+  lua_pushvalue(L, -6);
+  lua_concat(L, 6);
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 2);
+}
+
+
+/* set_args makes the global arg table: arg[0] the script, arg[1..] its
+** arguments. */
+static void set_args(lua_State *L, const cn_config_t *cfg) {
+  int i;
+  lua_createtable(L, cfg->argc, 1);
+  lua_pushstring(L, cfg->script);
+  lua_rawseti(L, -2, 0);
+  for (i = 0; i < cfg->argc; i++) {
+    lua_pushstring(L, cfg->argv[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, LUA_GLOBALSINDEX, "arg");
+}
+
+
+static int require_boot(lua_State *L) {
+  lua_getfield(L, LUA_GLOBALSINDEX, "require");
+  lua_pushliteral(L, "coronet.boot");
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+
+/* main_end receives the end of the script's main chunk. */
+static void main_end(cn_task_t *t, int status) {
+  cn_worker_t *w = cn_worker_self();
+  lua_State *co = cn_sched_thread(t), *L = w->L;
+  if (status != 0) {
+    luaL_traceback(L, co, lua_tostring(co, -1), 0);
+    cn_log(CN_LOG_ERROR, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (w->cfg->run)
+      cn_worker_exit(w, 1);
+    else
+      cn__worker_started(w, 0);
+    return;
+  }
+  if (w->cfg->run) {
+    cn_worker_exit(w, 0);
+    return;
+  }
+  if (lua_gettop(co) < 1 || !lua_isfunction(co, 1)) {
+    cn_log(CN_LOG_ERROR,
+           "%s: the script must return a handler function (got %s)",
+           w->cfg->script,
+           lua_gettop(co) < 1 ? "nothing" : luaL_typename(co, 1));
+    cn__worker_started(w, 0);
+    return;
+  }
+  lua_pushvalue(co, 1);
+  lua_xmove(co, L, 1);
+  w->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  cn__worker_started(w, 1);
+}
+
+
+/* cn__host_start makes the worker's Lua state and starts the script's main
+** chunk as the first task. Returns 0, or -1 after logging why not. */
+int cn__host_start(cn_worker_t *w) {
+  const cn_config_t *cfg = w->cfg;
+  lua_State *L = luaL_newstate();
+  cn_task_t *t;
+  int i;
+  if (L == NULL) {
+    cn_log(CN_LOG_ERROR, "cannot create a Lua state: out of memory");
+    return -1;
+  }
+  w->L = L;
+  w->handler_ref = LUA_NOREF;
+  luaL_openlibs(L);
+  cn_sched_init(w);
+  preload(L, "coronet.c.sched", luaopen_coronet_sched);
+  preload(L, "coronet.c.conn", luaopen_coronet_conn);
+  preload(L, "coronet.c.host", luaopen_coronet_host);
+  preload(L, "coronet.c.net", luaopen_coronet_net);
+  preload(L, "coronet.c.proc", luaopen_coronet_proc);
+  set_path(L, cfg);
+  set_args(L, cfg);
+  lua_pushcfunction(L, require_boot);
+  if (lua_pcall(L, 0, 0, 0) != 0) {
+    cn_log(CN_LOG_ERROR, "cannot load coronet's Lua modules from %s: %s",
+           cfg->moddir, lua_tostring(L, -1));
+    return -1;
+  }
+  if (luaL_loadfile(L, cfg->script) != 0) {
+    cn_log(CN_LOG_ERROR, "%s", lua_tostring(L, -1));
+    return -1;
+  }
+  for (i = 0; i < cfg->argc; i++)
+    lua_pushstring(L, cfg->argv[i]);
+  t = cn_sched_spawn(L, cfg->argc);
+  lua_pop(L, 1);
+  cn_sched_set_end(t, main_end);
+  return 0;
+}
+
+
+/* on_accept starts the handler for a new connection as a task. */
+static void on_accept(cn_listener_t *l, cn_conn_t *c) {
+  cn_worker_t *w = l->w;
+  lua_State *L = w->L;
+  cn_task_t *t;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->handler_ref);
+  lcn_push_conn(L, c);
+  t = cn_sched_spawn(L, 1);
+  lua_pop(L, 1);
+  cn_sched_set_conn(t, c);
+  cn_conn_start(c);
+}
+
+
+/* cn__host_serve gives listener l's connections to the script's handler. */
+void cn__host_serve(cn_worker_t *w, cn_listener_t *l) {
+  (void)w;
+  l->on_conn = on_accept;
+}
+
+
+void cn__host_reload(cn_worker_t *w) {
+  cn_log(CN_LOG_WARN, "worker %d: reload is not supported yet", w->id);
+}
+
+
+void cn__host_close(cn_worker_t *w) {
+  if (w->L != NULL)
+    lua_close(w->L);
+  w->L = NULL;
+}

@@ -1,0 +1,232 @@
+/* lcn_net.c: Lua binding of dialing (cn_dial.c) and of listeners opened by
+** scripts (cn_listen.c). The blocking wrappers are in lua/coronet/net.lua. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "cn.h"
+#include "lcn.h"
+
+#define DIAL_MT "coronet.dial"
+#define LISTENER_MT "coronet.listener"
+
+typedef struct {
+  cn_dial_t *d; /* NULL once the result was taken */
+} dial_box;
+
+
+static int dial_gc(lua_State *L) {
+  dial_box *b = luaL_checkudata(L, 1, DIAL_MT);
+  if (b->d != NULL)
+    cn_dial_abandon(b->d);
+  b->d = NULL;
+  return 0;
+}
+
+
+/* dial_result pushes the outcome of a finished dial and releases it. */
+static int dial_result(lua_State *L, dial_box *b, int err) {
+  cn_dial_t *d = b->d;
+  cn_conn_t *c = err == 0 && d->err == 0 ? cn_dial_take(d) : NULL;
+  cn_worker_t *w = cn_worker_self();
+  if (err == 0)
+    err = d->err;
+  cn_dial_abandon(d);
+  b->d = NULL;
+  if (w->current != NULL)
+    cn_sched_op_done(w->current);
+  if (c == NULL)
+    return lcn_fail(L, err);
+  lcn_push_conn(L, c);
+  cn_conn_start(c);
+  return 1;
+}
+
+
+static int dial_park(lua_State *L, dial_box *b, double timeout) {
+  cn_task_t *t = cn_sched_task(L, "dial");
+  uint64_t start;
+  if (cn_sched_timed_out(t))
+    return dial_result(L, b, CN_ETIMEOUT);
+  start = cn_sched_op_start(t);
+  b->d->waiter = cn_sched_waiter(t);
+  cn_sched_park(t, timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0, NULL,
+                NULL);
+  lua_pushboolean(L, 0);
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+
+/* dial(addr [, timeout]) -> conn | nil, err | false, handle
+** Starts connecting; call dial_wait(handle, timeout) after each wake. */
+static int net_dial(lua_State *L) {
+  const char *addr = luaL_checkstring(L, 1);
+  double timeout = luaL_optnumber(L, 2, 0);
+  dial_box *b = lua_newuserdata(L, sizeof *b);
+  b->d = NULL;
+  luaL_getmetatable(L, DIAL_MT);
+  lua_setmetatable(L, -2);
+  lua_replace(L, 1);
+  if ((b->d = malloc(sizeof *b->d)) == NULL)
+    return lcn_fail(L, CN_ENOMEM);
+  if (cn_dial_start(b->d, cn_worker_self(), addr) < 0) {
+    free(b->d);
+    b->d = NULL;
+    lua_pushnil(L);
+    lua_pushfstring(L, "bad address '%s': expected HOST:PORT, [IPV6]:PORT "
+                       "or unix:PATH", addr);
+    return 2;
+  }
+  if (b->d->done)
+    return dial_result(L, b, 0);
+  return dial_park(L, b, timeout);
+}
+
+
+static int net_dial_wait(lua_State *L) {
+  dial_box *b = luaL_checkudata(L, 1, DIAL_MT);
+  double timeout = luaL_optnumber(L, 2, 0);
+  if (b->d == NULL)
+    return lcn_fail(L, CN_ECLOSED);
+  if (b->d->done)
+    return dial_result(L, b, 0);
+  return dial_park(L, b, timeout);
+}
+
+
+/* -- Listeners --------------------------------------------------------- */
+
+typedef struct {
+  cn_listener_t *l; /* NULL once closed */
+  int handler;      /* registry ref */
+  int self;         /* registry ref to the box while open */
+} listener_box;
+
+
+static void on_conn(cn_listener_t *l, cn_conn_t *c) {
+  listener_box *b = l->data;
+  lua_State *L = cn_worker_self()->L;
+  cn_task_t *t;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, b->handler);
+  lcn_push_conn(L, c);
+  t = cn_sched_spawn(L, 1);
+  lua_pop(L, 1);
+  cn_sched_set_conn(t, c);
+  cn_conn_start(c);
+}
+
+
+/* listen(addr, handler) -> listener | nil, err
+** Serves addr (a numeric host, or unix:PATH) from this script: each
+** connection runs handler(conn) as a task, as for the command line's. */
+static int net_listen(lua_State *L) {
+  const char *addr = luaL_checkstring(L, 1);
+  cn_worker_t *w = cn_worker_self();
+  listener_box *b;
+  cn_addr_t a;
+  uv_os_sock_t fd;
+  char bound[CN_ADDRSTRLEN];
+  int rc;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (cn_addr_parse(addr, &a) < 0 || (a.family != AF_UNIX && a.sslen == 0)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "listen %s: bad address: expected a numeric "
+                       "HOST:PORT, [IPV6]:PORT or unix:PATH", addr);
+    return 2;
+  }
+  if ((rc = cn_listen_socket(&a, 0, &fd, bound, sizeof bound)) < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "listen %s: %s", addr, cn_strerror(rc));
+    return 2;
+  }
+  b = lua_newuserdata(L, sizeof *b);
+  b->l = NULL;
+  b->handler = b->self = LUA_NOREF;
+  luaL_getmetatable(L, LISTENER_MT);
+  lua_setmetatable(L, -2);
+  if ((rc = cn_listener_start(w, fd, a.family == AF_UNIX, &b->l)) < 0) {
+    close(fd);
+    return lcn_fail(L, rc);
+  }
+  strcpy(b->l->addr, bound);
+  if (a.family == AF_UNIX)
+    b->l->unlink_path = strdup(a.path);
+  b->l->on_conn = on_conn;
+  b->l->data = b;
+  lua_pushvalue(L, 2);
+  b->handler = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  b->self = luaL_ref(L, LUA_REGISTRYINDEX); /* serves until closed */
+  return 1;
+}
+
+
+static listener_box *check_listener(lua_State *L) {
+  return luaL_checkudata(L, 1, LISTENER_MT);
+}
+
+
+/* listener:addr() -> the bound "host:port" (the real port when 0 was
+** asked), or "unix:PATH" */
+static int listener_addr(lua_State *L) {
+  listener_box *b = check_listener(L);
+  if (b->l == NULL)
+    return lcn_fail(L, CN_ECLOSED);
+  lua_pushstring(L, b->l->addr);
+  return 1;
+}
+
+
+/* listener:close() -> true
+** Stops accepting; connections already accepted go on. */
+static int listener_close(lua_State *L) {
+  listener_box *b = check_listener(L);
+  if (b->l != NULL) {
+    cn_listener_close(b->l);
+    b->l = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, b->handler);
+    luaL_unref(L, LUA_REGISTRYINDEX, b->self);
+    b->handler = b->self = LUA_NOREF;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int listener_tostring(lua_State *L) {
+  listener_box *b = check_listener(L);
+  lua_pushfstring(L, "coronet.listener %s",
+                  b->l != NULL ? b->l->addr : "(closed)");
+  return 1;
+}
+
+
+static const luaL_Reg listener_methods[] = {
+  {"addr", listener_addr}, {"close", listener_close}, {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {{"dial", net_dial},
+                                 {"dial_wait", net_dial_wait},
+                                 {"listen", net_listen},
+                                 {NULL, NULL}};
+
+
+int luaopen_coronet_net(lua_State *L) {
+  luaL_newmetatable(L, DIAL_MT);
+  lua_pushcfunction(L, dial_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, LISTENER_MT);
+  lua_pushcfunction(L, listener_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_newtable(L);
+  luaL_register(L, NULL, listener_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_newtable(L);
+  luaL_register(L, NULL, funcs);
+  return 1;
+}

@@ -1,0 +1,70 @@
+-- coronet.conn: the blocking methods of connections. Each calls the host;
+-- when the host parked the task instead of answering, it yields until the
+-- task is woken and asks again. See host/lcn_conn.c for the contracts.
+local C = require "coronet.c.conn"
+local coronet = require "coronet"
+local error, ipairs = error, ipairs
+local wait = coronet.wait
+
+local methods = C.methods
+local _M = { metatable = C.metatable, methods = methods }
+
+local function blocking(name)
+  local raw, what = methods[name], "conn:" .. name
+  methods[name] = function(self, a, b)
+    local x, y, z = raw(self, a, b)
+    while x == false do
+      wait(what)
+      x, y, z = raw(self, a, b)
+    end
+    return x, y, z
+  end
+end
+
+for _, name in ipairs { "read", "read_full", "peek", "read_line",
+  "read_until" } do
+  blocking(name)
+end
+
+local raw_write = methods.write
+
+-- conn:write(data) -> count | nil, err, count_queued
+-- data is a string or a table of strings, sent in one writev.
+function methods.write(self, data)
+  local n, err, sent = raw_write(self, data)
+  while n == false do
+    wait("conn:write")
+    n, err, sent = raw_write(self, data, err) -- err: the offset so far
+  end
+  return n, err, sent
+end
+
+-- conn:lines([max]) -> iterator over lines (without "\n" or "\r\n").
+-- The loop ends at EOF or close; other errors (timeout, line too long)
+-- are raised.
+function methods.lines(self, max)
+  return function()
+    local line, err = self:read_line(max)
+    if line then return line end
+    if err ~= "eof" and err ~= "closed" then
+      error("conn:lines: " .. err, 2)
+    end
+  end
+end
+
+local pump, pump_wait = C.pump, C.pump_wait
+
+-- copy(dst, src [, limit]) moves src's input to dst inside the host, with
+-- no Lua string per chunk, until src's EOF (returns the count), an error
+-- (count, err) or limit bytes.
+function _M.copy(dst, src, limit)
+  local n, err = pump(dst, src, limit)
+  while n == false do
+    wait("copy")
+    n, err = pump_wait(err)
+  end
+  if n == nil then return 0, err end
+  return n, err
+end
+
+return _M
