@@ -19,10 +19,8 @@ ALL_CFLAGS = $(STD) $(OPT) $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
 
 BUILD ?= build
 BIN ?= host/coronet
-ENGINE = cn_buf cn_errno cn_log cn_addr cn_conn cn_listen cn_sched cn_dial cn_proc \
-         cn_worker
-BINDING = lcn_host lcn_sched lcn_conn lcn_net lcn_proc
-OBJS = $(patsubst %,$(BUILD)/%.o,$(ENGINE) $(BINDING) main)
+# Every host/*.c is part of the program: cn_*.c engines, lcn_*.c bindings.
+OBJS = $(patsubst host/%.c,$(BUILD)/%.o,$(wildcard host/*.c))
 CTESTS = $(BUILD)/test_buf
 HEADERS = $(wildcard host/*.h)
 
