@@ -223,6 +223,22 @@ int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
 void cn_listener_close(cn_listener_t *l);
 void cn__listen_resume(cn_worker_t *w);
 
+/* -- Watching the script (cn_watch.c) -------------------------------- */
+
+typedef struct cn_watch_s {
+  uv_fs_event_t ev;
+  uv_timer_t debounce;
+  char dir[4096];
+  char base[256];
+  void (*cb)(void *arg);
+  void *arg;
+  int active, closed;
+} cn_watch_t;
+
+int cn_watch_start(cn_watch_t *w, uv_loop_t *loop, const char *script,
+                   void (*cb)(void *arg), void *arg);
+void cn_watch_close(cn_watch_t *w);
+
 /* -- Workers (cn_worker.c) --------------------------------------------- */
 
 struct cn_worker_s {
@@ -259,6 +275,8 @@ struct cn_worker_s {
   int *fd_pipe;
   int nfds;
   int handler_ref; /* the script's current handler */
+  cn_task_t *reload_task; /* the newest reload's main chunk, running */
+  uint64_t reload_t0;
   int failed;
   void *ctl; /* the control structure (main.c) */
 };

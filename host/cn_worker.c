@@ -15,6 +15,7 @@ typedef struct {
   uv_loop_t loop;
   uv_async_t async;
   uv_signal_t sigint, sigterm, sighup;
+  cn_watch_t watch;
   cn_worker_t *workers;
   int *state; /* W_* per worker, under lock */
   int nworkers;
@@ -232,6 +233,13 @@ static void send_all(control_t *ctl, unsigned msg) {
 }
 
 
+static void watch_cb(void *arg) {
+  control_t *ctl = arg;
+  if (!ctl->stopping)
+    send_all(ctl, CN_MSG_RELOAD);
+}
+
+
 static void signal_cb(uv_signal_t *h, int signum) {
   control_t *ctl = h->data;
   if (signum == SIGHUP) {
@@ -274,6 +282,8 @@ static void control_async_cb(uv_async_t *h) {
     uv_close((uv_handle_t *)&ctl->sigint, NULL);
     uv_close((uv_handle_t *)&ctl->sigterm, NULL);
     uv_close((uv_handle_t *)&ctl->sighup, NULL);
+    if (ctl->watch.active)
+      cn_watch_close(&ctl->watch);
   }
 }
 
@@ -393,6 +403,12 @@ int cn_run(const cn_config_t *cfg) {
   start_signal(&ctl, &ctl.sigint, SIGINT);
   start_signal(&ctl, &ctl.sigterm, SIGTERM);
   start_signal(&ctl, &ctl.sighup, SIGHUP);
+  if (cfg->watch && !cfg->run) {
+    int rc = cn_watch_start(&ctl.watch, &ctl.loop, cfg->script, watch_cb, &ctl);
+    if (rc < 0)
+      cn_log(CN_LOG_WARN, "--watch %s: %s; SIGHUP still reloads", cfg->script,
+             uv_strerror(rc));
+  }
   for (i = 0; i < ctl.nworkers; i++)
     uv_thread_create(&ctl.workers[i].thread, worker_main, &ctl.workers[i]);
   uv_run(&ctl.loop, UV_RUN_DEFAULT);

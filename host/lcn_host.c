@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -82,7 +83,19 @@ static int host_info(lua_State *L) {
 }
 
 
+/* stamp(path) -> string that changes when the file changes, or nil. */
+static int host_stamp(lua_State *L) {
+  struct stat st;
+  if (stat(luaL_checkstring(L, 1), &st) < 0)
+    return 0;
+  lua_pushfstring(L, "%d.%d:%d:%d", (int)st.st_mtim.tv_sec,
+                  (int)st.st_mtim.tv_nsec, (int)st.st_size, (int)st.st_ino);
+  return 1;
+}
+
+
 static const luaL_Reg host_funcs[] = {{"log", host_log},
+                                      {"stamp", host_stamp},
                                       {"log_enabled", host_log_enabled},
                                       {"info", host_info},
                                       {NULL, NULL}};
@@ -150,36 +163,114 @@ static int require_boot(lua_State *L) {
 }
 
 
+/* take_handler checks that the ended main chunk of t returned a function
+** and makes it the handler for new connections. Logs why not otherwise. */
+static int take_handler(cn_worker_t *w, lua_State *co, const char *failed) {
+  lua_State *L = w->L;
+  if (lua_gettop(co) < 1 || !lua_isfunction(co, 1)) {
+    cn_log(CN_LOG_ERROR,
+           "%s%s: the script must return a handler function (got %s)",
+           failed, w->cfg->script,
+           lua_gettop(co) < 1 ? "nothing" : luaL_typename(co, 1));
+    return 0;
+  }
+  lua_pushvalue(co, 1);
+  lua_xmove(co, L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, w->handler_ref);
+  w->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+
+static void log_chunk_error(cn_worker_t *w, lua_State *co, const char *pre) {
+  lua_State *L = w->L;
+  luaL_traceback(L, co, lua_tostring(co, -1), 0);
+  cn_log(CN_LOG_ERROR, "%s%s", pre, lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
+
 /* main_end receives the end of the script's main chunk. */
 static void main_end(cn_task_t *t, int status) {
   cn_worker_t *w = cn_worker_self();
-  lua_State *co = cn_sched_thread(t), *L = w->L;
+  lua_State *co = cn_sched_thread(t);
   if (status != 0) {
-    luaL_traceback(L, co, lua_tostring(co, -1), 0);
-    cn_log(CN_LOG_ERROR, "%s", lua_tostring(L, -1));
-    lua_pop(L, 1);
+    log_chunk_error(w, co, "");
     if (w->cfg->run)
       cn_worker_exit(w, 1);
     else
       cn__worker_started(w, 0);
     return;
   }
-  if (w->cfg->run) {
+  if (w->cfg->run)
     cn_worker_exit(w, 0);
+  else
+    cn__worker_started(w, take_handler(w, co, ""));
+}
+
+
+/* -- Reloading --------------------------------------------------------- */
+
+
+static char reload_failed[] = "reload failed, the old handler stays: ";
+
+
+/* reload_end receives the end of a reloaded main chunk. */
+static void reload_end(cn_task_t *t, int status) {
+  cn_worker_t *w = cn_worker_self();
+  lua_State *co = cn_sched_thread(t);
+  if (t != w->reload_task) {
+    cn_log(CN_LOG_INFO, "%s: reload superseded by a newer one",
+           w->cfg->script);
     return;
   }
-  if (lua_gettop(co) < 1 || !lua_isfunction(co, 1)) {
-    cn_log(CN_LOG_ERROR,
-           "%s: the script must return a handler function (got %s)",
-           w->cfg->script,
-           lua_gettop(co) < 1 ? "nothing" : luaL_typename(co, 1));
-    cn__worker_started(w, 0);
+  w->reload_task = NULL;
+  if (status != 0) {
+    log_chunk_error(w, co, reload_failed);
     return;
   }
-  lua_pushvalue(co, 1);
-  lua_xmove(co, L, 1);
-  w->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  cn__worker_started(w, 1);
+  if (take_handler(w, co, reload_failed))
+    cn_log(CN_LOG_INFO, "reloaded %s in %.1f ms%s", w->cfg->script,
+           (double)(uv_hrtime() - w->reload_t0) / 1e6,
+           w->cfg->workers > 1 ? " (one worker)" : "");
+}
+
+
+/* call_boot calls coronet.boot's function name, if any, under pcall. */
+static void call_boot(lua_State *L, const char *name) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_getfield(L, -1, "coronet.boot");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, name);
+    if (lua_isfunction(L, -1) && lua_pcall(L, 0, 0, 0) != 0) {
+      cn_log(CN_LOG_WARN, "%s: %s", name, lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, 0);
+}
+
+
+/* cn__host_reload compiles and runs the script again as a task. New
+** connections get the handler it returns; open ones keep theirs. If it
+** fails, the old handler stays and the log says why, with file:line. */
+void cn__host_reload(cn_worker_t *w) {
+  lua_State *L = w->L;
+  int i;
+  if (w->handler_ref == LUA_NOREF)
+    return; /* still starting */
+  w->reload_t0 = uv_hrtime();
+  call_boot(L, "before_reload"); /* forget changed modules */
+  if (luaL_loadfile(L, w->cfg->script) != 0) {
+    cn_log(CN_LOG_ERROR, "%s%s", reload_failed, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return;
+  }
+  for (i = 0; i < w->cfg->argc; i++)
+    lua_pushstring(L, w->cfg->argv[i]);
+  w->reload_task = cn_sched_spawn(L, w->cfg->argc);
+  lua_pop(L, 1);
+  cn_sched_set_end(w->reload_task, reload_end);
 }
 
 
@@ -243,11 +334,6 @@ static void on_accept(cn_listener_t *l, cn_conn_t *c) {
 void cn__host_serve(cn_worker_t *w, cn_listener_t *l) {
   (void)w;
   l->on_conn = on_accept;
-}
-
-
-void cn__host_reload(cn_worker_t *w) {
-  cn_log(CN_LOG_WARN, "worker %d: reload is not supported yet", w->id);
 }
 
 

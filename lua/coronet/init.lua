@@ -53,6 +53,24 @@ _M.stats = sched.stats
 -- alive(task) says whether a task returned by spawn is still running.
 _M.alive = sched.alive
 
+local states = {}
+
+-- state(name) returns the table named name, the same one for every
+-- version of the script: what must outlive a reload (a chat room's
+-- members) lives there. Per worker.
+function _M.state(name)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'state' (string expected, got " .. type(name)
+      .. ")", 2)
+  end
+  local t = states[name]
+  if not t then
+    t = {}
+    states[name] = t
+  end
+  return t
+end
+
 function _M.exit(code)
   return os.exit(code)
 end
