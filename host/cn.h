@@ -115,7 +115,7 @@ struct cn_conn_s {
   cn_pump_t *pump_in;  /* this conn is the destination of a pump */
   cn_conn_t *next_dirty;
   cn_conn_t *prev, *next; /* worker's list of open connections */
-  uv_write_t wreq;
+  uv_write_t *wreq; /* while a uv_write is in flight */
   uv_timer_t *linger;
   uint64_t id;
   void *data; /* owner's: the Lua binding's box */

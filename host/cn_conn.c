@@ -212,6 +212,8 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
 
 static void write_cb(uv_write_t *req, int status) {
   cn_conn_t *c = req->data;
+  free(req);
+  c->wreq = NULL;
   cn_buf_consume(&c->out, c->inflight);
   c->inflight = 0;
   if (status < 0) {
@@ -250,9 +252,15 @@ void cn_conn_flush(cn_conn_t *c) {
     n = cn_buf_iov(&c->out, 0, iov, MAX_IOV);
     for (total = 0, i = 0; i < n; i++)
       total += iov[i].len;
-    c->wreq.data = c;
-    rc = uv_write(&c->wreq, &c->h.stream, iov, (unsigned)n, write_cb);
+    if ((c->wreq = malloc(sizeof *c->wreq)) == NULL) {
+      write_failed(c, CN_ENOMEM);
+      return;
+    }
+    c->wreq->data = c;
+    rc = uv_write(c->wreq, &c->h.stream, iov, (unsigned)n, write_cb);
     if (rc < 0) {
+      free(c->wreq);
+      c->wreq = NULL;
       write_failed(c, rc);
       return;
     }

@@ -25,7 +25,7 @@ struct cn_task_s {
   uint8_t timer_on;
   int nargs; /* values on co's stack for the next resume */
   uint64_t op_start, deadline;
-  uv_timer_t timer;
+  uv_timer_t *timer; /* made on the first park with a deadline */
   cn_cancel_cb cancel;
   void *cancel_obj;
   cn_conn_t *conn; /* closed when the task ends */
@@ -53,7 +53,7 @@ static void enqueue(cn_task_t *t) {
 
 static void stop_timer(cn_task_t *t) {
   if (t->timer_on) {
-    uv_timer_stop(&t->timer);
+    uv_timer_stop(t->timer);
     t->timer_on = 0;
   }
   t->deadline = 0;
@@ -108,7 +108,14 @@ void cn_sched_init(cn_worker_t *w) {
 }
 
 
-static void free_task(uv_handle_t *h) { free(h->data); }
+static void free_handle(uv_handle_t *h) { free(h); }
+
+
+static void free_task(cn_task_t *t) {
+  if (t->timer != NULL)
+    uv_close((uv_handle_t *)t->timer, free_handle);
+  free(t);
+}
 
 
 /* cn_sched_close frees every task record; the Lua state is already gone. */
@@ -116,11 +123,11 @@ void cn_sched_close(cn_worker_t *w) {
   cn_task_t *t;
   while ((t = w->tasks) != NULL) {
     w->tasks = t->lnext;
-    uv_close((uv_handle_t *)&t->timer, free_task);
+    free_task(t);
   }
   while ((t = w->free_tasks) != NULL) {
     w->free_tasks = t->next;
-    uv_close((uv_handle_t *)&t->timer, free_task);
+    free_task(t);
   }
   uv_close((uv_handle_t *)&w->check, NULL);
   uv_close((uv_handle_t *)&w->idle, NULL);
@@ -135,8 +142,7 @@ static cn_task_t *task_alloc(cn_worker_t *w) {
   } else {
     if ((t = malloc(sizeof *t)) == NULL)
       return NULL;
-    uv_timer_init(&w->loop, &t->timer);
-    t->timer.data = t;
+    t->timer = NULL;
   }
   t->waiter.wake = waiter_wake;
   t->w = w;
@@ -272,9 +278,15 @@ void cn_sched_park(cn_task_t *t, uint64_t deadline, cn_cancel_cb cancel,
   }
   if (t->timer_on && t->deadline == deadline)
     return;
+  if (t->timer == NULL) {
+    if ((t->timer = malloc(sizeof *t->timer)) == NULL)
+      return; /* no memory: the deadline is lost, not the task */
+    uv_timer_init(&t->w->loop, t->timer);
+    t->timer->data = t;
+  }
   t->deadline = deadline;
   t->timer_on = 1;
-  uv_timer_start(&t->timer, timer_cb, deadline > now ? deadline - now : 0, 0);
+  uv_timer_start(t->timer, timer_cb, deadline > now ? deadline - now : 0, 0);
 }
 
 
