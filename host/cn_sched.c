@@ -227,16 +227,13 @@ cn_task_t *cn_sched_lookup(lua_State *L, int idx) {
 }
 
 
-/* cn_sched_task returns the running task if L is its coroutine, for an
-** operation that may park; otherwise it raises an error naming what. */
+/* cn_sched_task returns the running task, for an operation that may park.
+** L is its coroutine or one the task resumed (lua/coronet/boot.lua passes
+** such a park up to the task). Outside any task it raises an error. */
 cn_task_t *cn_sched_task(lua_State *L, const char *what) {
-  cn_worker_t *w = cn_worker_self();
-  cn_task_t *t = w->current;
-  if (t == NULL || t->co != L)
-    luaL_error(L,
-               "%s: cannot wait here: only coronet tasks may block (this is "
-               "a coroutine of your own; use coronet.spawn)",
-               what);
+  cn_task_t *t = cn_worker_self()->current;
+  if (t == NULL)
+    luaL_error(L, "%s: cannot wait here: no coronet task is running", what);
   return t;
 }
 

@@ -57,6 +57,23 @@ static int l_wake(lua_State *L) {
 }
 
 
+/* current() -> the running task's coroutine, or nil */
+static int l_current(lua_State *L) {
+  cn_worker_t *w = cn_worker_self();
+  lua_State *co;
+  if (w->current == NULL)
+    return 0;
+  co = cn_sched_thread(w->current);
+  if (co == L) {
+    lua_pushthread(L);
+  } else {
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+  }
+  return 1;
+}
+
+
 /* now() -> seconds (monotonic, a float) */
 static int l_now(lua_State *L) {
   lua_pushnumber(L, (double)uv_hrtime() / 1e9);
@@ -104,7 +121,8 @@ static int l_exit(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"spawn", l_spawn}, {"park", l_park},   {"unpark", l_unpark},
   {"wake", l_wake},   {"now", l_now},     {"alive", l_alive},
-  {"stats", l_stats}, {"exit", l_exit},   {NULL, NULL}};
+  {"stats", l_stats}, {"exit", l_exit},   {"current", l_current},
+  {NULL, NULL}};
 
 
 int luaopen_coronet_sched(lua_State *L) {

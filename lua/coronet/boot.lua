@@ -21,6 +21,48 @@ os.exit = function(code)
   end
 end
 
+-- Coroutines of the script's own may block too: when a host call parks
+-- the task inside one, it yields coronet.PARK; resume passes that up to
+-- the task (yielding in turn), and passes what the task is resumed with
+-- back down.
+local coronet = require "coronet"
+local PARK, current, running = coronet.PARK, sched.current, coroutine.running
+local raw_resume, raw_create = coroutine.resume, coroutine.create
+local error, select = error, select
+
+local function park_up()
+  if not isyieldable() then
+    sched.unpark()
+    error("cannot block here: a coroutine parked the task, and Lua cannot "
+      .. "yield across the C call that resumed it", 0)
+  end
+  if running() == current() then return yield() end
+  return yield(PARK)
+end
+
+local function after_resume(co, ok, first, ...)
+  if ok and first == PARK and select("#", ...) == 0 then
+    return after_resume(co, raw_resume(co, park_up()))
+  end
+  return ok, first, ...
+end
+
+function coroutine.resume(co, ...)
+  return after_resume(co, raw_resume(co, ...))
+end
+
+local function after_wrapped(ok, ...)
+  if not ok then error((...), 0) end
+  return ...
+end
+
+function coroutine.wrap(f)
+  local co = raw_create(f)
+  return function(...)
+    return after_wrapped(after_resume(co, raw_resume(co, ...)))
+  end
+end
+
 local dir = match(host.info().script, "^(.*)/[^/]*$") or "."
 local tracked = {} -- module name -> stamp of the file it came from
 

@@ -1,11 +1,19 @@
 -- coronet: tasks and time. spawn a task, sleep, read the monotonic clock.
 -- Connections, io, channels and the rest live in coronet.* modules.
 local sched = require "coronet.c.sched"
-local type, error, tostring = type, error, tostring
+local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local co_yield, isyieldable = coroutine.yield, coroutine.isyieldable
 local park, unpark, now = sched.park, sched.unpark, sched.now
 
 local _M = { _VERSION = "0.1.0" }
+
+local current, running = sched.current, coroutine.running
+
+-- PARK is what a coroutine that a task resumed yields when a host call
+-- parked the task inside it; the resume wrappers in coronet.boot pass it
+-- up to the task's own coroutine, which yields to the scheduler.
+local PARK = setmetatable({}, { __tostring = function() return "PARK" end })
+_M.PARK = PARK
 
 -- wait yields the running task after a host call parked it, and returns
 -- what the scheduler resumes it with. what names the call in the error
@@ -14,10 +22,13 @@ local function wait(what)
   if not isyieldable() then
     unpark()
     error(what .. ": cannot block here: Lua cannot yield across a C call "
-      .. "(a table.sort comparator, a string.gsub callback, a __gc "
-      .. "metamethod, or a coroutine not run by coronet)", 3)
+      .. "(a table.sort comparator, a string.gsub callback or a __gc "
+      .. "metamethod)", 3)
   end
-  return co_yield()
+  if running() == current() then
+    return co_yield()
+  end
+  return co_yield(PARK)
 end
 _M.wait = wait
 
@@ -43,7 +54,11 @@ end
 
 -- yield() lets every other ready task run once, then carries on.
 function _M.yield()
-  co_yield()
+  if running() == current() then
+    co_yield()
+  else
+    co_yield(PARK)
+  end
 end
 
 -- stats() returns counts of this worker's tasks, connections and buffer
@@ -74,5 +89,30 @@ end
 function _M.exit(code)
   return os.exit(code)
 end
+
+-- Channels, select, timers and wait groups live in their own modules
+-- (coronet.chan, coronet.time, coronet.sync); they are here too, as in
+-- Go's language. Those modules may require "coronet" themselves.
+package.loaded.coronet = _M
+local chan = require "coronet.chan"
+local time = require "coronet.time"
+local sync = require "coronet.sync"
+
+-- chan([capacity]) -> channel: ch:send(v [, timeout]), ch:recv([timeout])
+-- -> v, ok, ch:close(), ch:len(), ch:cap(). See coronet/chan.lua.
+_M.chan = chan.new
+
+-- select(cases) -> what the chosen case's fn returns. See coronet/chan.lua.
+_M.select = chan.select
+
+-- timer(s), after(s) -> a channel that receives now() once, s seconds
+-- from now (timer:stop(), timer:reset(s)); ticker(s) -> a channel that
+-- receives now() every s seconds (ticker:stop()). See coronet/time.lua.
+_M.timer = time.timer
+_M.after = time.after
+_M.ticker = time.ticker
+
+-- waitgroup() -> wg: wg:add([n]), wg:done(), wg:wait([timeout]).
+_M.waitgroup = sync.waitgroup
 
 return _M
