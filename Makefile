@@ -69,7 +69,7 @@ valgrind: $(BIN) $(CTESTS)
 	  $(VALGRIND_TESTS)
 
 run: $(BIN)
-	$(BIN) scripts/echo.lua --listen $(LISTEN)
+	$(BIN) scripts/chat.lua --listen $(LISTEN)
 
 bench: $(BIN)
 	bench/run.sh
@@ -96,7 +96,7 @@ clean:
 
 help:
 	@echo "make            build host/coronet"
-	@echo "make run        serve scripts/echo.lua on $(LISTEN)"
+	@echo "make run        serve scripts/chat.lua on $(LISTEN)"
 	@echo "make test       build and run the TAP suite with prove"
 	@echo "make asan       the suite under ASan + UBSan"
 	@echo "make valgrind   the core tests under valgrind"
