@@ -172,9 +172,11 @@ struct cn_dial_s {
   cn_waiter_t *waiter;
   int err, last_err;
   int done, busy, abandoned;
+  int lookup; /* cn_dial_lookup: resolve only; res is kept */
 };
 
 int cn_dial_start(cn_dial_t *d, cn_worker_t *w, const char *addr);
+int cn_dial_lookup(cn_dial_t *d, cn_worker_t *w, const char *host);
 cn_conn_t *cn_dial_take(cn_dial_t *d);
 void cn_dial_abandon(cn_dial_t *d);
 

@@ -14,7 +14,7 @@ static void dial_finish(cn_dial_t *d, int err) {
   d->err = err;
   d->done = 1;
   d->waiter = NULL;
-  if (d->res != NULL) {
+  if (d->res != NULL && !d->lookup) {
     uv_freeaddrinfo(d->res);
     d->res = NULL;
   }
@@ -113,25 +113,16 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status,
     return;
   }
   d->next = res;
-  try_next(d);
+  if (d->lookup)
+    dial_finish(d, 0); /* the caller reads d->res */
+  else
+    try_next(d);
 }
 
 
-/* cn_dial_start begins connecting to addr ("host:port", "[v6]:port",
-** "unix:path"); d->waiter wakes when d->done. Returns 0, or CN_EADDR for
-** an address that does not parse. */
-int cn_dial_start(cn_dial_t *d, cn_worker_t *w, const char *addr) {
+static int start_lookup(cn_dial_t *d, cn_worker_t *w) {
   struct addrinfo hints;
   int rc;
-  memset(d, 0, sizeof *d);
-  d->w = w;
-  if (cn_addr_parse(addr, &d->addr) < 0)
-    return CN_EADDR;
-  if (d->addr.family == AF_UNIX || d->addr.sslen > 0) {
-    if ((rc = start_connect(d, (struct sockaddr *)&d->addr.ss)) < 0)
-      dial_finish(d, rc);
-    return 0;
-  }
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -143,6 +134,40 @@ int cn_dial_start(cn_dial_t *d, cn_worker_t *w, const char *addr) {
   else
     d->busy = 1;
   return 0;
+}
+
+
+/* cn_dial_start begins connecting to addr ("host:port", "[v6]:port",
+** "unix:path"); d->waiter wakes when d->done. Returns 0, or CN_EADDR for
+** an address that does not parse. */
+int cn_dial_start(cn_dial_t *d, cn_worker_t *w, const char *addr) {
+  int rc;
+  memset(d, 0, sizeof *d);
+  d->w = w;
+  if (cn_addr_parse(addr, &d->addr) < 0)
+    return CN_EADDR;
+  if (d->addr.family == AF_UNIX || d->addr.sslen > 0) {
+    if ((rc = start_connect(d, (struct sockaddr *)&d->addr.ss)) < 0)
+      dial_finish(d, rc);
+    return 0;
+  }
+  return start_lookup(d, w);
+}
+
+
+/* cn_dial_lookup resolves host (a name or a numeric address) on the
+** thread pool without connecting; when d->done and d->err is 0, d->res
+** lists the addresses (freed by cn_dial_abandon). Returns 0, or CN_EADDR
+** for a host that is empty or too long. */
+int cn_dial_lookup(cn_dial_t *d, cn_worker_t *w, const char *host) {
+  size_t n = strlen(host);
+  memset(d, 0, sizeof *d);
+  d->w = w;
+  d->lookup = 1;
+  if (n == 0 || n >= sizeof d->addr.host)
+    return CN_EADDR;
+  memcpy(d->addr.host, host, n + 1);
+  return start_lookup(d, w);
 }
 
 

@@ -98,6 +98,94 @@ static int net_dial_wait(lua_State *L) {
 }
 
 
+/* -- Lookups ------------------------------------------------------------ */
+
+
+/* lookup_result pushes the addresses of a finished lookup as a table of
+** numeric host strings ("127.0.0.1", "::1"), or nil, err; releases it. */
+static int lookup_result(lua_State *L, dial_box *b, int err) {
+  cn_dial_t *d = b->d;
+  cn_worker_t *w = cn_worker_self();
+  struct addrinfo *ai;
+  int n = 0;
+  if (err == 0)
+    err = d->err;
+  if (w->current != NULL)
+    cn_sched_op_done(w->current);
+  if (err == 0) {
+    lua_newtable(L);
+    for (ai = d->res; ai != NULL; ai = ai->ai_next) {
+      char ip[64];
+      if (ai->ai_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)ai->ai_addr, ip, sizeof ip);
+      else if (ai->ai_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)ai->ai_addr, ip, sizeof ip);
+      else
+        continue;
+      lua_pushstring(L, ip);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  cn_dial_abandon(d);
+  b->d = NULL;
+  if (err != 0)
+    return lcn_fail(L, err);
+  if (n == 0)
+    return lcn_fail(L, UV_EAI_NONAME);
+  return 1;
+}
+
+
+static int lookup_park(lua_State *L, dial_box *b, double timeout) {
+  cn_task_t *t = cn_sched_task(L, "lookup");
+  uint64_t start;
+  if (cn_sched_timed_out(t))
+    return lookup_result(L, b, CN_ETIMEOUT);
+  start = cn_sched_op_start(t);
+  b->d->waiter = cn_sched_waiter(t);
+  cn_sched_park(t, timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0, NULL,
+                NULL);
+  lua_pushboolean(L, 0);
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+
+/* lookup(host [, timeout]) -> {ip, ...} | nil, err | false, handle
+** Resolves host on the thread pool; call lookup_wait(handle, timeout)
+** after each wake. */
+static int net_lookup(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  double timeout = luaL_optnumber(L, 2, 0);
+  dial_box *b = lua_newuserdata(L, sizeof *b);
+  b->d = NULL;
+  luaL_getmetatable(L, DIAL_MT);
+  lua_setmetatable(L, -2);
+  lua_replace(L, 1);
+  if ((b->d = malloc(sizeof *b->d)) == NULL)
+    return lcn_fail(L, CN_ENOMEM);
+  if (cn_dial_lookup(b->d, cn_worker_self(), host) < 0) {
+    free(b->d);
+    b->d = NULL;
+    return lcn_fail(L, CN_EADDR);
+  }
+  if (b->d->done)
+    return lookup_result(L, b, 0);
+  return lookup_park(L, b, timeout);
+}
+
+
+static int net_lookup_wait(lua_State *L) {
+  dial_box *b = luaL_checkudata(L, 1, DIAL_MT);
+  double timeout = luaL_optnumber(L, 2, 0);
+  if (b->d == NULL)
+    return lcn_fail(L, CN_ECLOSED);
+  if (b->d->done)
+    return lookup_result(L, b, 0);
+  return lookup_park(L, b, timeout);
+}
+
+
 /* -- Listeners --------------------------------------------------------- */
 
 typedef struct {
@@ -120,9 +208,11 @@ static void on_conn(cn_listener_t *l, cn_conn_t *c) {
 }
 
 
-/* listen(addr, handler) -> listener | nil, err
+/* listen(addr, handler) -> listener | nil, err [, host]
 ** Serves addr (a numeric host, or unix:PATH) from this script: each
-** connection runs handler(conn) as a task, as for the command line's. */
+** connection runs handler(conn) as a task, as for the command line's.
+** For a host name it fails with the name as a third value, for
+** lua/coronet/net.lua to look up (on the thread pool) and try again. */
 static int net_listen(lua_State *L) {
   const char *addr = luaL_checkstring(L, 1);
   cn_worker_t *w = cn_worker_self();
@@ -132,11 +222,17 @@ static int net_listen(lua_State *L) {
   char bound[CN_ADDRSTRLEN];
   int rc;
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  if (cn_addr_parse(addr, &a) < 0 || (a.family != AF_UNIX && a.sslen == 0)) {
+  if (cn_addr_parse(addr, &a) < 0) {
     lua_pushnil(L);
-    lua_pushfstring(L, "listen %s: bad address: expected a numeric "
-                       "HOST:PORT, [IPV6]:PORT or unix:PATH", addr);
+    lua_pushfstring(L, "listen %s: bad address: expected HOST:PORT, "
+                       "[IPV6]:PORT or unix:PATH", addr);
     return 2;
+  }
+  if (a.family != AF_UNIX && a.sslen == 0) { /* a name: net.lua resolves */
+    lua_pushnil(L);
+    lua_pushfstring(L, "listen %s: not a numeric address", addr);
+    lua_pushstring(L, a.host);
+    return 3;
   }
   if ((rc = cn_listen_socket(&a, 0, &fd, bound, sizeof bound)) < 0) {
     lua_pushnil(L);
@@ -210,6 +306,8 @@ static const luaL_Reg listener_methods[] = {
 
 static const luaL_Reg funcs[] = {{"dial", net_dial},
                                  {"dial_wait", net_dial_wait},
+                                 {"lookup", net_lookup},
+                                 {"lookup_wait", net_lookup_wait},
                                  {"listen", net_listen},
                                  {NULL, NULL}};
 

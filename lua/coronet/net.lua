@@ -17,28 +17,69 @@ function _M.dial(addr, opts)
     error("bad argument #1 to 'dial' (string expected, got " .. type(addr)
       .. ")", 2)
   end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'dial' (table expected, got " .. type(opts)
+      .. ")", 2)
+  end
   local timeout = opts and opts.timeout
   local c, err = C.dial(addr, timeout)
   while c == false do
     wait("dial")
     c, err = C.dial_wait(err, timeout)
   end
-  if not c and not err:find(addr, 1, true) then
-    err = "dial " .. addr .. ": " .. err
-  end
-  return c, err
+  if c then return c end
+  if not err:find(addr, 1, true) then err = "dial " .. addr .. ": " .. err end
+  return nil, err
 end
 
+-- lookup(host [, timeout]) -> {ip, ...} | nil, err
+-- Resolves a host name (or a numeric address) on libuv's thread pool to
+-- its numeric addresses ("127.0.0.1", "::1"), as getaddrinfo orders them.
+-- err names the host: "lookup nowhere.invalid: unknown node or service".
+function _M.lookup(host, timeout)
+  if type(host) ~= "string" then
+    error("bad argument #1 to 'lookup' (string expected, got " .. type(host)
+      .. ")", 2)
+  end
+  local r, err = C.lookup(host, timeout)
+  while r == false do
+    wait("lookup")
+    r, err = C.lookup_wait(err, timeout)
+  end
+  if not r then return nil, "lookup " .. host .. ": " .. err end
+  return r
+end
+local lookup = _M.lookup
+
 -- listen(addr, handler) -> listener | nil, err
--- Serves addr (numeric host:port, port 0 for any free port, or unix:PATH)
--- with handler(conn), each connection its own task. listener:addr() gives
--- the bound address; listener:close() stops accepting.
+-- Serves addr with handler(conn), each connection its own task. addr is
+-- "host:port" (port 0 for any free port), "[ipv6]:port" or "unix:PATH";
+-- a host name is looked up on the thread pool (the task waits) and the
+-- first address it gives is served. listener:addr() gives the bound
+-- address; listener:close() stops accepting. err names addr:
+-- "listen 127.0.0.1:80: permission denied".
 function _M.listen(addr, handler)
+  if type(addr) ~= "string" then
+    error("bad argument #1 to 'listen' (string expected, got " .. type(addr)
+      .. ")", 2)
+  end
   if type(handler) ~= "function" then
     error("bad argument #2 to 'listen' (function expected, got "
       .. type(handler) .. ")", 2)
   end
-  return C.listen(addr, handler)
+  local l, err, host = C.listen(addr, handler)
+  if l then return l end
+  if not host then return nil, err end
+  local ips, lerr = lookup(host)
+  if not ips then return nil, "listen " .. addr .. ": " .. lerr end
+  local ip = ips[1]
+  local port = addr:match(":(%d+)$")
+  local numeric = (ip:find(":", 1, true) and "[" .. ip .. "]" or ip) .. ":"
+    .. port
+  l, err = C.listen(numeric, handler)
+  if l then return l end
+  return nil, (err:gsub("^listen [^ ]+:", "listen " .. addr .. " ("
+    .. numeric .. "):", 1))
 end
 
 return _M

@@ -1,0 +1,348 @@
+-- coronet.chan: Go's channels and select for tasks, in plain Lua over the
+-- scheduler's park and wake (coronet.c.sched).
+--
+-- A channel holds up to cap values in a ring buffer; tasks that cannot go
+-- on wait in FIFO queues of waiter nodes, one queue for receivers and one
+-- for senders. Whoever makes progress hands the value over itself and
+-- wakes the waiter: sched.wake succeeds only while that task is still
+-- parked, which is what makes a handover final. A waiter woken by its
+-- timeout (or by another case of a select) may still sit in a queue until
+-- it runs; wake fails for it, and the one who found it drops it and tries
+-- the next.
+local sched = require "coronet.c.sched"
+local setmetatable, type, error, tostring = setmetatable, type, error, tostring
+local random = math.random
+local isyieldable = coroutine.isyieldable
+local park, unpark, wake, current = sched.park, sched.unpark, sched.wake,
+  sched.current
+
+-- coronet (the init module) requires this one while it loads, after
+-- making itself known; wait is defined by then.
+local wait = require("coronet").wait
+
+local _M = { _VERSION = "0.1.0" }
+
+local Chan = {}
+Chan.__index = Chan
+_M.Chan = Chan
+
+local CLOSED = {} -- what a sender wakes with when its channel closed
+
+-- -- Wait queues (doubly linked, so a timed-out waiter leaves in O(1)) --
+
+local function push(q, n)
+  local tail = q.tail
+  n.q, n.prev, n.next = q, tail, nil
+  if tail then tail.next = n else q.head = n end
+  q.tail = n
+end
+
+local function unlink(n)
+  local q = n.q
+  if not q then return end
+  local prev, nxt = n.prev, n.next
+  if prev then prev.next = nxt else q.head = nxt end
+  if nxt then nxt.prev = prev else q.tail = prev end
+  n.q, n.prev, n.next = nil, nil, nil
+end
+
+-- block parks the running task (until timeout seconds, or for good when
+-- timeout is nil) and raises, naming what, when Lua cannot yield here.
+-- The caller queues its nodes after block and then calls wait(what).
+-- Nodes name the task's own coroutine (current()), which is what wake
+-- takes, even when the code runs in a coroutine the task resumed.
+local function block(what, timeout)
+  park(timeout) -- raises in a coroutine that is not a task
+  if not isyieldable() then
+    unpark()
+    error(what .. ": cannot block here: Lua cannot yield across a C call "
+      .. "(a table.sort comparator, a string.gsub callback, a __gc "
+      .. "metamethod, or a coroutine not run by coronet)", 3)
+  end
+end
+
+-- -- The buffer ---------------------------------------------------------
+
+local function put(ch, v)
+  local i = ch.head + ch.count
+  if i > ch.size then i = i - ch.size end
+  ch.buf[i] = v
+  ch.count = ch.count + 1
+end
+
+local function take(ch)
+  local i, buf = ch.head, ch.buf
+  local v = buf[i]
+  buf[i] = nil
+  ch.head = i == ch.size and 1 or i + 1
+  ch.count = ch.count - 1
+  return v
+end
+
+-- -- Non-blocking halves --------------------------------------------------
+
+-- try_recv -> true, v, ok when a value (or the end of a closed channel)
+-- is there; false when the caller would have to wait.
+local function try_recv(ch)
+  local sq = ch.sendq
+  if ch.count > 0 then
+    local v = take(ch)
+    local s = sq.head
+    while s do -- the buffer has room again: a waiting sender's value
+      unlink(s)
+      if wake(s.co, s) then
+        put(ch, s.val)
+        break
+      end
+      s = sq.head
+    end
+    return true, v, true
+  end
+  local s = sq.head
+  while s do -- unbuffered: take straight from a waiting sender
+    unlink(s)
+    if wake(s.co, s) then return true, s.val, true end
+    s = sq.head
+  end
+  if ch.closed then return true, nil, false end
+  return false
+end
+
+-- try_send -> true when v went to a waiting receiver or into the buffer;
+-- false when the caller would have to wait. Raises on a closed channel.
+local function try_send(ch, v, level)
+  if ch.closed then error("send on closed channel", level + 1) end
+  local rq = ch.recvq
+  local r = rq.head
+  while r do
+    unlink(r)
+    if wake(r.co, r, v, true) then return true end
+    r = rq.head
+  end
+  if ch.count < ch.capacity then
+    put(ch, v)
+    return true
+  end
+  return false
+end
+
+-- offer(ch, v) -> bool: sends v if that needs no wait, and never raises
+-- (false on a closed channel). For timers and tickers.
+function _M.offer(ch, v)
+  if ch.closed then return false end
+  return try_send(ch, v, 1)
+end
+
+-- -- Channels -------------------------------------------------------------
+
+-- new([capacity]) -> channel holding up to capacity values (default 0:
+-- unbuffered, a send completes when a receiver has taken the value).
+function _M.new(capacity, mt)
+  capacity = capacity or 0
+  if type(capacity) ~= "number" or capacity < 0 or capacity % 1 ~= 0 then
+    error("bad argument #1 to 'chan' (non-negative integer expected, got "
+      .. tostring(capacity) .. ")", 2)
+  end
+  return setmetatable({
+    buf = {}, head = 1, count = 0, capacity = capacity,
+    size = capacity > 0 and capacity or 1,
+    closed = false,
+    recvq = {}, sendq = {},
+  }, mt or Chan)
+end
+
+-- is_chan(x) -> bool
+local function is_chan(x)
+  return type(x) == "table" and x.recvq ~= nil and x.sendq ~= nil
+end
+_M.is_chan = is_chan
+
+-- ch:send(v [, timeout]) -> true | nil, "timeout"
+-- Parks while the buffer is full (unbuffered: until a receiver takes v).
+-- v may be nil. Sending on a closed channel, or one closed while the
+-- sender waits, raises "send on closed channel".
+function Chan:send(v, timeout)
+  if try_send(self, v, 2) then return true end
+  if timeout and timeout <= 0 then return nil, "timeout" end
+  block("chan:send", timeout)
+  local n = { co = current(), val = v }
+  push(self.sendq, n)
+  local woke, _, closed = wait("chan:send")
+  if not woke then
+    unlink(n)
+    return nil, "timeout"
+  end
+  if closed == CLOSED then error("send on closed channel", 2) end
+  return true
+end
+
+-- ch:recv([timeout]) -> v, true | nil, false | nil, false, "timeout"
+-- Parks until a value comes; ok is false once the channel is closed and
+-- drained. With a timeout (seconds; 0 polls) it gives up after that long
+-- with a third value, "timeout".
+function Chan:recv(timeout)
+  local got, v, ok = try_recv(self)
+  if got then return v, ok end
+  if timeout and timeout <= 0 then return nil, false, "timeout" end
+  block("chan:recv", timeout)
+  local n = { co = current() }
+  push(self.recvq, n)
+  local woke, _, rv, rok = wait("chan:recv")
+  if not woke then
+    unlink(n)
+    return nil, false, "timeout"
+  end
+  return rv, rok
+end
+
+-- ch:close(): no more sends. Receivers get what is buffered, then nil,
+-- false; waiting receivers wake with nil, false, waiting senders raise.
+-- Closing a closed channel raises.
+function Chan:close()
+  if self.closed then error("close of closed channel", 2) end
+  self.closed = true
+  local rq, sq = self.recvq, self.sendq
+  local n = rq.head
+  while n do
+    unlink(n)
+    wake(n.co, n, nil, false)
+    n = rq.head
+  end
+  n = sq.head
+  while n do
+    unlink(n)
+    wake(n.co, n, CLOSED)
+    n = sq.head
+  end
+end
+
+-- ch:len() -> number of buffered values
+function Chan:len() return self.count end
+
+-- ch:cap() -> capacity
+function Chan:cap() return self.capacity end
+
+-- ch:is_closed() -> bool
+function Chan:is_closed() return self.closed end
+
+function Chan:__tostring()
+  return "coronet.chan (" .. self.count .. "/" .. self.capacity
+    .. (self.closed and ", closed)" or ")")
+end
+
+-- -- select -----------------------------------------------------------------
+
+local order = {} -- poll order scratch; select never yields while using it
+
+local function check_cases(cases)
+  if type(cases) ~= "table" then
+    error("bad argument #1 to 'select' (table expected, got "
+      .. type(cases) .. ")", 3)
+  end
+  local n = #cases
+  for i = 1, n do
+    local c = cases[i]
+    if type(c) ~= "table" then
+      error("select: case " .. i .. " is a " .. type(c)
+        .. ", expected a table", 3)
+    end
+    local ch = c.recv
+    if ch == nil then ch = c.send end
+    if ch ~= nil then
+      if ch ~= false and not is_chan(ch) then
+        error("select: case " .. i .. ": " .. (c.recv ~= nil and "recv"
+          or "send") .. " is not a channel", 3)
+      end
+    elseif c.timeout ~= nil then
+      if type(c.timeout) ~= "number" then
+        error("select: case " .. i .. ": timeout is not a number", 3)
+      end
+    elseif not c.default then
+      error("select: case " .. i
+        .. " has no recv, send, timeout or default", 3)
+    end
+    if c.fn ~= nil and type(c.fn) ~= "function" then
+      error("select: case " .. i .. ": fn is not a function", 3)
+    end
+  end
+  return n
+end
+
+-- chosen runs case i: its fn's results, or i and the values.
+local function chosen(c, i, ...)
+  local fn = c.fn
+  if fn then return fn(...) end
+  return i, ...
+end
+
+-- select(cases) waits until one case can proceed, runs it, and returns
+-- what its fn returns (without fn: the case's index, then v, ok for a
+-- receive). Cases:
+--   {recv = ch, fn = function(v, ok) end}    receive (ok false: closed)
+--   {send = ch, value = v, fn = function() end}
+--   {timeout = seconds, fn = function() end} nothing else came in time
+--   {default = true, fn = function() end}    nothing was ready at once
+-- When several are ready one is picked at random, so none starves.
+-- recv = false or send = false disables a case (Go's nil channel). A
+-- send case on a closed channel raises when chosen.
+function _M.select(cases)
+  local n = check_cases(cases)
+  for i = 1, n do -- a random permutation: the first ready case wins
+    local j = random(i)
+    order[i] = order[j]
+    order[j] = i
+  end
+  local dflt, tmo, tcase
+  for k = 1, n do
+    local i = order[k]
+    local c = cases[i]
+    local ch = c.recv
+    if ch then
+      local got, v, ok = try_recv(ch)
+      if got then return chosen(c, i, v, ok) end
+    elseif c.send then
+      if try_send(c.send, c.value, 2) then return chosen(c, i) end
+    elseif ch == nil and c.send == nil then
+      if c.timeout ~= nil then
+        if not tmo or c.timeout < tmo then tmo, tcase = c.timeout, i end
+      elseif c.default then
+        dflt = i
+      end
+    end
+  end
+  if dflt then return chosen(cases[dflt], dflt) end
+  if tmo and tmo <= 0 then return chosen(cases[tcase], tcase) end
+  local nodes, m = {}, 0
+  for i = 1, n do
+    local c = cases[i]
+    if c.recv or c.send then m = m + 1 end
+  end
+  if m == 0 and not tmo then
+    error("select: nothing to wait for (every case is disabled)", 2)
+  end
+  block("select", tmo)
+  local me = current()
+  for i = 1, n do
+    local c = cases[i]
+    if c.recv then
+      local node = { co = me, case = i }
+      nodes[#nodes + 1] = node
+      push(c.recv.recvq, node)
+    elseif c.send then
+      local node = { co = me, case = i, val = c.value, send = true }
+      nodes[#nodes + 1] = node
+      push(c.send.sendq, node)
+    end
+  end
+  local woke, node, v, ok = wait("select")
+  for k = 1, #nodes do unlink(nodes[k]) end
+  if not woke then return chosen(cases[tcase], tcase) end
+  local i = node.case
+  if node.send then
+    if v == CLOSED then error("send on closed channel", 2) end
+    return chosen(cases[i], i)
+  end
+  return chosen(cases[i], i, v, ok)
+end
+
+return _M
