@@ -124,6 +124,7 @@ struct cn_conn_s {
   uint64_t rdeadline, wdeadline; /* loop ms, 0 = none */
   uint8_t skip; /* discard input through the next delimiter (line too long) */
   struct sockaddr_in6 peer;      /* remote address as accepted */
+  cn_task_t *task; /* the handler task that closes c when it ends */
 };
 
 cn_conn_t *cn_conn_new(cn_worker_t *w, int pipe);
@@ -201,6 +202,52 @@ int cn_proc_spawn(cn_proc_t *p, cn_worker_t *w, const char *file,
 int cn_proc_kill(cn_proc_t *p, int signum);
 void cn_proc_release(cn_proc_t *p);
 
+/* -- Files (cn_fs.c) ---------------------------------------------------- */
+
+/* A file runs one libuv thread-pool request at a time (never blocking the
+** loop) and wakes its waiter when the request ends. Reads fill a read-ahead
+** buffer; writes send bytes the caller copied into the same buffer. A
+** regular file is read and written at explicit offsets (pos), others
+** (pipes, terminals) at the kernel's position. */
+#define CN_FILE_BUF 65536
+
+typedef struct cn_file_s cn_file_t;
+enum {
+  CN_FS_IDLE, CN_FS_OPEN, CN_FS_OPENSTAT, CN_FS_READ, CN_FS_WRITE,
+  CN_FS_STAT, CN_FS_CLOSE, CN_FS_UNLINK
+};
+
+struct cn_file_s {
+  uv_fs_t req;
+  cn_worker_t *w;
+  uv_file fd;     /* -1: not open, or closed */
+  int op;         /* CN_FS_* request in flight, CN_FS_IDLE when none */
+  int err;        /* error of the last failed request, until taken */
+  int err_op;     /* the request that failed */
+  int eof;        /* the last read found the end of the file */
+  int seekable;   /* a regular file: explicit offsets */
+  int append;     /* opened with O_APPEND: writes go to the end */
+  int close_after; /* close once the request in flight ends */
+  int abandoned;  /* the owner is gone: close and free when idle */
+  int64_t pos;    /* offset of the next byte read (buf[off]) or written */
+  char *buf;      /* CN_FILE_BUF bytes, allocated on first use */
+  size_t off, len; /* read-ahead bytes are buf[off, off+len) */
+  size_t wlen, wdone; /* the last write: bytes asked, bytes written */
+  uv_stat_t st;   /* filled by open and stat */
+  cn_waiter_t *waiter;
+};
+
+cn_file_t *cn_file_new(cn_worker_t *w);
+int cn_file_open(cn_file_t *f, const char *path, int flags, int mode);
+int cn_file_read(cn_file_t *f);
+char *cn_file_wbuf(cn_file_t *f);
+int cn_file_write(cn_file_t *f, size_t n);
+int cn_file_stat(cn_file_t *f, const char *path);
+int cn_file_unlink(cn_file_t *f, const char *path);
+int cn_file_close(cn_file_t *f);
+void cn_file_unwait(void *file, cn_waiter_t *wt);
+void cn_file_release(cn_file_t *f);
+
 /* -- Listeners (cn_listen.c) ------------------------------------------- */
 
 struct cn_listener_s {
@@ -276,7 +323,8 @@ struct cn_worker_s {
   uv_os_sock_t *fds; /* listening sockets handed over at start */
   int *fd_pipe;
   int nfds;
-  int handler_ref; /* the script's current handler */
+  int handler_ref;    /* the script's current handler */
+  int trampoline_ref; /* coronet._run_handler */
   cn_task_t *reload_task; /* the newest reload's main chunk, running */
   uint64_t reload_t0;
   int failed;
@@ -308,6 +356,7 @@ void cn_sched_init(cn_worker_t *w);
 void cn_sched_close(cn_worker_t *w);
 cn_task_t *cn_sched_spawn(struct lua_State *L, int nargs);
 void cn_sched_set_conn(cn_task_t *t, cn_conn_t *c);
+void cn__sched_conn_gone(cn_task_t *t);
 void cn_sched_set_end(cn_task_t *t, cn_end_cb cb);
 struct lua_State *cn_sched_thread(cn_task_t *t);
 cn_task_t *cn_sched_task(struct lua_State *L, const char *what);

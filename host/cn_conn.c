@@ -154,7 +154,8 @@ void cn_conn_wait_read(cn_conn_t *c, cn_waiter_t *wt, size_t want,
   c->reader = wt;
   c->want = want;
   c->dlen = (uint8_t)(dlen <= sizeof c->dlim ? dlen : 0);
-  memcpy(c->dlim, dlim, c->dlen);
+  if (c->dlen > 0) /* dlim may be NULL when dlen is 0 */
+    memcpy(c->dlim, dlim, c->dlen);
   update_reading(c);
 }
 
@@ -361,6 +362,8 @@ static void close_cb(uv_handle_t *h) {
   cn_worker_t *w = c->w;
   cn_buf_reset(&c->in);
   cn_buf_reset(&c->out);
+  if (c->task != NULL)
+    cn__sched_conn_gone(c->task);
   if (c->on_close != NULL)
     c->on_close(c);
   if (c->prev != NULL)

@@ -28,7 +28,9 @@ struct cn_task_s {
   uv_timer_t *timer; /* made on the first park with a deadline */
   cn_cancel_cb cancel;
   void *cancel_obj;
-  cn_conn_t *conn; /* closed when the task ends */
+  cn_conn_t *conn; /* closed when the task ends; NULL once freed */
+  uint64_t conn_id;          /* of conn, for the log even once it is gone */
+  struct sockaddr_in6 peer;  /* likewise */
   cn_end_cb on_end;
   uint64_t id;
 };
@@ -153,6 +155,8 @@ static cn_task_t *task_alloc(cn_worker_t *w) {
   t->cancel = NULL;
   t->cancel_obj = NULL;
   t->conn = NULL;
+  t->conn_id = 0;
+  t->peer.sin6_family = 0;
   t->on_end = NULL;
   t->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
   t->prev = NULL;
@@ -203,7 +207,19 @@ cn_task_t *cn_sched_spawn(lua_State *L, int nargs) {
 }
 
 
-void cn_sched_set_conn(cn_task_t *t, cn_conn_t *c) { t->conn = c; }
+/* cn_sched_set_conn makes c the task's connection: closed when t ends and
+** named in its error log. */
+void cn_sched_set_conn(cn_task_t *t, cn_conn_t *c) {
+  t->conn = c;
+  t->conn_id = c->id;
+  memcpy(&t->peer, &c->peer, sizeof t->peer);
+  c->task = t;
+}
+
+
+/* cn__sched_conn_gone tells t that its connection was freed (cn_conn.c's
+** close_cb), so that t no longer touches it. */
+void cn__sched_conn_gone(cn_task_t *t) { t->conn = NULL; }
 void cn_sched_set_end(cn_task_t *t, cn_end_cb cb) { t->on_end = cb; }
 lua_State *cn_sched_thread(cn_task_t *t) { return t->co; }
 cn_waiter_t *cn_sched_waiter(cn_task_t *t) { return &t->waiter; }
@@ -334,12 +350,14 @@ static void task_error(cn_task_t *t) {
   char where[CN_ADDRSTRLEN + 48] = "";
   if (msg == NULL)
     msg = lua_isnil(co, -1) ? "nil" : luaL_typename(co, -1);
-  if (t->conn != NULL) {
+  if (t->conn_id != 0) {
     char peer[CN_ADDRSTRLEN];
-    if (cn_conn_addr(t->conn, 0, peer, sizeof peer) < 0)
+    if (t->peer.sin6_family != 0)
+      cn_addr_format((struct sockaddr *)&t->peer, peer, sizeof peer);
+    else if (t->conn == NULL || cn_conn_addr(t->conn, 0, peer, sizeof peer) < 0)
       strcpy(peer, "?");
     snprintf(where, sizeof where, " (conn %llu from %s)",
-             (unsigned long long)t->conn->id, peer);
+             (unsigned long long)t->conn_id, peer);
   }
   luaL_traceback(co, co, NULL, 0);
   cn_log(CN_LOG_ERROR, "%s%s\n%s", msg, where, lua_tostring(co, -1));
@@ -353,8 +371,11 @@ static void task_end(cn_task_t *t, int rc) {
     t->on_end(t, rc);
   else if (rc != 0)
     task_error(t);
-  if (t->conn != NULL)
+  if (t->conn != NULL) {
+    t->conn->task = NULL; /* t is reused before c's close_cb runs */
     cn_conn_close(t->conn);
+    t->conn = NULL;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
   lua_pushthread(t->co);
   lua_xmove(t->co, L, 1);

@@ -303,6 +303,11 @@ int cn__host_start(cn_worker_t *w) {
            cfg->moddir, lua_tostring(L, -1));
     return -1;
   }
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_getfield(L, -1, "coronet");
+  lua_getfield(L, -1, "_run_handler");
+  w->trampoline_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, 0);
   if (luaL_loadfile(L, cfg->script) != 0) {
     cn_log(CN_LOG_ERROR, "%s", lua_tostring(L, -1));
     return -1;
@@ -316,17 +321,31 @@ int cn__host_start(cn_worker_t *w) {
 }
 
 
-/* on_accept starts the handler for a new connection as a task. */
-static void on_accept(cn_listener_t *l, cn_conn_t *c) {
-  cn_worker_t *w = l->w;
+/* lcn_serve_conn starts the handler at registry ref handler for new
+** connection c, as a task that owns c (it closes c when it ends). The task
+** runs coronet's handler trampoline, which logs an error with its
+** traceback and the connection's id and peer. */
+void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c) {
   lua_State *L = w->L;
   cn_task_t *t;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->handler_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->trampoline_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, handler);
   lcn_push_conn(L, c);
-  t = cn_sched_spawn(L, 1);
+  t = cn_sched_spawn(L, 2);
   lua_pop(L, 1);
   cn_sched_set_conn(t, c);
   cn_conn_start(c);
+  if (cn_log_level >= CN_LOG_DEBUG) {
+    char peer[CN_ADDRSTRLEN] = "?";
+    cn_conn_addr(c, 0, peer, sizeof peer);
+    cn_log(CN_LOG_DEBUG, "conn %llu from %s", (unsigned long long)c->id,
+           peer);
+  }
+}
+
+
+static void on_accept(cn_listener_t *l, cn_conn_t *c) {
+  lcn_serve_conn(l->w, l->w->handler_ref, c);
 }
 
 

@@ -197,14 +197,7 @@ typedef struct {
 
 static void on_conn(cn_listener_t *l, cn_conn_t *c) {
   listener_box *b = l->data;
-  lua_State *L = cn_worker_self()->L;
-  cn_task_t *t;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, b->handler);
-  lcn_push_conn(L, c);
-  t = cn_sched_spawn(L, 1);
-  lua_pop(L, 1);
-  cn_sched_set_conn(t, c);
-  cn_conn_start(c);
+  lcn_serve_conn(l->w, b->handler, c);
 }
 
 

@@ -1,5 +1,6 @@
 /* main.c: the coronet command line. Parses options into a cn_config_t,
 ** finds the Lua modules, and hands over to cn_run (cn_worker.c). */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -129,8 +130,13 @@ static const char *find_moddir(void) {
     *slash = '\0';
     for (i = 0; tries[i] != NULL; i++) {
       snprintf(found, sizeof found, "%s/%s", exe, tries[i]);
-      if (file_exists(found, "coronet/boot.lua"))
+      if (file_exists(found, "coronet/boot.lua")) {
+        char *real = realpath(found, NULL); /* tidy paths in tracebacks */
+        if (real != NULL && strlen(real) < sizeof found)
+          strcpy(found, real);
+        free(real);
         return found;
+      }
     }
   }
   return CN_LUADIR;

@@ -32,10 +32,42 @@ local function wait(what)
 end
 _M.wait = wait
 
+local host = require "coronet.c.host"
+local traceback, xpcall, spawn = debug.traceback, xpcall, sched.spawn
+
+-- catch keeps an error's message and the traceback where it was raised.
+local function catch(e)
+  local tb = traceback("", 2)
+  tb = tb:sub(2, (tb:find("\n\t%[C%]: in function 'xpcall'") or 0) - 1)
+  return { msg = tostring(e), tb = tb }
+end
+
+-- _run_task and _run_handler are what tasks run: fn(...) or handler(conn)
+-- under xpcall, logging an error once with its traceback (and the
+-- connection's id and peer) so that it ends only this task.
+local function run_task(fn, ...)
+  local ok, e = xpcall(fn, catch, ...)
+  if not ok then host.log("error", e.msg .. "\n" .. e.tb) end
+end
+
+function _M._run_handler(handler, conn)
+  local ok, e = xpcall(handler, catch, conn)
+  if not ok then
+    host.log("error", e.msg .. " (conn " .. tostring(conn:id()) .. " from "
+      .. tostring(conn:remote_addr() or "?") .. ")\n" .. e.tb)
+  end
+end
+
 -- spawn(fn, ...) runs fn(...) as a new task from the next loop turn and
 -- returns the task. An error in it is logged with a traceback and ends
 -- only that task.
-_M.spawn = sched.spawn
+function _M.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn)
+      .. ")", 2)
+  end
+  return spawn(run_task, fn, ...)
+end
 
 -- now() returns the monotonic time in seconds, a float.
 _M.now = now

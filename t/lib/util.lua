@@ -1,0 +1,125 @@
+-- t/lib/util.lua: small helpers the tests share: the test's PID, scratch
+-- files, random payloads, an FNV-1a hash, bounded waits.
+--   local util = require "lib.util"
+local coronet = require "coronet"
+local ffi = require "ffi"
+local bit = require "bit"
+local bxor, band, lshift, tobit = bit.bxor, bit.band, bit.lshift, bit.tobit
+local byte, format = string.byte, string.format
+
+local _M = {}
+
+-- pid() returns this process's id (from /proc/self/stat).
+function _M.pid()
+  local f = assert(io.open("/proc/self/stat", "r"))
+  local pid = f:read("*n")
+  f:close()
+  return pid
+end
+
+-- under_valgrind() says whether the suite runs under valgrind (slow).
+function _M.under_valgrind()
+  return os.getenv("CORONET_VALGRIND") ~= nil
+end
+
+local scratch = {}
+
+-- tmpfile(contents [, suffix]) writes contents to a new file under /tmp
+-- named after this process and returns its path; cleanup() removes them.
+function _M.tmpfile(contents, suffix)
+  local path = format("/tmp/coronet-test-%d-%d%s", _M.pid(), #scratch + 1,
+    suffix or ".lua")
+  local f = assert(io.open(path, "w"))
+  f:write(contents)
+  f:close()
+  scratch[#scratch + 1] = path
+  return path
+end
+
+function _M.cleanup()
+  for _, p in ipairs(scratch) do os.remove(p) end
+  scratch = {}
+end
+
+-- random_bytes(n [, seed]) returns n pseudo-random bytes (xorshift32):
+-- every byte value appears, including "\0", "\r" and "\n".
+function _M.random_bytes(n, seed)
+  local buf = ffi.new("uint8_t[?]", n)
+  local x = tobit(seed or 2463534242)
+  if x == 0 then x = 1 end
+  for i = 0, n - 1 do
+    x = bxor(x, lshift(x, 13))
+    x = bxor(x, bit.rshift(x, 17))
+    x = bxor(x, lshift(x, 5))
+    buf[i] = band(x, 255)
+  end
+  return ffi.string(buf, n)
+end
+
+-- fnv1a(s [, h]) returns the 32-bit FNV-1a hash of s as a number; pass
+-- the previous result as h to hash a stream chunk by chunk.
+function _M.fnv1a(s, h)
+  h = h or tobit(0x811c9dc5)
+  local p = ffi.cast("const uint8_t *", s)
+  for i = 0, #s - 1 do
+    h = bxor(h, p[i])
+    -- h * 16777619 mod 2^32 without losing bits: 16777619 = 2^24 + 403
+    h = tobit(lshift(h, 24) + h * 403)
+  end
+  return h
+end
+
+-- hex(h) formats a hash for messages.
+function _M.hex(h) return bit.tohex(h) end
+
+-- wait_until(fn [, timeout]) polls fn every 5 ms until it returns a true
+-- value (returned) or timeout seconds (default 10) pass (nil).
+function _M.wait_until(fn, timeout)
+  local deadline = coronet.now() + (timeout or 10)
+  repeat
+    local v = fn()
+    if v then return v end
+    coronet.sleep(0.005)
+  until coronet.now() > deadline
+  return nil
+end
+
+-- read_all(conn [, max]) reads until EOF; returns the bytes and the error
+-- that ended it ("eof" normally).
+function _M.read_all(conn, max)
+  local parts, n = {}, 0
+  while true do
+    local s, err = conn:read(65536)
+    if not s then return table.concat(parts), err end
+    parts[#parts + 1] = s
+    n = n + #s
+    if max and n > max then return table.concat(parts), "too much" end
+  end
+end
+
+-- count_lines(s) counts "\n" in s.
+function _M.count_lines(s)
+  local n = 0
+  for _ in s:gmatch("\n") do n = n + 1 end
+  return n
+end
+
+-- rss_kib(pid) returns VmRSS of process pid in KiB, or nil.
+function _M.rss_kib(pid)
+  local f = io.open("/proc/" .. pid .. "/status", "r")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return tonumber(s:match("VmRSS:%s*(%d+)"))
+end
+
+-- show_bytes(s) is a short printable form of s for diagnostics.
+function _M.show_bytes(s)
+  if #s > 60 then
+    return format("%q... (%d bytes)", s:sub(1, 60), #s)
+  end
+  return format("%q", s)
+end
+
+_M.byte = byte
+return _M
