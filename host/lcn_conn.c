@@ -213,6 +213,7 @@ static int skip_long(cn_conn_t *c, const char *d, size_t dlen) {
 ** d (at most max), consuming d; at EOF, what is left as a last piece. */
 static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
                       size_t max, int line, const char *what) {
+  size_t room = max + (line != 0), n; /* max does not count a line's "\r" */
   int64_t at;
   if (c->skip) {
     int more = skip_long(c, d, dlen);
@@ -227,30 +228,32 @@ static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
     }
   }
   at = cn_buf_find(&c->in, c->scanned, d, dlen);
-  if (at < 0 && c->in.len < max + dlen) {
+  if (at < 0 && c->in.len < room + dlen) {
     c->scanned = c->in.len >= dlen ? c->in.len - dlen + 1 : 0;
     if (c->rerr == 0 || c->in.len == 0)
-      return read_park(L, c, max + dlen, d, dlen, what, 0);
+      return read_park(L, c, room + dlen, d, dlen, what, 0);
     at = (int64_t)c->in.len; /* last piece, without delimiter */
     dlen = 0;
   }
   op_done();
   c->scanned = 0;
-  if (at < 0 || (size_t)at > max) {
-    c->skip = 1;
-    skip_long(c, d, dlen);
+  n = at >= 0 ? (size_t)at : 0;
+  if (line && n > 0 && dlen > 0) {
+    char last;
+    cn_buf_copyout(&c->in, n - 1, &last, 1);
+    n -= last == '\r';
+  }
+  if (at < 0 || n > max) {
+    if (dlen == 0) {
+      cn_buf_consume(&c->in, c->in.len); /* a last piece past max */
+    } else {
+      c->skip = 1;
+      skip_long(c, d, dlen);
+    }
     cn_conn_consumed(c);
     return lcn_fail(L, CN_ELINE);
   }
-  {
-    size_t n = (size_t)at;
-    if (line && n > 0 && dlen > 0) {
-      char last;
-      cn_buf_copyout(&c->in, n - 1, &last, 1);
-      n -= last == '\r';
-    }
-    push_bytes(L, &c->in, n, (size_t)at + dlen);
-  }
+  push_bytes(L, &c->in, n, (size_t)at + dlen);
   cn_conn_consumed(c);
   return 1;
 }
