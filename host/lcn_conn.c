@@ -371,6 +371,7 @@ static int conn_write(lua_State *L) {
   cn_conn_t *c = check_conn(L, 1);
   size_t total = write_total(L, 2);
   size_t off = (size_t)luaL_optinteger(L, 3, 0);
+  uint64_t start;
   int err;
   if (c == NULL)
     return 2;
@@ -394,9 +395,9 @@ static int conn_write(lua_State *L) {
     t = cn_sched_task(L, "conn:write");
     if (cn_sched_timed_out(t))
       return write_fail(L, CN_ETIMEOUT, off);
-    cn_sched_park(t,
-                  earliest(c->wtimeout ? cn_sched_op_start(t) + c->wtimeout : 0,
-                           c->wdeadline),
+    start = cn_sched_op_start(t); /* also with only a deadline set */
+    cn_sched_park(t, earliest(c->wtimeout ? start + c->wtimeout : 0,
+                              c->wdeadline),
                   cn_conn_unwait, c);
     cn_conn_wait_write(c, cn_sched_waiter(t));
     lua_pushboolean(L, 0);
