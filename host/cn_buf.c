@@ -7,14 +7,18 @@
 
 #include "cn_errno.h"
 
+/* Free space below which cn_buf_reserve starts a new block rather than
+** offer a read the end of the last one. */
+#define RESERVE_MIN 512
+
 /* Bytes below which cn_buf_move copies a block's data instead of relinking
 ** the block, so that many small moves do not pin many mostly empty blocks. */
 #define MOVE_MIN (CN_BLOCK_DATA / 4)
 
 
 void cn_pool_init(cn_pool_t *p, size_t max_free) {
-  p->free = NULL;
-  p->nfree = 0;
+  p->free = p->free_small = NULL;
+  p->nfree = p->nfree_small = 0;
   p->max_free = max_free;
   p->nlive = 0;
 }
@@ -23,40 +27,53 @@ void cn_pool_init(cn_pool_t *p, size_t max_free) {
 /* cn_pool_close frees the pool's idle blocks. Blocks still handed out
 ** stay the holder's to return or free. */
 void cn_pool_close(cn_pool_t *p) {
-  while (p->free != NULL) {
-    cn_block_t *b = p->free;
+  cn_block_t *b;
+  while ((b = p->free) != NULL) {
     p->free = b->next;
     free(b);
   }
-  p->nfree = 0;
+  while ((b = p->free_small) != NULL) {
+    p->free_small = b->next;
+    free(b);
+  }
+  p->nfree = p->nfree_small = 0;
 }
 
 
-/* cn_block_get returns an empty block, or NULL when memory runs out. */
-cn_block_t *cn_block_get(cn_pool_t *p) {
-  cn_block_t *b = p->free;
+static cn_block_t *block_get(cn_pool_t *p, cn_block_t **list, size_t *n,
+                             size_t size) {
+  cn_block_t *b = *list;
   if (b != NULL) {
-    p->free = b->next;
-    p->nfree--;
-  } else if ((b = malloc(CN_BLOCK_SIZE)) == NULL) {
+    *list = b->next;
+    (*n)--;
+  } else if ((b = malloc(size)) == NULL) {
     return NULL;
   }
   b->next = NULL;
   b->rpos = b->wpos = 0;
+  b->cap = (uint32_t)(size - sizeof(cn_block_t));
   p->nlive++;
   return b;
 }
 
 
+/* cn_block_get returns an empty block, or NULL when memory runs out. */
+cn_block_t *cn_block_get(cn_pool_t *p) {
+  return block_get(p, &p->free, &p->nfree, CN_BLOCK_SIZE);
+}
+
+
 void cn_block_put(cn_pool_t *p, cn_block_t *b) {
+  int small = b->cap == CN_SMALL_DATA;
+  size_t *n = small ? &p->nfree_small : &p->nfree;
   p->nlive--;
-  if (p->nfree >= p->max_free) {
+  if (*n >= (small ? 16 * p->max_free : p->max_free)) {
     free(b);
     return;
   }
-  b->next = p->free;
-  p->free = b;
-  p->nfree++;
+  b->next = small ? p->free_small : p->free;
+  *(small ? &p->free_small : &p->free) = b;
+  (*n)++;
 }
 
 
@@ -96,13 +113,13 @@ int cn_buf_reserve(cn_buf_t *b, char **p, size_t *n) {
   cn_block_t *t = b->tail;
   if (t != NULL && t->rpos == t->wpos)
     t->rpos = t->wpos = 0; /* empty tail: reuse from the start */
-  if (t == NULL || t->wpos == CN_BLOCK_DATA) {
+  if (t == NULL || t->cap - t->wpos < RESERVE_MIN) {
     if ((t = cn_block_get(b->pool)) == NULL)
       return CN_ENOMEM;
     buf_link(b, t);
   }
   *p = t->data + t->wpos;
-  *n = CN_BLOCK_DATA - t->wpos;
+  *n = t->cap - t->wpos;
   return 0;
 }
 
@@ -119,6 +136,26 @@ void cn_buf_commit(cn_buf_t *b, size_t n) {
 void cn_buf_trim(cn_buf_t *b) {
   if (b->len == 0)
     cn_buf_reset(b);
+}
+
+
+/* cn_buf_settle moves the few bytes of a buffer that is one big block
+** into a small block, returning the big one to the pool: thousands of
+** connections with a short message waiting then hold little memory. */
+void cn_buf_settle(cn_buf_t *b) {
+  cn_block_t *t = b->head, *s;
+  size_t n = b->len;
+  if (t == NULL || t != b->tail || t->cap != CN_BLOCK_DATA ||
+      n > CN_SMALL_DATA)
+    return;
+  s = block_get(b->pool, &b->pool->free_small, &b->pool->nfree_small,
+                CN_SMALL_SIZE);
+  if (s == NULL)
+    return;
+  memcpy(s->data, t->data + t->rpos, n);
+  s->wpos = (uint32_t)n;
+  b->head = b->tail = s;
+  cn_block_put(b->pool, t);
 }
 
 

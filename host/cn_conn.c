@@ -104,6 +104,8 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   (void)buf;
   if (n > 0) {
     cn_buf_commit(&c->in, (size_t)n);
+    if (c->pump_out == NULL)
+      cn_buf_settle(&c->in);
   } else {
     cn_buf_trim(&c->in);
     if (n == 0)
