@@ -34,7 +34,8 @@ local members, names = room.members, room.names
 
 local drop -- forward
 
--- deliver queues line for m; a member whose queue is full is dropped.
+-- deliver queues line (ending in "\n") for m; a member whose queue is
+-- full is dropped.
 local function deliver(m, line)
   if m.gone then return end
   local q = m.queue
@@ -42,18 +43,19 @@ local function deliver(m, line)
     drop(m, "too slow")
     return
   end
-  m.queued = m.queued + #line + 1
+  m.queued = m.queued + #line
   q:send(line) -- there is room: this does not wait
 end
 
-local function broadcast(from, line)
+local function broadcast(from, text)
+  local line = text .. "\n"
   for m in pairs(members) do
     if m ~= from then deliver(m, line) end
   end
 end
 
 local function notice(m, text)
-  deliver(m, "* " .. text)
+  deliver(m, "* " .. text .. "\n")
 end
 
 -- leave takes m out of the room once, telling the others why.
@@ -71,22 +73,14 @@ drop = function(m, why)
   m.conn:close() -- its handler's next read fails: the session ends
 end
 
--- writer sends m's queued lines, as many as are waiting in one write.
+-- writer sends m's queued lines; all that are waiting leave in one
+-- writev, when the writer parks on its empty queue.
 local function writer(m)
-  local q, conn, batch = m.queue, m.conn, {}
+  local q, conn = m.queue, m.conn
   while true do
     local line, ok = q:recv()
-    if not ok then break end
-    local n, size = 0, 0
-    repeat
-      batch[n + 1], batch[n + 2] = line, "\n"
-      n, size = n + 2, size + #line + 1
-      if q:len() == 0 then break end
-      line, ok = q:recv()
-    until not ok
-    for i = n + 1, #batch do batch[i] = nil end
-    m.queued = m.queued - size
-    if not conn:write(batch) then break end
+    if not ok or not conn:write(line) then break end
+    m.queued = m.queued - #line
   end
 end
 
