@@ -1,0 +1,38 @@
+-- chan_bench: channel send/receive pairs per second between two tasks,
+-- unbuffered and buffered; the same work as bench/chan_bench.go.
+--   coronet --run bench/chan_bench.lua [PAIRS [CAP]]
+-- Prints one line per case: "coronet unbuffered pairs=N secs=S rate=R".
+local coronet = require "coronet"
+local format = string.format
+local now, chan, spawn = coronet.now, coronet.chan, coronet.spawn
+
+local n = tonumber(arg[1]) or 1000000
+local capacity = tonumber(arg[2]) or 128
+
+local function run(pairs, cap)
+  local ch, done = chan(cap), chan(1)
+  spawn(function()
+    local sum = 0
+    while true do
+      local v, ok = ch:recv()
+      if not ok then break end
+      sum = sum + v
+    end
+    done:send(sum)
+  end)
+  local t0 = now()
+  for i = 0, pairs - 1 do ch:send(i) end
+  ch:close()
+  local sum = done:recv()
+  local secs = now() - t0
+  assert(sum == pairs * (pairs - 1) / 2, "lost values")
+  return secs
+end
+
+for _, c in ipairs { { "unbuffered", 0 },
+  { format("buffered(%d)", capacity), capacity } } do
+  run(math.floor(n / 10), c[2]) -- warm-up (and JIT)
+  local secs = run(n, c[2])
+  print(format("coronet %s pairs=%d secs=%.4f rate=%.0f", c[1], n, secs,
+    n / secs))
+end
