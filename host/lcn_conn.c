@@ -12,6 +12,7 @@
 
 typedef struct {
   cn_conn_t *c; /* NULL once the handle is gone */
+  uint64_t id;  /* c's id, kept for logs once c is gone */
 } conn_box;
 
 
@@ -27,6 +28,7 @@ static void on_close(cn_conn_t *c) {
 void lcn_push_conn(lua_State *L, cn_conn_t *c) {
   conn_box *b = lua_newuserdata(L, sizeof *b);
   b->c = c;
+  b->id = c->id;
   c->data = b;
   c->on_close = on_close;
   luaL_getmetatable(L, LCN_CONN_MT);
@@ -608,10 +610,11 @@ static int conn_remote_addr(lua_State *L) { return push_addr(L, 0); }
 static int conn_local_addr(lua_State *L) { return push_addr(L, 1); }
 
 
-/* conn:id() -> number, unique in this process, as in the logs */
+/* conn:id() -> number, unique in this process, as in the logs (also
+** after close) */
 static int conn_id(lua_State *L) {
   conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
-  lua_pushnumber(L, b->c != NULL ? (double)b->c->id : 0);
+  lua_pushnumber(L, (double)b->id);
   return 1;
 }
 
