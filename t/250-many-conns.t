@@ -1,0 +1,131 @@
+-- t/250-many-conns.t: a thousand connections open at once against the real
+-- echo handler; connection churn; the --max-connections limit. The server
+-- is t/lib/svc_mem.lua in echo mode, which reports coronet.stats().
+local t = require "lib.tap"
+local server = require "lib.server"
+local util = require "lib.util"
+local coronet = require "coronet"
+local net = require "coronet.net"
+
+local script = server.path("t/lib/svc_mem.lua")
+local N = util.under_valgrind() and 300 or 1000
+
+local function start(opts)
+  local s = server.start { script = script, args = { "echo" }, opts = opts }
+  local line = s:wait_log("stats on %S+")
+  return s, line and line:match("stats on (%S+)")
+end
+
+local function stats(addr)
+  local c = assert(net.dial(addr, { timeout = 10 }))
+  c:set_timeout(10)
+  c:write("?\n")
+  local line = c:read_line() or ""
+  c:close()
+  local st = {}
+  for k, v in line:gmatch("([%w_]+)=(%d+)") do st[k] = tonumber(v) end
+  return st
+end
+
+-- run_all(n, fn) runs fn(i) in n tasks and waits for them all (60 s max);
+-- returns how many returned true.
+local function run_all(n, fn)
+  local pending, good = n, 0
+  for i = 1, n do
+    coronet.spawn(function()
+      local ok, r = pcall(fn, i)
+      if ok and r then good = good + 1 end
+      if not ok and good == 0 then t.diag("task " .. i .. ": " .. tostring(r)) end
+      pending = pending - 1
+    end)
+  end
+  util.wait_until(function() return pending == 0 end, 120)
+  return good, pending
+end
+
+t.test(N .. " connections open at once each get their own bytes back",
+  function()
+    local s, saddr = start()
+    local rss0 = util.rss_kib(s.proc.pid)
+    local conns = {}
+    local connected = run_all(N, function(i)
+      conns[i] = s:connect()
+      return true
+    end)
+    t.is(connected, N, "all " .. N .. " connected")
+    local st = util.wait_until(function()
+      local x = stats(saddr)
+      return x.connections == N + 1 and x
+    end, 20) or stats(saddr)
+    t.is(st.connections, N + 1, "the server holds them all at once")
+    t.is(st.blocks, 0, "idle connections hold no buffer block")
+    local rss1 = util.rss_kib(s.proc.pid)
+    t.diag(string.format("server RSS %d -> %d KiB with %d idle connections: "
+      .. "%.2f KiB per connection", rss0, rss1, N, (rss1 - rss0) / N))
+    -- each sends a message naming itself, in two pieces, and reads it back
+    local good = run_all(N, function(i)
+      local c = conns[i]
+      local msg = "connection " .. i .. " says " .. string.rep("x", i % 97)
+      c:write(msg:sub(1, 5))
+      coronet.sleep(0.001)
+      c:write(msg:sub(6) .. "\n")
+      return c:read_line() == msg
+    end)
+    t.is(good, N, "every connection got exactly its own message back")
+    -- a second round on the same connections
+    good = run_all(N, function(i)
+      local c = conns[i]
+      c:write("round two " .. i .. "\n")
+      return c:read_line() == "round two " .. i
+    end)
+    t.is(good, N, "and again on a second round")
+    for i = 1, N do conns[i]:close() end
+    t.ok(util.wait_until(function()
+      local x = stats(saddr)
+      return x.connections == 1 and x.blocks == 0
+    end, 20), "after they close: no connection or block left")
+    t.is(s:stop(), 0, "exit 0")
+  end, 300)
+
+t.test(N .. " connections one after another leave nothing behind",
+  function()
+    local s, saddr = start()
+    local before = stats(saddr)
+    local good = 0
+    for i = 1, N do
+      local c = s:connect()
+      c:write(i .. "\n")
+      if c:read_line() == tostring(i) then good = good + 1 end
+      c:close()
+    end
+    t.is(good, N, "each was served")
+    t.ok(util.wait_until(function()
+      local x = stats(saddr)
+      return x.connections == 1 and x.blocks == 0 and x.tasks <= before.tasks
+    end, 20), "no connection, block or task is left")
+    t.is(s:stop(), 0, "exit 0")
+  end, 300)
+
+t.test("past --max-connections, new connections wait and are then served",
+  function()
+    local s, saddr = start { "--max-connections", "10" }
+    local held = {}
+    for i = 1, 10 do
+      held[i] = s:connect()
+      held[i]:write("h" .. i .. "\n")
+      t.is(held[i]:read_line(), "h" .. i, "client " .. i .. " served")
+    end
+    -- the kernel completes the eleventh connection, the server waits
+    local more = s:connect(1)
+    more:write("over\n")
+    local v, err = more:read_line()
+    t.is(err, "timeout", "an eleventh waits while all slots are taken")
+    held[1]:close()
+    more:set_timeout(10)
+    t.is(more:read_line(), "over", "it is served once a slot frees")
+    for i = 2, 10 do held[i]:close() end
+    more:close()
+    t.is(s:stop(), 0, "exit 0")
+  end, 120)
+
+t.done()
