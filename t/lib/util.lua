@@ -113,12 +113,17 @@ function _M.rss_kib(pid)
   return tonumber(s:match("VmRSS:%s*(%d+)"))
 end
 
--- show_bytes(s) is a short printable form of s for diagnostics.
+-- show_bytes(s) is a short printable form of s for diagnostics: one line,
+-- control and high bytes as \ddd.
 function _M.show_bytes(s)
+  local more = ""
   if #s > 60 then
-    return format("%q... (%d bytes)", s:sub(1, 60), #s)
+    more = format("... (%d bytes)", #s)
+    s = s:sub(1, 60)
   end
-  return format("%q", s)
+  return '"' .. s:gsub('[%c\128-\255\\"#]', function(ch)
+    return format("\\%d", byte(ch))
+  end) .. '"' .. more
 end
 
 _M.byte = byte
