@@ -179,11 +179,16 @@ void cn_conn_unwait(void *conn, cn_waiter_t *wt) {
 }
 
 
-/* cn_conn_kick wakes c's parked reader and writer so that they look again
-** at what they wait for (a deadline changed). */
+/* cn_conn_kick wakes c's parked reader and writer, and the tasks waiting
+** on pumps from or to c, so that they look again at what they wait for (a
+** deadline changed). */
 void cn_conn_kick(cn_conn_t *c) {
   wake(&c->reader);
   wake(&c->writer);
+  if (c->pump_out != NULL)
+    wake(&c->pump_out->waiter);
+  if (c->pump_in != NULL)
+    wake(&c->pump_in->waiter);
 }
 
 
