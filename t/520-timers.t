@@ -185,6 +185,13 @@ t.test("stopping a ticker wakes the task waiting on it", function()
   t.ok(not ok and err:find("stopped ticker"), "reset of a stopped one raises")
 end)
 
+t.test("a ticker whose channel was closed by hand stops ticking", function()
+  local tk = coronet.ticker(0.005)
+  tk:close()
+  sleep(0.05)
+  t.is(time.pending(), 0, "it left the heap at its next tick")
+end)
+
 t.test("ticker:reset changes the period", function()
   local tk = coronet.ticker(10)
   local t0 = now()

@@ -4,6 +4,7 @@
 local t = require "lib.tap"
 local coronet = require "coronet"
 local net = require "coronet.net"
+local io_ = require "coronet.io"
 
 local spawn, chan, now = coronet.spawn, coronet.chan, coronet.now
 local rep = string.rep
@@ -129,6 +130,52 @@ t.test("the end of a handler closes its connection and wakes its helpers",
     "and the peer saw the connection end: " .. tostring(err))
   c:close()
   l:close()
+end)
+
+-- copy_pair returns two client connections to a server that neither
+-- reads nor writes, and a function closing everything.
+local function copy_pair()
+  local a, done_a = stuck_pair()
+  local b, done_b = stuck_pair()
+  return a, b, function()
+    done_a()
+    done_b()
+  end
+end
+
+local function start_copy(dst, src)
+  local out = chan(1)
+  spawn(function()
+    local n, err = io_.copy(dst, src)
+    out:send(tostring(n) .. " " .. tostring(err))
+  end)
+  settle()
+  return out
+end
+
+t.test("closing either side wakes a task parked in copy", function()
+  local a, b, done = copy_pair()
+  local out = start_copy(b, a)
+  t.is(out:len(), 0, "the copy is parked (nothing to move)")
+  a:close()
+  t.is(out:recv(5), "0 closed", "closing the source ends it: closed")
+  done()
+  a, b, done = copy_pair()
+  out = start_copy(b, a)
+  b:close()
+  t.is(out:recv(5), "0 closed", "closing the destination too")
+  done()
+end)
+
+t.test("a deadline set while a copy is parked ends it in time", function()
+  local a, b, done = copy_pair()
+  local out = start_copy(b, a)
+  local t0 = now()
+  a:set_read_deadline(now() + 0.05)
+  t.is(out:recv(5), "0 timeout", "the copy ended with timeout")
+  t.cmp_ok(now() - t0, ">=", 0.045, "at the deadline")
+  t.cmp_ok(now() - t0, "<", 3, "not much later")
+  done()
 end)
 
 t.test("a peer that closes wakes a parked reader with eof", function()

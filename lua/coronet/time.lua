@@ -100,7 +100,7 @@ end
 local function fire(t, at)
   offer(t, at)
   local period = t.period
-  if period then
+  if period and not t.closed then -- a ticker closed by hand stops too
     local when = t.when + period
     if when <= at then -- fell behind: skip the missed ticks
       when = when + period * (floor((at - when) / period) + 1)
