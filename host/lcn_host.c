@@ -215,6 +215,22 @@ static void main_end(cn_task_t *t, int status) {
 static char reload_failed[] = "reload failed, the old handler stays: ";
 
 
+/* log_reload_error logs the error a reloaded main chunk raised as one
+** line: the message (which names file:line), its newlines folded, and no
+** traceback. */
+static void log_reload_error(cn_worker_t *w, lua_State *co) {
+  lua_State *L = w->L;
+  int top = lua_gettop(L);
+  const char *msg = lua_tostring(co, -1);
+  if (msg == NULL)
+    msg = lua_pushfstring(L, "(error object is a %s value)",
+                          luaL_typename(co, -1));
+  msg = luaL_gsub(L, luaL_gsub(L, msg, "\n\t", " "), "\n", " ");
+  cn_log(CN_LOG_ERROR, "%s%s", reload_failed, msg);
+  lua_settop(L, top);
+}
+
+
 /* reload_end receives the end of a reloaded main chunk. */
 static void reload_end(cn_task_t *t, int status) {
   cn_worker_t *w = cn_worker_self();
@@ -226,7 +242,7 @@ static void reload_end(cn_task_t *t, int status) {
   }
   w->reload_task = NULL;
   if (status != 0) {
-    log_chunk_error(w, co, reload_failed);
+    log_reload_error(w, co);
     return;
   }
   if (take_handler(w, co, reload_failed))

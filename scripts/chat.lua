@@ -25,6 +25,7 @@ local MAX_LINE = 4096
 local QUEUE_LINES = 1024         -- lines waiting for one member, at most
 local QUEUE_BYTES = 256 * 1024   -- bytes waiting for one member, at most
 local NAME_MAX = 32
+local FLUSH_WAIT = 10            -- seconds a leaving member's queue may take
 
 local room = coronet.state("chat")
 room.members = room.members or {} -- member -> true
@@ -74,7 +75,8 @@ drop = function(m, why)
 end
 
 -- writer sends m's queued lines; all that are waiting leave in one
--- writev, when the writer parks on its empty queue.
+-- writev, when the writer parks on its empty queue. It ends when the
+-- queue is closed and empty, or a write fails.
 local function writer(m)
   local q, conn = m.queue, m.conn
   while true do
@@ -82,6 +84,7 @@ local function writer(m)
     if not ok or not conn:write(line) then break end
     m.queued = m.queued - #line
   end
+  m.written:done()
 end
 
 local function join(conn)
@@ -89,7 +92,8 @@ local function join(conn)
   local name = "guest" .. room.serial
   while names[name] do name = name .. "_" end
   local m = { name = name, conn = conn, queue = coronet.chan(QUEUE_LINES),
-    queued = 0, gone = false }
+    queued = 0, gone = false, written = coronet.waitgroup() }
+  m.written:add(1)
   coronet.spawn(writer, m)
   notice(m, "welcome, " .. name .. "! commands: /nick NAME, /who, /quit")
   broadcast(m, "* " .. name .. " joined")
@@ -121,7 +125,7 @@ function commands.who(m)
 end
 
 function commands.quit(m)
-  m.conn:write("* bye\n")
+  notice(m, "bye") -- after what is queued for m already
   leave(m)
   return true
 end
@@ -154,4 +158,5 @@ return function(conn)
     end
   end
   leave(m)
+  m.written:wait(FLUSH_WAIT) -- the writer sends what is queued, then ends
 end

@@ -1,0 +1,102 @@
+-- t/lib/chat.lua: chat members for tests of scripts/chat.lua.
+--   local chat = require "lib.chat"
+--   local a = chat.join(s)          -- connects, reads the welcome: a.name
+--   a:say("hello")                  -- sends "hello\n"
+--   a:expect("* bob joined", what)  -- the next line is exactly that
+--   a:quiet(what)                   -- nothing else was sent to a
+-- Every read has the connection's timeout (5 s unless told).
+local t = require "lib.tap"
+local setmetatable, format = setmetatable, string.format
+
+local _M = {}
+local Member = {}
+Member.__index = Member
+
+_M.WELCOME = "^%* welcome, (%S+)! commands: /nick NAME, /who, /quit$"
+
+-- join(s [, timeout]) connects to server s and reads the welcome notice;
+-- returns the member, or nil and what came instead.
+function _M.join(s, timeout)
+  local c = s:connect(timeout or 5)
+  local line, err = c:read_line()
+  local name = line and line:match(_M.WELCOME)
+  if not name then
+    c:close()
+    return nil, "no welcome: " .. tostring(line or err)
+  end
+  return setmetatable({ conn = c, name = name, welcome = line }, Member)
+end
+
+-- must_join(s) is join that raises (failing the test) when it fails.
+function _M.must_join(s, timeout)
+  local m, err = _M.join(s, timeout)
+  if not m then error(err, 2) end
+  return m
+end
+
+-- say(text) sends text and a "\n" (text may carry its own "\r").
+function Member:say(text)
+  return self.conn:write(text .. "\n")
+end
+
+-- line() -> the next line, or nil and the error.
+function Member:line()
+  return self.conn:read_line(1024 * 1024)
+end
+
+-- expect(want [, what]) checks that the next line is want.
+function Member:expect(want, what)
+  local got, err = self:line()
+  return t.is(got or ("<" .. tostring(err) .. ">"), want,
+    what or format("%s gets %q", self.name, want))
+end
+
+-- expect_like(pattern [, what]) checks the next line against a pattern;
+-- returns its captures.
+function Member:expect_like(pattern, what)
+  local got, err = self:line()
+  t.like(got or ("<" .. tostring(err) .. ">"), pattern,
+    what or format("%s gets a line like %q", self.name, pattern))
+  if got then return got:match(pattern) end
+end
+
+-- who() sends /who and returns the reply, and the lines that came before
+-- it (a list).
+function Member:who()
+  self:say("/who")
+  local before = {}
+  for _ = 1, 10000 do
+    local line, err = self:line()
+    if not line then return nil, before, err end
+    if line:find("^%* %d+ here: ") then return line, before end
+    before[#before + 1] = line
+  end
+  return nil, before, "too many lines"
+end
+
+-- quiet([what]) checks that nothing but the reply to a /who arrives: no
+-- line was sent to this member since the last one read.
+function Member:quiet(what)
+  local reply, before, err = self:who()
+  local ok = t.ok(reply ~= nil and #before == 0,
+    what or (self.name .. " got nothing else"))
+  if not ok then
+    t.diag(format("  before the /who reply: %s%s",
+      table.concat(before, " | "), err and ("; " .. err) or ""))
+  end
+  return ok
+end
+
+-- eof() -> true when the server closed the connection (reads EOF next).
+function Member:eof()
+  local line, err = self:line()
+  if line then return false, line end
+  return err == "eof" or err == "reset" or
+    err == "connection reset by peer", err
+end
+
+function Member:close()
+  self.conn:close()
+end
+
+return _M
