@@ -19,18 +19,62 @@ static int l_spawn(lua_State *L) {
 }
 
 
-/* park([seconds]) -> false
+/* -- Lua-level parks ----------------------------------------------------- */
+
+/* Each park() gets a token, kept in a registry table (waiter -> token)
+** until that park ends (woken, timed out or undone). wake_park() wakes the
+** task only while the token is still current, so a waiter that a channel
+** forgot to drop (its coroutine was abandoned) cannot wake the task in a
+** later, unrelated wait. */
+static char parks_key; /* its address keys the table in the registry */
+static uint64_t park_seq; /* per process; tokens are exact up to 2^53 */
+
+
+static void push_parks(lua_State *L) {
+  lua_pushlightuserdata(L, &parks_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushlightuserdata(L, &parks_key);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+}
+
+
+/* park_end runs when a Lua-level park ends (a cn_cancel_cb). */
+static void park_end(void *obj, cn_waiter_t *wt) {
+  lua_State *L = cn_worker_self()->L;
+  (void)obj;
+  push_parks(L);
+  lua_pushlightuserdata(L, wt);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+
+/* park([seconds]) -> false, token
 ** Marks the running task parked until wake() or the timeout; the caller
 ** yields next and gets true, values... from wake, or false at timeout. */
 static int l_park(lua_State *L) {
   cn_task_t *t = cn_sched_task(L, "park");
   uint64_t deadline = 0;
+  double token;
   if (!lua_isnoneornil(L, 1))
     deadline = lcn_deadline_in(L, luaL_checknumber(L, 1));
   cn_sched_op_done(t);
-  cn_sched_park(t, deadline, NULL, NULL);
+  token = (double)__atomic_add_fetch(&park_seq, 1, __ATOMIC_RELAXED);
+  push_parks(L);
+  lua_pushlightuserdata(L, cn_sched_waiter(t));
+  lua_pushnumber(L, token);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  cn_sched_park(t, deadline, park_end, NULL);
   lua_pushboolean(L, 0);
-  return 1;
+  lua_pushnumber(L, token);
+  return 2;
 }
 
 
@@ -53,6 +97,28 @@ static int l_wake(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTHREAD);
   t = cn_sched_lookup(L, 1);
   lua_pushboolean(L, t != NULL && cn_sched_wake_with(t, L, lua_gettop(L) - 1));
+  return 1;
+}
+
+
+/* wake_park(task, token, ...) -> bool
+** Like wake, but only while task is still in the park() that returned
+** token. */
+static int l_wake_park(lua_State *L) {
+  cn_task_t *t;
+  int current;
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  luaL_checktype(L, 2, LUA_TNUMBER);
+  if ((t = cn_sched_lookup(L, 1)) == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  push_parks(L);
+  lua_pushlightuserdata(L, cn_sched_waiter(t));
+  lua_rawget(L, -2);
+  current = lua_rawequal(L, -1, 2);
+  lua_pop(L, 2);
+  lua_pushboolean(L, current && cn_sched_wake_with(t, L, lua_gettop(L) - 2));
   return 1;
 }
 
@@ -122,7 +188,7 @@ static const luaL_Reg funcs[] = {
   {"spawn", l_spawn}, {"park", l_park},   {"unpark", l_unpark},
   {"wake", l_wake},   {"now", l_now},     {"alive", l_alive},
   {"stats", l_stats}, {"exit", l_exit},   {"current", l_current},
-  {NULL, NULL}};
+  {"wake_park", l_wake_park}, {NULL, NULL}};
 
 
 int luaopen_coronet_sched(lua_State *L) {

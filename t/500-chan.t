@@ -337,6 +337,33 @@ t.test("recv where Lua cannot yield raises and leaves no waiter",
   t.is(queued(ch.recvq), 0, "and leaves no waiter behind")
 end)
 
+t.test("a waiter left behind by an abandoned coroutine wakes nothing",
+  function()
+  -- the coroutine parks the task on recv, but it was resumed where Lua
+  -- cannot yield: the park is undone and the coroutine abandoned, its
+  -- node still queued. A later send must not wake the task's next wait.
+  local ch = chan_new()
+  local ok, err = pcall(function()
+    table.sort({ 3, 2, 1 }, function(a, b)
+      local co = coroutine.create(function() return ch:recv() end)
+      local rok, e = coroutine.resume(co)
+      if not rok then error(e, 0) end
+      return a < b
+    end)
+  end)
+  t.ok(not ok and err:find("cannot block here"), "the sort raised")
+  local sent = chan_new(1)
+  spawn(function()
+    sent:send({ ch:send("lost?", 0.05) })
+  end)
+  local t0 = now()
+  coronet.sleep(0.15)
+  t.cmp_ok(now() - t0, ">=", 0.149, "the sleep was not cut short")
+  local r = sent:recv()
+  t.ok(r[1] == nil and r[2] == "timeout",
+    "the send found no live receiver and timed out")
+end)
+
 t.test("no task is left over", function()
   settle(10)
   t.is(coronet.stats().tasks, 2, "only the main task and this test's")

@@ -4,17 +4,17 @@
 -- A channel holds up to cap values in a ring buffer; tasks that cannot go
 -- on wait in FIFO queues of waiter nodes, one queue for receivers and one
 -- for senders. Whoever makes progress hands the value over itself and
--- wakes the waiter: sched.wake succeeds only while that task is still
--- parked, which is what makes a handover final. A waiter woken by its
--- timeout (or by another case of a select) may still sit in a queue until
--- it runs; wake fails for it, and the one who found it drops it and tries
--- the next.
+-- wakes the waiter: sched.wake_park succeeds only while that task is
+-- still in the park the node was made for, which is what makes a handover
+-- final. A waiter woken by its timeout (or by another case of a select)
+-- may still sit in a queue until it runs; the wake fails for it, and the
+-- one who found it drops it and tries the next.
 local sched = require "coronet.c.sched"
 local setmetatable, type, error, tostring = setmetatable, type, error, tostring
 local random = math.random
 local isyieldable = coroutine.isyieldable
-local park, unpark, wake, current = sched.park, sched.unpark, sched.wake,
-  sched.current
+local park, unpark, wake, current = sched.park, sched.unpark,
+  sched.wake_park, sched.current
 
 -- coronet (the init module) requires this one while it loads, after
 -- making itself known; wait is defined by then.
@@ -47,18 +47,21 @@ local function unlink(n)
 end
 
 -- block parks the running task (until timeout seconds, or for good when
--- timeout is nil) and raises, naming what, when Lua cannot yield here.
--- The caller queues its nodes after block and then calls wait(what).
--- Nodes name the task's own coroutine (current()), which is what wake
--- takes, even when the code runs in a coroutine the task resumed.
+-- timeout is nil) and returns the park's token; it raises, naming what,
+-- when Lua cannot yield here. The caller queues its nodes after block and
+-- then calls wait(what). Nodes name the task's own coroutine (current()),
+-- which is what wake takes, even when the code runs in a coroutine the
+-- task resumed, and the token: should that coroutine be abandoned while
+-- parked, its node can no longer wake the task in some later wait.
 local function block(what, timeout)
-  park(timeout) -- raises in a coroutine that is not a task
+  local _, token = park(timeout) -- raises outside any task
   if not isyieldable() then
     unpark()
     error(what .. ": cannot block here: Lua cannot yield across a C call "
-      .. "(a table.sort comparator, a string.gsub callback, a __gc "
-      .. "metamethod, or a coroutine not run by coronet)", 3)
+      .. "(a table.sort comparator, a string.gsub callback or a __gc "
+      .. "metamethod)", 3)
   end
+  return token
 end
 
 -- -- The buffer ---------------------------------------------------------
@@ -90,7 +93,7 @@ local function try_recv(ch)
     local s = sq.head
     while s do -- the buffer has room again: a waiting sender's value
       unlink(s)
-      if wake(s.co, s) then
+      if wake(s.co, s.tok, s) then
         put(ch, s.val)
         break
       end
@@ -101,7 +104,7 @@ local function try_recv(ch)
   local s = sq.head
   while s do -- unbuffered: take straight from a waiting sender
     unlink(s)
-    if wake(s.co, s) then return true, s.val, true end
+    if wake(s.co, s.tok, s) then return true, s.val, true end
     s = sq.head
   end
   if ch.closed then return true, nil, false end
@@ -116,7 +119,7 @@ local function try_send(ch, v, level)
   local r = rq.head
   while r do
     unlink(r)
-    if wake(r.co, r, v, true) then return true end
+    if wake(r.co, r.tok, r, v, true) then return true end
     r = rq.head
   end
   if ch.count < ch.capacity then
@@ -164,8 +167,7 @@ _M.is_chan = is_chan
 function Chan:send(v, timeout)
   if try_send(self, v, 2) then return true end
   if timeout and timeout <= 0 then return nil, "timeout" end
-  block("chan:send", timeout)
-  local n = { co = current(), val = v }
+  local n = { co = current(), tok = block("chan:send", timeout), val = v }
   push(self.sendq, n)
   local woke, _, closed = wait("chan:send")
   if not woke then
@@ -184,8 +186,7 @@ function Chan:recv(timeout)
   local got, v, ok = try_recv(self)
   if got then return v, ok end
   if timeout and timeout <= 0 then return nil, false, "timeout" end
-  block("chan:recv", timeout)
-  local n = { co = current() }
+  local n = { co = current(), tok = block("chan:recv", timeout) }
   push(self.recvq, n)
   local woke, _, rv, rok = wait("chan:recv")
   if not woke then
@@ -205,13 +206,13 @@ function Chan:close()
   local n = rq.head
   while n do
     unlink(n)
-    wake(n.co, n, nil, false)
+    wake(n.co, n.tok, n, nil, false)
     n = rq.head
   end
   n = sq.head
   while n do
     unlink(n)
-    wake(n.co, n, CLOSED)
+    wake(n.co, n.tok, n, CLOSED)
     n = sq.head
   end
 end
@@ -320,16 +321,17 @@ function _M.select(cases)
   if m == 0 and not tmo then
     error("select: nothing to wait for (every case is disabled)", 2)
   end
-  block("select", tmo)
+  local tok = block("select", tmo)
   local me = current()
   for i = 1, n do
     local c = cases[i]
     if c.recv then
-      local node = { co = me, case = i }
+      local node = { co = me, tok = tok, case = i }
       nodes[#nodes + 1] = node
       push(c.recv.recvq, node)
     elseif c.send then
-      local node = { co = me, case = i, val = c.value, send = true }
+      local node = { co = me, tok = tok, case = i, val = c.value,
+        send = true }
       nodes[#nodes + 1] = node
       push(c.send.sendq, node)
     end

@@ -3,8 +3,8 @@ local sched = require "coronet.c.sched"
 local setmetatable, type, error, tostring = setmetatable, type, error,
   tostring
 local table_remove = table.remove
-local park, unpark, wake, current = sched.park, sched.unpark, sched.wake,
-  sched.current
+local park, unpark, wake, current = sched.park, sched.unpark,
+  sched.wake_park, sched.current
 local isyieldable = coroutine.isyieldable
 local wait = require("coronet").wait
 
@@ -38,7 +38,7 @@ function WaitGroup:add(delta)
     self.waiters = {}
     for i = 1, #ws do
       local w = ws[i]
-      if w.co then wake(w.co) end -- co is nil once it timed out
+      if w.co then wake(w.co, w.tok) end -- co is nil once it timed out
     end
   end
 end
@@ -58,13 +58,13 @@ function WaitGroup:count() return self.n end
 function WaitGroup:wait(timeout)
   if self.n == 0 then return true end
   if timeout and timeout <= 0 then return nil, "timeout" end
-  park(timeout)
+  local _, tok = park(timeout)
   if not isyieldable() then
     unpark()
     error("waitgroup:wait: cannot block here: Lua cannot yield across a C "
       .. "call", 2)
   end
-  local w = { co = current() }
+  local w = { co = current(), tok = tok }
   local ws = self.waiters
   ws[#ws + 1] = w
   if wait("waitgroup:wait") then return true end

@@ -12,7 +12,8 @@ local chan = require "coronet.chan"
 local setmetatable, type, error, tostring, floor =
   setmetatable, type, error, tostring, math.floor
 local coroutine_yield = coroutine.yield
-local park, wake, now, spawn = sched.park, sched.wake, sched.now, sched.spawn
+local park, wake, now, spawn = sched.park, sched.wake_park, sched.now,
+  sched.spawn
 local offer, new_chan, Chan = chan.offer, chan.new, chan.Chan
 
 local _M = { _VERSION = "0.1.0" }
@@ -30,7 +31,8 @@ _M.Ticker = Ticker
 -- -- The heap ---------------------------------------------------------------
 
 local heap, nheap, seq = {}, 0, 0
-local server, server_when -- the serving task and when it will look again
+-- the serving task, when it will look again, and the token of its park
+local server, server_when, server_tok
 
 local function before(a, b)
   return a.when < b.when or (a.when == b.when and a.seq < b.seq)
@@ -91,7 +93,9 @@ local function insert(t, when)
     server = spawn(serve)
   elseif when < server_when then
     server_when = when
-    wake(server) -- parked: it looks again; otherwise it will anyway
+    if server_tok then -- parked: it looks again; otherwise it will anyway
+      wake(server, server_tok)
+    end
   end
 end
 
@@ -119,10 +123,12 @@ serve = function()
     end
     if nheap == 0 then break end
     server_when = heap[1].when
-    park(server_when - now())
+    local _, tok = park(server_when - now())
+    server_tok = tok
     coroutine_yield() -- its own task: a plain yield
+    server_tok = nil
   end
-  server, server_when = nil, nil
+  server, server_when, server_tok = nil, nil, nil
 end
 
 local function check_seconds(s, what)
