@@ -260,6 +260,8 @@ cn_task_t *cn_sched_task(lua_State *L, const char *what) {
 uint64_t cn_sched_op_start(cn_task_t *t) {
   if (!t->in_op) {
     t->in_op = 1;
+    uv_update_time(&t->w->loop); /* the cached time lags behind this turn's
+                                    work: timeouts would end early */
     t->op_start = uv_now(&t->w->loop);
   }
   return t->op_start;
