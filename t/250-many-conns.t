@@ -128,4 +128,55 @@ t.test("past --max-connections, new connections wait and are then served",
     t.is(s:stop(), 0, "exit 0")
   end, 120)
 
+-- cpu_seconds(pid) is the user + system CPU time of process pid.
+local function cpu_seconds(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return 0 end
+  local st = f:read("*a")
+  f:close()
+  local fields = {}
+  for x in st:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = x end
+  return (tonumber(fields[12]) + tonumber(fields[13])) / 100 -- clock ticks
+end
+
+t.test("out of file descriptors, accepting pauses instead of spinning",
+  function()
+    local s = server.start { script = script, args = { "echo" },
+      prefix = { "sh", "-c", 'ulimit -n 40; exec "$@"', "sh" } }
+    local n = 45 -- more than the server has descriptors for
+    local conns, replies = {}, {}
+    for i = 1, n do
+      conns[i] = s:connect()
+      conns[i]:write("hi " .. i .. "\n")
+      coronet.spawn(function() replies[i] = conns[i]:read_line() end)
+    end
+    t.ok(s:wait_log("too many open files; pausing"),
+      "the server logs that it ran out of descriptors")
+    local served = 0
+    util.wait_until(function()
+      served = 0
+      for i = 1, n do if replies[i] then served = served + 1 end end
+      return false
+    end, 0.5)
+    t.cmp_ok(served, "<", n, served .. " served, the rest wait")
+    local c0 = cpu_seconds(s.proc.pid)
+    coronet.sleep(1)
+    local used = cpu_seconds(s.proc.pid) - c0
+    t.cmp_ok(used, "<", 0.5, "the waiting server is not spinning (CPU "
+      .. used .. " s in 1 s)")
+    -- free descriptors: the waiting connections are accepted and served
+    for i = 1, n do
+      if replies[i] then conns[i]:close() end
+    end
+    util.wait_until(function()
+      for i = 1, n do if not replies[i] then return false end end
+      return true
+    end, 20)
+    local ok = 0
+    for i = 1, n do if replies[i] == "hi " .. i then ok = ok + 1 end end
+    t.is(ok, n, "every connection was served in the end")
+    for i = 1, n do conns[i]:close() end
+    t.is(s:stop(), 0, "exit 0")
+  end, 120)
+
 t.done()

@@ -57,10 +57,16 @@ function _M.run(args, timeout)
   return code, outs.err, outs.out, sig
 end
 
--- start{script=, args={...}, opts={...}, listen=, timeout=} starts a server
+-- start{script=, args=, opts=, listen=, timeout=, prefix=} starts a server
 -- and returns it once it listens; raises with its log if it does not.
+-- o.prefix, a list of words, goes before the binary in the command line
+-- (e.g. { "sh", "-c", 'ulimit -n 40; exec "$@"', "sh" }).
 function _M.start(o)
-  local argv = { _M.bin, o.script, "--listen", o.listen or "127.0.0.1:0" }
+  local argv = {}
+  for _, v in ipairs(o.prefix or {}) do argv[#argv + 1] = v end
+  for _, v in ipairs { _M.bin, o.script, "--listen", o.listen or "127.0.0.1:0" } do
+    argv[#argv + 1] = v
+  end
   for _, v in ipairs(o.opts or {}) do argv[#argv + 1] = v end
   if o.args then
     argv[#argv + 1] = "--"
