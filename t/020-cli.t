@@ -56,6 +56,61 @@ t.test("a server on port 0 prints the real port in its startup line",
     t.is(s:stop(), 0, "SIGTERM: exit 0")
   end)
 
+t.test("a server listens on every --listen address: unix, IPv6, IPv4",
+  function()
+    local path = "/tmp/coronet-test-" .. util.pid() .. "-cli.sock"
+    os.remove(path)
+    local v6 = net.listen("[::1]:0", function() end)
+    if v6 then v6:close() end
+    local opts = { "-l", "127.0.0.1:0" }
+    if v6 then opts = { "-l", "[::1]:0", "-l", "127.0.0.1:0" } end
+    local s = server.start { script = echo, listen = "unix:" .. path,
+      opts = opts }
+    t.is(s.addr, "unix:" .. path, "the first startup line is the unix path")
+    local addrs = { s.addr }
+    if v6 then
+      local l6 = s:wait_log("listening on %[::1%]:%d+$")
+      t.ok(l6, "a startup line for [::1]")
+      addrs[#addrs + 1] = l6 and l6:match("listening on (%S+)")
+    end
+    local l4 = s:wait_log("listening on 127%.0%.0%.1:%d+$")
+    t.ok(l4, "a startup line for 127.0.0.1")
+    addrs[#addrs + 1] = l4 and l4:match("listening on (%S+)")
+    for _, a in ipairs(addrs) do
+      local c = assert(net.dial(a, { timeout = 10 }))
+      c:set_timeout(10)
+      c:write("via " .. a .. "\n")
+      t.is(c:read_line(), "via " .. a, "echo on " .. a)
+      c:close()
+    end
+    t.is(s:stop(), 0, "exit 0")
+    -- a stale socket file does not stop the next server
+    local s2 = server.start { script = echo, listen = "unix:" .. path }
+    local c = assert(net.dial("unix:" .. path, { timeout = 10 }))
+    c:set_timeout(10)
+    c:write("again\n")
+    t.is(c:read_line(), "again", "a second server takes the path over")
+    c:close()
+    t.is(s2:stop(), 0, "exit 0")
+    local r = os.execute("test -e " .. path) -- io.open fails on sockets
+    t.todo(not (r == 0 or r == true), "the socket file is removed at exit",
+      "the command line's unix listeners leave their file behind")
+    os.remove(path)
+  end)
+
+t.test("--workers 2 serves on one address", function()
+  local s = server.start { script = echo, opts = { "--workers", "2" } }
+  local good = 0
+  for i = 1, 20 do
+    local c = s:connect()
+    c:write(i .. "\n")
+    if c:read_line() == tostring(i) then good = good + 1 end
+    c:close()
+  end
+  t.is(good, 20, "20 connections served")
+  t.is(s:stop(), 0, "exit 0")
+end)
+
 t.test("an unknown option is a usage error", function()
   local code = fails_with({ "--bogus", echo },
     "^coronet: unknown option '%-%-bogus' %(see coronet %-%-help%)$",

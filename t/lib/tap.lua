@@ -91,6 +91,15 @@ function _M.cmp_ok(a, op, b, name)
 end
 
 function _M.pass(name) return _M.ok(true, name) end
+
+-- todo(cond, name, why) checks a known bug: the result is reported as a
+-- TODO test, which does not fail the file (prove notes a TODO that passes).
+function _M.todo(cond, name, why)
+  count = count + 1
+  out(format("%s %d - %s # TODO %s", cond and "ok" or "not ok", count, name,
+    why))
+  return cond
+end
 function _M.fail(name, why)
   _M.ok(false, name)
   if why then diag(why) end
