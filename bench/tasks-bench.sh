@@ -49,10 +49,15 @@ if command -v go >/dev/null; then
   fi
 fi
 cn_out=$(pin "$CPU" "$CORONET" --run bench/chan_bench.lua "$PAIRS" 128)
-go_unbuf=$(field rate "$(grep '^go unbuffered' <<<"$go_out")")
-go_buf=$(field rate "$(grep '^go buffered' <<<"$go_out")")
-cn_unbuf=$(field rate "$(grep '^coronet unbuffered' <<<"$cn_out")")
-cn_buf=$(field rate "$(grep '^coronet buffered' <<<"$cn_out")")
+line() { grep "^$1" <<<"$2"; }
+go_unbuf=$(field rate "$(line 'go unbuffered' "$go_out")")
+go_buf=$(field rate "$(line 'go buffered' "$go_out")")
+cn_unbuf=$(field rate "$(line 'coronet unbuffered' "$cn_out")")
+cn_buf=$(field rate "$(line 'coronet buffered' "$cn_out")")
+go_unbuf_cpu=$(field cpu_rate "$(line 'go unbuffered' "$go_out")")
+go_buf_cpu=$(field cpu_rate "$(line 'go buffered' "$go_out")")
+cn_unbuf_cpu=$(field cpu_rate "$(line 'coronet unbuffered' "$cn_out")")
+cn_buf_cpu=$(field cpu_rate "$(line 'coronet buffered' "$cn_out")")
 
 # -- dial+close ------------------------------------------------------------
 d1=$(pin "$CPU" "$CORONET" --run bench/dial_bench.lua "$DIAL_SECS" 1)
@@ -110,14 +115,19 @@ done
 # -- the report --------------------------------------------------------------
 echo "## coronet tasks: channels, dial, timers"
 echo
-echo "CPU $CPU pinned; Go with GOMAXPROCS=1; $(fmt "$PAIRS") pairs per case."
+echo "CPU $CPU pinned; Go with GOMAXPROCS=1; $(fmt "$PAIRS") pairs per case,"
+echo "best of 3 runs; pairs/s by the wall clock and by the process's CPU"
+echo "time (steadier when other work shares the CPU)."
 echo
-echo "| channel, 2 tasks | coronet pairs/s | Go pairs/s | coronet / Go |"
-echo "| --- | ---: | ---: | ---: |"
+echo "| channel, 2 tasks | coronet pairs/s | Go pairs/s | coronet / Go |" \
+  "coronet per CPU s | Go per CPU s | coronet / Go (CPU) |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 echo "| unbuffered | $(fmt "$cn_unbuf") | $(fmt "$go_unbuf") |" \
-  "$(ratio "$cn_unbuf" "$go_unbuf") |"
+  "$(ratio "$cn_unbuf" "$go_unbuf") | $(fmt "$cn_unbuf_cpu") |" \
+  "$(fmt "$go_unbuf_cpu") | $(ratio "$cn_unbuf_cpu" "$go_unbuf_cpu") |"
 echo "| buffered (128) | $(fmt "$cn_buf") | $(fmt "$go_buf") |" \
-  "$(ratio "$cn_buf" "$go_buf") |"
+  "$(ratio "$cn_buf" "$go_buf") | $(fmt "$cn_buf_cpu") |" \
+  "$(fmt "$go_buf_cpu") | $(ratio "$cn_buf_cpu" "$go_buf_cpu") |"
 echo
 echo "| dial+close, loopback | dials/s | errors |"
 echo "| --- | ---: | ---: |"
