@@ -151,6 +151,9 @@ end
 
 -- after(seconds) -> channel that receives now() once, seconds from now.
 -- The same as timer(seconds), for select: {recv = after(1), fn = ...}.
+-- It stays in the heap until it fires, even when nobody reads it: in a
+-- loop, select's own {timeout = s} case (which costs no timer object) is
+-- the cheaper way to bound each wait.
 function _M.after(s)
   check_seconds(s, "after")
   local t = new_chan(1, Timer)
