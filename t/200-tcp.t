@@ -476,6 +476,62 @@ t.test("an unreferenced connection is closed by the garbage collector",
     l:close()
   end)
 
+t.test("read_full and peek of more than the read high-water mark work",
+  function()
+    local c, s, l = pair.pair()
+    local payload = util.random_bytes(1024 * 1024, 3)
+    coronet.spawn(function() c:write(payload) end)
+    t.is(#s:peek(100000), 100000, "peek(100000) waits past the 64 KiB mark")
+    local got = s:read_full(#payload)
+    t.is(got and #got, #payload, "read_full(1 MiB) returns 1 MiB")
+    t.ok(got == payload, "unchanged")
+    c:close()
+    l:close()
+  end)
+
+t.test("a second writer while the first is parked gets busy writing",
+  function()
+    local c, s, l = pair.pair()
+    local first, second
+    coronet.spawn(function()
+      -- nobody reads c: this write parks once the kernel buffers are full
+      first = { s:write(string.rep("1", 64 * 1024 * 1024)) }
+    end)
+    local deadline = coronet.now() + 20
+    repeat
+      coronet.sleep(0.01)
+      second = { s:write(string.rep("2", 100000)) }
+    until second[1] == nil or first or coronet.now() > deadline
+    t.is(second[2], "busy writing", "the second writer is refused")
+    t.is(second[3], 0, "having queued nothing")
+    c:close()
+    util.wait_until(function() return first end)
+    t.is(first and first[2], "reset", "the first fails once the peer is gone")
+    l:close()
+  end, 60)
+
+t.test("writing to a peer that has gone fails with reset", function()
+  local c, s, l = pair.pair()
+  c:close()
+  t.is(select(2, s:read()), "eof", "eof first")
+  local err
+  for _ = 1, 100 do
+    local n, e = s:write("are you there?\n")
+    if not n then err = e; break end
+    coronet.sleep(0.005)
+  end
+  t.is(err, "reset", "a later write fails with reset")
+  t.is(select(2, s:write("x")), "reset", "and every write after it")
+  l:close()
+end)
+
+t.test("dial of a unix path that does not exist names it", function()
+  local c, err = net.dial("unix:/nonexistent/coronet.sock")
+  t.is(c, nil, "no connection")
+  t.is(err, "dial unix:/nonexistent/coronet.sock: no such file or directory",
+    "the message")
+end)
+
 t.test("no connection or block is left after the tests above", function()
   t.ok(settle(0, 0), "connections and blocks back to zero")
   local st = coronet.stats()
