@@ -112,6 +112,15 @@ t.test("blocking in a table.sort comparator names the call", function()
     "not the bare yield error")
 end)
 
+t.test("blocking in a string.gsub callback names the call", function()
+  local ok, err = pcall(string.gsub, "ab", ".", function(ch)
+    coronet.sleep(0.001)
+    return ch
+  end)
+  t.ok(not ok, "it raises")
+  t.like(err, "^[^\n]*sleep: cannot block here", "the error names sleep")
+end)
+
 t.test("blocking inside a coroutine of one's own parks the task", function()
   local co = coroutine.create(function(x)
     coronet.sleep(0.01)

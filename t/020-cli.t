@@ -291,6 +291,37 @@ print("still here")
     t.like(err, "stack traceback", "with a traceback")
   end)
 
+t.test("the binary finds its modules from any working directory", function()
+  local process = require "coronet.process"
+  local path = util.tmpfile('print(require("coronet.io")._VERSION)\n')
+  local p = assert(process.spawn { server.bin, "--run", path, cwd = "/",
+    stdout = "pipe", stderr = "pipe" })
+  p.stdout:set_timeout(10)
+  local out = p.stdout:read_line()
+  t.like(out, "^%d+%.%d+%.%d+$", "run from /, coronet.io loads")
+  t.is((p:wait(10)), 0, "exit 0")
+end)
+
+t.test("an installed copy finds its modules under PREFIX/share/lua/5.1",
+  function()
+    local prefix = "/tmp/coronet-test-" .. util.pid() .. "-prefix"
+    local rc = os.execute(string.format(
+      "rm -rf %s && mkdir -p %s/bin %s/share/lua/5.1/coronet && "
+      .. "cp %s %s/bin/coronet && cp %s/*.lua %s/share/lua/5.1/coronet/",
+      prefix, prefix, prefix, server.bin, prefix,
+      server.path("lua/coronet"), prefix))
+    t.ok(rc == 0 or rc == true, "copied to " .. prefix)
+    local path = util.tmpfile('print(require("coronet")._VERSION)\n')
+    local saved = server.bin
+    server.bin = prefix .. "/bin/coronet"
+    local code, err, out = server.run { "--run", path }
+    server.bin = saved
+    t.is(code, 0, "exit 0")
+    t.like(out, "^%d+%.%d+%.%d+\n$", "the installed copy loads coronet")
+    if code ~= 0 then t.diag(err) end
+    os.execute("rm -rf " .. prefix)
+  end)
+
 t.test("the same startup error twice gives the same line (no state)",
   function()
     local _, a = fails_with({ "--nope", echo }, "unknown option", "first")
