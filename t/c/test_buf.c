@@ -69,7 +69,8 @@ static int same(const cn_buf_t *b, const char *want, size_t n) {
     return 0;
   }
   for (h = b->head; h != NULL; h = h->next) {
-    if (h->rpos > h->wpos || h->wpos > CN_BLOCK_DATA) {
+    if (h->rpos > h->wpos || h->wpos > h->cap ||
+        (h->cap != CN_BLOCK_DATA && h->cap != CN_SMALL_DATA)) {
       diag("block with rpos %u wpos %u", h->rpos, h->wpos);
       return 0;
     }
@@ -453,6 +454,80 @@ static void test_iov(void) {
 }
 
 
+static void test_small(void) {
+  cn_pool_t p;
+  cn_buf_t b;
+  char *dst, big[3000];
+  size_t room, live;
+  cn_pool_init(&p, 8);
+  cn_buf_init(&b, &p);
+  cn_buf_settle(&b);
+  ok(b.head == NULL && p.nlive == 0, "settle of an empty buffer does nothing");
+  cn_buf_append(&b, "0123456789", 10);
+  ok(b.head->cap == CN_BLOCK_DATA, "bytes first land in a big block");
+  cn_buf_settle(&b);
+  ok(b.head != NULL && b.head->cap == CN_SMALL_DATA && b.head == b.tail,
+     "settle moves a short message into a small block");
+  ok(same(&b, "0123456789", 10), "with the same bytes");
+  ok(p.nlive == 1 && p.nfree == 1,
+     "the big block went back to the pool (%zu live, %zu free)", p.nlive,
+     p.nfree);
+  cn_buf_settle(&b);
+  ok(b.head->cap == CN_SMALL_DATA && same(&b, "0123456789", 10),
+     "settling a small block again changes nothing");
+  ok(cn_buf_reserve(&b, &dst, &room) == 0 && room == CN_SMALL_DATA - 10,
+     "reserve offers the rest of the small block");
+  fill(big, sizeof big, 17);
+  memcpy(big, "0123456789", 10);
+  cn_buf_append(&b, big + 10, sizeof big - 10);
+  ok(same(&b, big, sizeof big) && nblocks(&b) == 2,
+     "appends fill the small block, then take a big one");
+  cn_buf_consume(&b, sizeof big);
+  ok(b.head == NULL && p.nlive == 0 && p.nfree_small == 1,
+     "consumed, the small block goes back to its own free list");
+  /* settle is only for one big block holding little */
+  cn_buf_append(&b, big, CN_SMALL_DATA + 1);
+  cn_buf_settle(&b);
+  ok(b.head->cap == CN_BLOCK_DATA && same(&b, big, CN_SMALL_DATA + 1),
+     "more bytes than a small block holds: no settle");
+  cn_buf_consume(&b, 1000);
+  cn_buf_settle(&b);
+  ok(b.head->cap == CN_SMALL_DATA && same(&b, big + 1000, CN_SMALL_DATA - 999),
+     "after a partial consume the unread rest settles");
+  cn_buf_reset(&b);
+  {
+    char *full = malloc(DATA + 10);
+    fill(full, DATA + 10, 4);
+    cn_buf_append(&b, full, DATA + 10);
+    cn_buf_consume(&b, DATA - 5);
+    live = p.nlive;
+    cn_buf_settle(&b);
+    ok(p.nlive == live && nblocks(&b) == 2 && b.head->cap == CN_BLOCK_DATA &&
+         same(&b, full + DATA - 5, 15),
+       "15 bytes over two blocks are not settled");
+    free(full);
+  }
+  cn_buf_reset(&b);
+  /* reserve never offers a sliver at the end of a block */
+  {
+    char *fillb = malloc(DATA);
+    fill(fillb, DATA, 6);
+    cn_buf_append(&b, fillb, DATA - 100);
+    ok(cn_buf_reserve(&b, &dst, &room) == 0 && room == DATA &&
+         nblocks(&b) == 2,
+       "with 100 bytes left in the tail, reserve starts a new block");
+    cn_buf_commit(&b, 0);
+    cn_buf_trim(&b);
+    ok(same(&b, fillb, DATA - 100), "the bytes are unchanged");
+    free(fillb);
+  }
+  cn_buf_reset(&b);
+  ok(p.nlive == 0, "no block is lost");
+  cn_pool_close(&p);
+  ok(p.free == NULL && p.free_small == NULL, "closing frees both free lists");
+}
+
+
 /* test_random runs random operations on a chain and on a flat copy and
 ** compares them after each. */
 static void test_random(void) {
@@ -466,7 +541,7 @@ static void test_random(void) {
   cn_buf_init(&a, &p);
   cn_buf_init(&b, &p);
   for (step = 0; step < 20000 && !bad; step++) {
-    uint32_t op = rnd() % 6;
+    uint32_t op = rnd() % 7;
     size_t k;
     if (op <= 1) { /* append 0..3 blocks of random letters and delimiters */
       k = rnd() % (op == 0 ? 64 : DATA * 3);
@@ -501,6 +576,8 @@ static void test_random(void) {
         if (!peekbad++)
           diag("step %d: peek %zu of %zu wrong", step, k, alen);
       }
+    } else if (op == 6) {
+      cn_buf_settle(&a);
     } else {
       k = rnd() % (alen + 1);
       if (blen + k <= cap * 2) {
@@ -522,7 +599,7 @@ static void test_random(void) {
       bad++;
     }
   }
-  ok(!bad, "20000 random appends, consumes, peeks and moves match a flat copy");
+  ok(!bad, "20000 random appends, consumes, peeks, settles and moves match a flat copy");
   ok(!findbad, "random finds match a naive search");
   ok(!peekbad, "random peeks match the reference");
   cn_buf_reset(&a);
@@ -565,6 +642,7 @@ int main(void) {
   test_find();
   test_move();
   test_iov();
+  test_small();
   test_random();
   test_errors();
   printf("1..%d\n", count);
