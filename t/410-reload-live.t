@@ -184,7 +184,8 @@ local function live(workers)
   for _, line in ipairs(s.lines) do
     if not (line:find("^coronet: listening on ")
         or line:find(scratch.reloaded(path))
-        or line:find("^coronet: Terminated: shutting down")) then
+        or line:find("^coronet: Terminated: shutting down")
+        or line:find("^coronet: worker %d+: waiting up to")) then
       odd[#odd + 1] = line
     end
   end

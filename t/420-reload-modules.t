@@ -143,6 +143,46 @@ t.test("a changed module is loaded once even when the script's reload "
     d:remove()
   end)
 
+-- outer.lua requires inner.lua; the script requires both, inner first
+-- or outer first.
+local function nested(order)
+  local reqs = order == "inner first"
+    and "local inner = require 'inner'\nlocal outer = require 'outer'\n"
+    or "local outer = require 'outer'\nlocal inner = require 'inner'\n"
+  return reqs .. [[
+return function(conn)
+  for line in conn:lines() do
+    conn:write(outer.describe() .. " " .. inner.VERSION .. "\n")
+  end
+end
+]]
+end
+
+local outer = [[
+local inner = require "inner"
+return { describe = function() return "outer+" .. inner.VERSION end }
+]]
+
+for _, order in ipairs { "outer first", "inner first" } do
+  t.test("a changed module that an unchanged module requires is seen "
+    .. "through it (" .. order .. ")", function()
+    local d = scratch.dir("modules")
+    d:write("inner.lua", "return { VERSION = 'i1' }\n")
+    d:write("outer.lua", outer)
+    local path = d:write("s.lua", nested(order))
+    local s = scratch.start { script = path }
+    t.is(fresh(s), "outer+i1 i1", "first load")
+    d:write("inner.lua", "return { VERSION = 'i2' }\n")
+    reload(s, path, 1, "SIGHUP after an edit of inner.lua reloads")
+    t.is(fresh(s), "outer+i2 i2",
+      "outer, unchanged, uses the new inner, as the script does")
+    reload(s, path, 2, "SIGHUP with nothing changed reloads")
+    t.is(fresh(s), "outer+i2 i2", "still the new inner")
+    t.is(scratch.stop(s), 0, "the server exits 0 at SIGTERM")
+    d:remove()
+  end)
+end
+
 t.test("--watch: an edit of a module alone reloads the script with it",
   function()
     local s, d, path = setup { "--watch" }

@@ -1,7 +1,8 @@
 -- coronet.boot: run by the host in each new Lua state before the script:
 -- gives connections their blocking methods, makes os.exit end the host
 -- cleanly, and tracks the modules the script requires from its own
--- directory so that a reload can load again the ones that changed.
+-- directory (and which of them require which) so that a reload can load
+-- again the ones that changed, with the ones that use them.
 require "coronet.conn"
 local sched = require "coronet.c.sched"
 local host = require "coronet.c.host"
@@ -65,6 +66,8 @@ end
 
 local dir = match(host.info().script, "^(.*)/[^/]*$") or "."
 local tracked = {} -- module name -> stamp of the file it came from
+local users = {}   -- module name -> set of tracked modules that required it
+local loading      -- the tracked module whose chunk is running, if any
 
 local function find(name)
   local base = dir .. "/" .. gsub(name, "%.", "/")
@@ -87,18 +90,49 @@ table.insert(loaders, 2, function(name)
   local chunk, err = loadfile(path)
   if not chunk then error(err, 0) end
   tracked[name] = { path = path, stamp = host.stamp(path) }
-  return chunk
+  return function(...)
+    local outer = loading
+    loading = name
+    local ok, res = pcall(chunk, ...)
+    loading = outer
+    if not ok then error(res, 0) end
+    return res
+  end
 end)
 
--- before_reload makes require load again each module whose file changed.
-function _M.before_reload()
-  local loaded = package.loaded
-  for name, t in pairs(tracked) do
-    if host.stamp(t.path) ~= t.stamp then
-      loaded[name] = nil
-      tracked[name] = nil
+-- require notes which tracked module asks for which (loaded or not yet),
+-- so that a reload also loads again the modules using a changed one.
+local raw_require = require
+function require(name)
+  if loading then
+    local u = users[name]
+    if not u then
+      u = {}
+      users[name] = u
     end
+    u[loading] = true
   end
+  return raw_require(name) -- a tail call: errors name the caller's line
+end
+
+-- forget drops module name, and every tracked module that required it,
+-- from package.loaded.
+local function forget(name)
+  if not tracked[name] then return end
+  tracked[name] = nil
+  package.loaded[name] = nil
+  for user in pairs(users[name] or {}) do forget(user) end
+  users[name] = nil
+end
+
+-- before_reload makes require load again each module whose file changed,
+-- and the modules that use it.
+function _M.before_reload()
+  local changed = {}
+  for name, t in pairs(tracked) do
+    if host.stamp(t.path) ~= t.stamp then changed[#changed + 1] = name end
+  end
+  for i = 1, #changed do forget(changed[i]) end
 end
 
 return _M
