@@ -190,6 +190,11 @@ static void log_chunk_error(cn_worker_t *w, lua_State *co, const char *pre) {
 }
 
 
+/* reload_deferred says a reload was asked for while the script's main
+** chunk still ran: main_end starts it. Per worker. */
+static __thread int reload_deferred;
+
+
 /* main_end receives the end of the script's main chunk. */
 static void main_end(cn_task_t *t, int status) {
   cn_worker_t *w = cn_worker_self();
@@ -206,6 +211,10 @@ static void main_end(cn_task_t *t, int status) {
     cn_worker_exit(w, 0);
   else
     cn__worker_started(w, take_handler(w, co, ""));
+  if (reload_deferred && w->handler_ref != LUA_NOREF && !w->stopping) {
+    reload_deferred = 0;
+    cn__host_reload(w); /* the file may have changed since it was read */
+  }
 }
 
 
@@ -273,8 +282,10 @@ static void call_boot(lua_State *L, const char *name) {
 void cn__host_reload(cn_worker_t *w) {
   lua_State *L = w->L;
   int i;
-  if (w->handler_ref == LUA_NOREF)
-    return; /* still starting */
+  if (w->handler_ref == LUA_NOREF) {
+    reload_deferred = 1; /* still starting: main_end reloads */
+    return;
+  }
   w->reload_t0 = uv_hrtime();
   call_boot(L, "before_reload"); /* forget changed modules */
   if (luaL_loadfile(L, w->cfg->script) != 0) {

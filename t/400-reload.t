@@ -342,6 +342,48 @@ t.test("with --workers 2, SIGHUP reloads each worker", function()
   finish(s, d)
 end)
 
+-- A reload asked for while the main chunk still runs (the server does not
+-- listen yet) was dropped, without a word: an edit made then was lost.
+t.test("SIGHUP while the script's main chunk still runs reloads once it "
+  .. "has started", function()
+  local process = require "coronet.process"
+  local d = scratch.dir("reload")
+  local slow = [[
+local coronet = require "coronet"
+require("coronet.c.host").log("info", "VERSION main chunk parks")
+coronet.sleep(0.3)
+return function(conn) conn:write("VERSION\n") end
+]]
+  local path = d:write("s.lua", (slow:gsub("VERSION", "v1")))
+  local p = assert(process.spawn { server.bin, path, "--listen",
+    "127.0.0.1:0", stdout = "null", stderr = "pipe" })
+  p.stderr:set_timeout(10)
+  local lines = {}
+  local function until_line(pattern)
+    for _ = 1, 100 do
+      local line = p.stderr:read_line()
+      if not line then return nil end
+      lines[#lines + 1] = line
+      if line:find(pattern) then return line end
+    end
+  end
+  t.ok(until_line("v1 main chunk parks"), "the main chunk runs")
+  d:write("s.lua", (slow:gsub("VERSION", "v2")))
+  p:kill("HUP")
+  local addr = (until_line("listening on") or ""):match("listening on (%S+)")
+  t.ok(addr, "the server starts listening")
+  t.ok(until_line(scratch.reloaded(path)), "then reloads")
+  local c = addr and require("coronet.net").dial(addr, { timeout = 5 })
+  if c then c:set_timeout(5) end
+  t.is(c and c:read_line(), "v2", "new connections get the edit made "
+    .. "during the start")
+  if c then c:close() end
+  p:kill("TERM")
+  t.is(p:wait(10), 0, "the server exits 0 at SIGTERM")
+  if not c then t.diag(table.concat(lines, "\n")) end
+  d:remove()
+end)
+
 t.test("reload times are logged in ms", function()
   t.cmp_ok(#times, ">=", 8, "reload times were seen")
   local max = 0
