@@ -227,11 +227,19 @@ end)
 test("a member who closes the connection leaves; the others are told",
   function()
     local a, b, c = members(3)
+    c:say("last words")
     c:close()
-    a:expect("* " .. c.name .. " left")
+    a:expect(c.name .. ": last words", "a line sent just before the close "
+      .. "arrives")
+    a:expect("* " .. c.name .. " left", "then the leave")
+    b:expect(c.name .. ": last words")
     b:expect("* " .. c.name .. " left")
+    b:say("/who")
     b.conn:close_write() -- half-close: the server sees EOF
     a:expect("* " .. b.name .. " left", "EOF after a half-close leaves too")
+    t.like(b:line(), "^%* 2 here: ",
+      "the half-closed member still gets what was queued for it")
+    t.ok(b:eof(), "then the server closes")
     b:close()
     quit_all(a)
   end)
