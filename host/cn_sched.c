@@ -125,6 +125,8 @@ void cn_sched_close(cn_worker_t *w) {
   cn_task_t *t;
   while ((t = w->tasks) != NULL) {
     w->tasks = t->lnext;
+    if (t->conn != NULL)
+      t->conn->task = NULL; /* its close_cb runs after free_task */
     free_task(t);
   }
   while ((t = w->free_tasks) != NULL) {
