@@ -169,6 +169,25 @@ t.test("SIGPIPE: echo peers that send and vanish without reading", function()
   t.is(code, 0, "exit 0")
 end)
 
+t.test("a program that exits with handlers still serving exits cleanly",
+  function()
+    -- regression: at exit a connection's close callback touched its
+    -- handler's freed task (ASan: heap-use-after-free)
+    local path = util.tmpfile([[
+local coronet = require "coronet"
+local net = require "coronet.net"
+local l = assert(net.listen("127.0.0.1:0", function(conn) conn:read() end))
+local conns = {}
+for i = 1, 10 do conns[i] = assert(net.dial(l:addr())) end
+coronet.sleep(0.05) -- every handler is parked in its read
+os.exit(0)
+]])
+    local code, err = server.run { "--run", path }
+    t.is(code, 0, "exit 0")
+    t.is(err, "", "nothing on stderr")
+    util.cleanup()
+  end)
+
 t.test("a --run program stopped by SIGTERM ends without a crash", function()
   local process = require "coronet.process"
   local path = util.tmpfile([[
