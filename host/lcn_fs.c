@@ -1,11 +1,760 @@
-/* lcn_fs.c: Lua binding of file I/O (cn_fs.c). Placeholder until the
-** Reader/Writer issue lands: an empty module. */
+/* lcn_fs.c: Lua binding of files (cn_fs.c). As in lcn_conn.c, a call that
+** must wait for the thread pool parks the task and returns false; its
+** wrapper in lua/coronet/fs.lua yields and calls it again, and the retried
+** call finds the result. One request runs per file at a time; a second
+** task using a file while a request of the first is in flight gets
+** "busy reading" or "busy writing". */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
 #include <lua.h>
 
+#include "cn.h"
 #include "lcn.h"
 
+#define FILE_MT "coronet.file"
 
+/* What the owner of a request waits for. */
+enum { W_NONE, W_OPEN, W_READ, W_WRITE, W_SEEK, W_STAT, W_CLOSE, W_PATH };
+
+typedef struct {
+  cn_file_t *f;     /* NULL once collected */
+  uint64_t owner;   /* id of the task that started the request in flight */
+  int want;         /* W_*: what owner waits for */
+  int is_file;      /* opened: a file, not a path request */
+  int closed;       /* close() was called */
+  char path[1];     /* for messages; the box is allocated longer */
+} file_box;
+
+
+static void op_done(void) {
+  cn_worker_t *w = cn_worker_self();
+  if (w->current != NULL)
+    cn_sched_op_done(w->current);
+}
+
+
+static uint64_t earliest(uint64_t a, uint64_t b) {
+  return a == 0 ? b : b == 0 ? a : a < b ? a : b;
+}
+
+
+static const char *op_name(int op) {
+  static const char *const names[] = {"",      "open",  "open", "read",
+                                      "write", "stat",  "close", "remove"};
+  return op >= 0 && op <= CN_FS_UNLINK ? names[op] : "?";
+}
+
+
+/* fail_path pushes nil and "OP PATH: message" ("eof" alone); returns 2. */
+static int fail_path(lua_State *L, file_box *b, const char *op, int err) {
+  op_done();
+  if (err == CN_EOF)
+    return lcn_fail(L, err);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s %s: %s", op, b->path, cn_strerror(err));
+  return 2;
+}
+
+
+/* take_err reports (once) the error of the file's last failed request. */
+static int take_err(lua_State *L, file_box *b) {
+  cn_file_t *f = b->f;
+  int err = f->err;
+  f->err = 0;
+  return fail_path(L, b, op_name(f->err_op), err);
+}
+
+
+static file_box *check_box(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, FILE_MT);
+}
+
+
+/* check_file returns the open file at idx, or NULL after pushing nil,
+** "closed". */
+static file_box *check_file(lua_State *L, int idx) {
+  file_box *b = check_box(L, idx);
+  if (b->f == NULL || !b->is_file || b->closed) {
+    op_done();
+    lcn_fail(L, CN_ECLOSED);
+    return NULL;
+  }
+  return b;
+}
+
+
+/* self_id returns the running task's id, 0 outside tasks. */
+static uint64_t self_id(void) {
+  cn_task_t *t = cn_worker_self()->current;
+  return t != NULL ? cn_sched_task_id(t) : 0;
+}
+
+
+/* park parks task t (from cn_sched_task, taken before the request was
+** started) until b's request ends; pushes false. */
+static int park(lua_State *L, file_box *b, int want, cn_task_t *t) {
+  b->owner = cn_sched_task_id(t);
+  b->want = want;
+  cn_sched_op_start(t);
+  b->f->waiter = cn_sched_waiter(t);
+  cn_sched_park(t, 0, cn_file_unwait, b->f);
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+
+/* busy returns 0 when no request of b is in flight. Otherwise it pushes
+** false after parking again (a retry by the owner woken early) or nil,
+** busy_err, and returns the count pushed. */
+static int busy(lua_State *L, file_box *b, int busy_err, const char *what) {
+  if (b->f->op == CN_FS_IDLE)
+    return 0;
+  if (b->owner == self_id() && b->f->waiter == NULL)
+    return park(L, b, b->want, cn_sched_task(L, what));
+  op_done();
+  return lcn_fail(L, busy_err);
+}
+
+
+/* own says whether the calling task is collecting the end of its own
+** request for want; any other leftover expectation is dropped. */
+static int own(file_box *b, int want) {
+  int mine = b->want == want && b->owner == self_id();
+  b->want = W_NONE;
+  return mine;
+}
+
+
+static file_box *new_box(lua_State *L, const char *path, size_t len) {
+  file_box *b = lua_newuserdata(L, sizeof *b + len);
+  memset(b, 0, sizeof *b);
+  memcpy(b->path, path, len + 1);
+  luaL_getmetatable(L, FILE_MT);
+  lua_setmetatable(L, -2);
+  b->f = cn_file_new(cn_worker_self());
+  return b;
+}
+
+
+static void set_time(lua_State *L, const char *k, uv_timespec_t ts) {
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+  lua_setfield(L, -2, k);
+}
+
+
+static void set_num(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+
+static const char *type_name(uint64_t mode) {
+  switch (mode & S_IFMT) {
+  case S_IFREG: return "file";
+  case S_IFDIR: return "directory";
+  case S_IFLNK: return "link";
+  case S_IFIFO: return "fifo";
+  case S_IFSOCK: return "socket";
+  case S_IFCHR: return "char";
+  case S_IFBLK: return "block";
+  default: return "other";
+  }
+}
+
+
+/* push_stat pushes {size=, type=, mode=, mtime=, atime=, ctime=, ino=,
+** dev=, nlink=, uid=, gid=}; times in seconds since the epoch. */
+static int push_stat(lua_State *L, const uv_stat_t *st) {
+  op_done();
+  lua_createtable(L, 0, 11);
+  set_num(L, "size", (double)st->st_size);
+  lua_pushstring(L, type_name(st->st_mode));
+  lua_setfield(L, -2, "type");
+  set_num(L, "mode", (double)(st->st_mode & 07777));
+  set_time(L, "mtime", st->st_mtim);
+  set_time(L, "atime", st->st_atim);
+  set_time(L, "ctime", st->st_ctim);
+  set_num(L, "ino", (double)st->st_ino);
+  set_num(L, "dev", (double)st->st_dev);
+  set_num(L, "nlink", (double)st->st_nlink);
+  set_num(L, "uid", (double)st->st_uid);
+  set_num(L, "gid", (double)st->st_gid);
+  return 1;
+}
+
+
+/* -- Path requests: open, stat, remove ----------------------------------- */
+
+
+/* parse_mode turns "r", "w", "a" with "+", "x" (exclusive create) or "b"
+** (ignored) after them into open flags. */
+static int parse_mode(lua_State *L, int idx) {
+  const char *m = luaL_optstring(L, idx, "r");
+  int flags, rw = 0, excl = 0;
+  switch (*m) {
+  case 'r': flags = 0; break;
+  case 'w': flags = O_CREAT | O_TRUNC; break;
+  case 'a': flags = O_CREAT | O_APPEND; break;
+  default: return luaL_argerror(L, idx, "invalid mode");
+  }
+  for (m++; *m != '\0'; m++) {
+    if (*m == '+')
+      rw = 1;
+    else if (*m == 'x' && (flags & O_TRUNC))
+      excl = O_EXCL;
+    else if (*m != 'b')
+      return luaL_argerror(L, idx, "invalid mode");
+  }
+  if (rw)
+    flags |= O_RDWR;
+  else
+    flags |= flags == 0 ? O_RDONLY : O_WRONLY;
+  return flags | excl;
+}
+
+
+/* start_path makes a request box for the path at 1 and starts op on it;
+** pushes false, box (then call finish(box) after each wake), or nil, err. */
+static int start_path(lua_State *L, int want, const char *what, int flags,
+                      int mode) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  cn_task_t *t = cn_sched_task(L, what);
+  file_box *b = new_box(L, path, len);
+  int rc;
+  if (b->f == NULL)
+    return fail_path(L, b, what + 3, CN_ENOMEM);
+  if (want == W_OPEN)
+    rc = cn_file_open(b->f, path, flags, mode);
+  else if (want == W_STAT)
+    rc = cn_file_stat(b->f, path);
+  else
+    rc = cn_file_unlink(b->f, path);
+  if (rc < 0)
+    return fail_path(L, b, what + 3, rc);
+  park(L, b, want, t);
+  lua_insert(L, -2);
+  return 2;
+}
+
+
+/* open(path [, mode [, perm]]) -> false, req | nil, err */
+static int fs_open(lua_State *L) {
+  int flags = parse_mode(L, 2);
+  lua_Integer perm = luaL_optinteger(L, 3, 0666);
+  return start_path(L, W_OPEN, "fs.open", flags, (int)perm);
+}
+
+
+/* stat(path) -> false, req | nil, err */
+static int fs_stat(lua_State *L) {
+  return start_path(L, W_STAT, "fs.stat", 0, 0);
+}
+
+
+/* remove(path) -> false, req | nil, err */
+static int fs_remove(lua_State *L) {
+  return start_path(L, W_PATH, "fs.remove", 0, 0);
+}
+
+
+/* finish(req) -> result | nil, err | false, req
+** open's result is the file, stat's a table, remove's true. */
+static int fs_finish(lua_State *L) {
+  file_box *b = check_box(L, 1);
+  cn_file_t *f = b->f;
+  int want = b->want;
+  luaL_argcheck(L, f != NULL && !b->is_file, 1, "not a pending request");
+  if (f->op != CN_FS_IDLE) {
+    if (busy(L, b, CN_EBUSYR, "fs") != 1)
+      return 2;
+    lua_pushvalue(L, 1);
+    return 2;
+  }
+  own(b, want);
+  if (f->err != 0)
+    return take_err(L, b);
+  op_done();
+  if (want == W_OPEN) {
+    b->is_file = 1;
+    lua_settop(L, 1);
+    return 1;
+  }
+  if (want == W_STAT)
+    return push_stat(L, &f->st);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* -- Reading and writing ------------------------------------------------ */
+
+
+/* push_ahead returns up to n read-ahead bytes. */
+static int push_ahead(lua_State *L, cn_file_t *f, size_t n) {
+  if (n > f->len)
+    n = f->len;
+  lua_pushlstring(L, f->buf + f->off, n);
+  f->off += n;
+  f->len -= n;
+  f->pos += (int64_t)n;
+  op_done();
+  return 1;
+}
+
+
+/* file:read([n]) -> data | nil, err | false
+** Returns 1..n bytes (n defaults to 64 KiB), "eof" at the end. Reads
+** ahead a buffer's worth; seek and write drop what was read ahead. */
+static int file_read(lua_State *L) {
+  file_box *b = check_file(L, 1);
+  lua_Integer n = luaL_optinteger(L, 2, CN_FILE_BUF);
+  cn_file_t *f;
+  cn_task_t *t;
+  int k;
+  if (b == NULL)
+    return 2;
+  luaL_argcheck(L, n > 0, 2, "size must be positive");
+  if ((k = busy(L, b, CN_EBUSYR, "file:read")) > 0)
+    return k;
+  f = b->f;
+  own(b, W_READ);
+  if (f->len > 0)
+    return push_ahead(L, f, (size_t)n);
+  if (f->err != 0)
+    return take_err(L, b);
+  if (f->eof) {
+    f->eof = 0;
+    return fail_path(L, b, "read", CN_EOF);
+  }
+  t = cn_sched_task(L, "file:read");
+  if ((k = cn_file_read(f)) < 0)
+    return fail_path(L, b, "read", k);
+  return park(L, b, W_READ, t);
+}
+
+
+/* data_len returns the length of the string or fragment table at idx. */
+static size_t data_len(lua_State *L, int idx) {
+  size_t total = 0, len, i, n;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    luaL_checklstring(L, idx, &total);
+    return total;
+  }
+  n = lua_objlen(L, idx);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, (int)i);
+    if (lua_tolstring(L, -1, &len) == NULL)
+      luaL_error(L, "bad argument #1 to 'write' (fragment %d is a %s)",
+                 (int)i, luaL_typename(L, -1));
+    total += len;
+    lua_pop(L, 1);
+  }
+  return total;
+}
+
+
+/* copy_data copies bytes [off, off+n) of the string or fragment table at
+** idx to dst. */
+static void copy_data(lua_State *L, int idx, size_t off, size_t n, char *dst) {
+  size_t i, len;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    s = lua_tolstring(L, idx, &len);
+    memcpy(dst, s + off, n);
+    return;
+  }
+  for (i = 1; n > 0; i++) {
+    lua_rawgeti(L, idx, (int)i);
+    s = lua_tolstring(L, -1, &len);
+    lua_pop(L, 1); /* the table keeps s alive */
+    if (off >= len) {
+      off -= len;
+      continue;
+    }
+    len -= off;
+    if (len > n)
+      len = n;
+    memcpy(dst, s + off, len);
+    dst += len;
+    n -= len;
+    off = 0;
+  }
+}
+
+
+static int write_fail(lua_State *L, file_box *b, int err, size_t count) {
+  fail_path(L, b, "write", err);
+  lua_pushnumber(L, (double)count);
+  return 3;
+}
+
+
+/* file:write(data [, offset]) -> count | nil, err, count_written
+**   | false, offset
+** data is a string or a table of strings. Writes the bytes from offset on,
+** a buffer's worth per request; returns the total once all are written. */
+static int file_write(lua_State *L) {
+  file_box *b = check_file(L, 1);
+  size_t total = data_len(L, 2), off, k;
+  lua_Number o = luaL_optnumber(L, 3, 0);
+  cn_file_t *f;
+  cn_task_t *t;
+  char *p;
+  int rc;
+  if (b == NULL)
+    return 2;
+  off = o > 0 ? (size_t)o : 0;
+  if ((rc = busy(L, b, CN_EBUSYW, "file:write")) > 0)
+    return rc;
+  f = b->f;
+  if (own(b, W_WRITE)) { /* the slice from off has ended */
+    if (f->err != 0) {
+      rc = f->err;
+      f->err = 0;
+      return write_fail(L, b, rc, off + f->wdone);
+    }
+    off += f->wdone;
+  }
+  if (off >= total) {
+    op_done();
+    lua_pushnumber(L, (double)total);
+    return 1;
+  }
+  t = cn_sched_task(L, "file:write");
+  if ((p = cn_file_wbuf(f)) == NULL)
+    return write_fail(L, b, CN_ENOMEM, off);
+  k = total - off < CN_FILE_BUF ? total - off : CN_FILE_BUF;
+  copy_data(L, 2, off, k, p);
+  f->err = 0;
+  if ((rc = cn_file_write(f, k)) < 0)
+    return write_fail(L, b, rc, off);
+  park(L, b, W_WRITE, t);
+  lua_pushnumber(L, (double)off);
+  return 2;
+}
+
+
+/* file:seek([whence [, offset]]) -> position | nil, err | false
+** whence is "set", "cur" (default) or "end"; as Lua's file:seek. */
+static int file_seek(lua_State *L) {
+  static const char *const names[] = {"set", "cur", "end", NULL};
+  file_box *b = check_file(L, 1);
+  int whence = luaL_checkoption(L, 2, "cur", names), rc;
+  lua_Number off = luaL_optnumber(L, 3, 0), base;
+  cn_file_t *f;
+  int64_t at;
+  if (b == NULL)
+    return 2;
+  if ((rc = busy(L, b, CN_EBUSYR, "file:seek")) > 0)
+    return rc;
+  f = b->f;
+  if (!f->seekable)
+    return fail_path(L, b, "seek", UV_ESPIPE);
+  if (whence == 2 && !own(b, W_SEEK)) {
+    cn_task_t *t = cn_sched_task(L, "file:seek");
+    f->err = 0;
+    if ((rc = cn_file_stat(f, NULL)) < 0)
+      return fail_path(L, b, "seek", rc);
+    return park(L, b, W_SEEK, t);
+  }
+  b->want = W_NONE;
+  if (f->err != 0)
+    return take_err(L, b);
+  base = whence == 0 ? 0 : whence == 1 ? (lua_Number)f->pos
+                                       : (lua_Number)f->st.st_size;
+  if (base + off < 0)
+    return fail_path(L, b, "seek", UV_EINVAL);
+  at = (int64_t)(base + off);
+  if (at != f->pos) {
+    f->pos = at;
+    f->off = f->len = 0;
+  }
+  f->eof = 0;
+  op_done();
+  lua_pushnumber(L, (double)at);
+  return 1;
+}
+
+
+/* file:stat() -> table (see push_stat) | nil, err | false */
+static int file_stat(lua_State *L) {
+  file_box *b = check_file(L, 1);
+  cn_file_t *f;
+  cn_task_t *t;
+  int rc;
+  if (b == NULL)
+    return 2;
+  if ((rc = busy(L, b, CN_EBUSYR, "file:stat")) > 0)
+    return rc;
+  f = b->f;
+  if (own(b, W_STAT)) {
+    if (f->err != 0)
+      return take_err(L, b);
+    return push_stat(L, &f->st);
+  }
+  t = cn_sched_task(L, "file:stat");
+  f->err = 0;
+  if ((rc = cn_file_stat(f, NULL)) < 0)
+    return fail_path(L, b, "stat", rc);
+  return park(L, b, W_STAT, t);
+}
+
+
+/* file:close() -> true | nil, err | false
+** Closes the file once a request in flight ends; other calls then get
+** "closed". A task waits for the close and sees its error, unless another
+** task waits on the file already. Idempotent. */
+static int file_close(lua_State *L) {
+  file_box *b = check_box(L, 1);
+  cn_file_t *f = b->f;
+  cn_task_t *t;
+  int rc;
+  if (f == NULL || !b->is_file)
+    goto ok;
+  if (!b->closed) {
+    b->closed = 1;
+    if (f->op == CN_FS_IDLE)
+      f->err = 0; /* nobody collected it: forget */
+    if ((rc = cn_file_close(f)) < 0)
+      return fail_path(L, b, "close", rc);
+  }
+  if (f->op != CN_FS_IDLE) {
+    if ((t = cn_worker_self()->current) == NULL || f->waiter != NULL)
+      goto ok; /* not a task, or another task waits on the file */
+    return park(L, b, W_CLOSE, t);
+  }
+  if (own(b, W_CLOSE) && f->err != 0 && f->err_op == CN_FS_CLOSE)
+    return take_err(L, b);
+ok:
+  op_done();
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* -- Copying between files and connections ------------------------------ */
+
+
+static cn_conn_t *check_conn(lua_State *L, int idx) {
+  cn_conn_t *c = lcn_to_conn(L, idx);
+  return c != NULL && !(c->flags & CN_CONN_CLOSED) ? c : NULL;
+}
+
+
+/* park_writer parks the task until c's write chain drains, a write error,
+** close, or c's write deadline. */
+static int park_writer(lua_State *L, cn_conn_t *c) {
+  cn_task_t *t = cn_sched_task(L, "copy");
+  uint64_t start;
+  if (c->writer != NULL) {
+    op_done();
+    return lcn_fail(L, CN_EBUSYW);
+  }
+  if (cn_sched_timed_out(t)) {
+    op_done();
+    return lcn_fail(L, CN_ETIMEOUT);
+  }
+  start = cn_sched_op_start(t);
+  cn_sched_park(t, earliest(c->wtimeout ? start + c->wtimeout : 0,
+                            c->wdeadline),
+                cn_conn_unwait, c);
+  cn_conn_wait_write(c, cn_sched_waiter(t));
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+
+/* send_ahead moves read-ahead bytes to c's write chain, as many as it
+** takes. */
+static int send_ahead(lua_State *L, cn_file_t *f, cn_conn_t *c) {
+  int err = c->werr, room;
+  size_t k = f->len;
+  if (err == 0 && (c->flags & CN_CONN_WSHUT))
+    err = CN_ECLOSED;
+  if (err != 0) {
+    op_done();
+    return lcn_fail(L, err);
+  }
+  if ((room = cn_conn_writable(c)) == 0)
+    return park_writer(L, c);
+  if (k > (size_t)room)
+    k = (size_t)room;
+  if ((err = cn_conn_write(c, f->buf + f->off, k)) < 0) {
+    op_done();
+    return lcn_fail(L, err);
+  }
+  f->off += k;
+  f->len -= k;
+  f->pos += (int64_t)k;
+  op_done();
+  lua_pushnumber(L, (double)k);
+  return 1;
+}
+
+
+/* send(file, conn) -> count | nil, err | false
+** Moves the file's next bytes to conn's write chain with no Lua string:
+** what was read ahead, as much as the chain takes (parking while it is
+** full); when nothing is, reads more. "eof" at the file's end. */
+static int fs_send(lua_State *L) {
+  file_box *b = check_file(L, 1);
+  cn_conn_t *c;
+  cn_file_t *f;
+  cn_task_t *t;
+  int rc;
+  if (b == NULL)
+    return 2;
+  if ((c = check_conn(L, 2)) == NULL) {
+    op_done();
+    return lcn_fail(L, CN_ECLOSED);
+  }
+  if ((rc = busy(L, b, CN_EBUSYR, "copy")) > 0)
+    return rc;
+  f = b->f;
+  own(b, W_READ);
+  if (f->len > 0)
+    return send_ahead(L, f, c);
+  if (f->err != 0)
+    return take_err(L, b);
+  if (f->eof) {
+    f->eof = 0;
+    return fail_path(L, b, "read", CN_EOF);
+  }
+  t = cn_sched_task(L, "copy");
+  if ((rc = cn_file_read(f)) < 0)
+    return fail_path(L, b, "read", rc);
+  return park(L, b, W_READ, t);
+}
+
+
+/* park_reader parks the task until c has input, EOF, an error, close or
+** c's read deadline. */
+static int park_reader(lua_State *L, cn_conn_t *c) {
+  cn_task_t *t = cn_sched_task(L, "copy");
+  uint64_t start;
+  if (cn_sched_timed_out(t)) {
+    op_done();
+    return lcn_fail(L, CN_ETIMEOUT);
+  }
+  start = cn_sched_op_start(t);
+  cn_conn_wait_read(c, cn_sched_waiter(t), 1, NULL, 0);
+  cn_sched_park(t, earliest(c->rtimeout ? start + c->rtimeout : 0,
+                            c->rdeadline),
+                cn_conn_unwait, c);
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+
+/* recv(file, conn) -> count | nil, err | false
+** Writes what conn has buffered (up to 64 KiB) to the file with no Lua
+** string, parking until some arrives and until the write ends. "eof" at
+** conn's end of input. */
+static int fs_recv(lua_State *L) {
+  file_box *b = check_file(L, 1);
+  cn_conn_t *c;
+  cn_file_t *f;
+  cn_task_t *t;
+  size_t k;
+  int rc;
+  if (b == NULL)
+    return 2;
+  if ((c = check_conn(L, 2)) == NULL) {
+    op_done();
+    return lcn_fail(L, CN_ECLOSED);
+  }
+  if ((rc = busy(L, b, CN_EBUSYW, "copy")) > 0)
+    return rc;
+  f = b->f;
+  if (own(b, W_WRITE)) {
+    if (f->err != 0)
+      return take_err(L, b);
+    op_done();
+    lua_pushnumber(L, (double)f->wdone);
+    return 1;
+  }
+  if (c->reader != NULL || c->pump_out != NULL) {
+    op_done();
+    return lcn_fail(L, CN_EBUSYR);
+  }
+  if (c->in.len == 0 && c->rerr != 0) {
+    op_done();
+    return lcn_fail(L, c->rerr);
+  }
+  if (c->in.len == 0)
+    return park_reader(L, c);
+  t = cn_sched_task(L, "copy");
+  if (cn_file_wbuf(f) == NULL)
+    return fail_path(L, b, "write", CN_ENOMEM);
+  k = c->in.len < CN_FILE_BUF ? c->in.len : CN_FILE_BUF;
+  cn_buf_copyout(&c->in, 0, f->buf, k);
+  cn_buf_consume(&c->in, k);
+  c->skip = 0;
+  cn_conn_consumed(c);
+  f->err = 0;
+  if ((rc = cn_file_write(f, k)) < 0)
+    return fail_path(L, b, "write", rc);
+  return park(L, b, W_WRITE, t);
+}
+
+
+/* -- The object --------------------------------------------------------- */
+
+
+static int file_tostring(lua_State *L) {
+  file_box *b = check_box(L, 1);
+  if (b->is_file)
+    lua_pushfstring(L, "coronet.file %s%s", b->path,
+                    b->closed ? " (closed)" : "");
+  else
+    lua_pushfstring(L, "coronet.fsreq %s", b->path);
+  return 1;
+}
+
+
+static int file_gc(lua_State *L) {
+  file_box *b = check_box(L, 1);
+  if (b->f != NULL)
+    cn_file_release(b->f);
+  b->f = NULL;
+  return 0;
+}
+
+
+static const luaL_Reg methods[] = {
+  {"read", file_read},   {"write", file_write}, {"seek", file_seek},
+  {"stat", file_stat},   {"close", file_close}, {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {
+  {"open", fs_open},     {"stat", fs_stat}, {"remove", fs_remove},
+  {"finish", fs_finish}, {"send", fs_send}, {"recv", fs_recv},
+  {NULL, NULL}};
+
+
+/* luaopen_coronet_fs returns {open=, stat=, remove=, finish=, send=,
+** recv=, methods=, metatable=, buffer_size=}; lua/coronet/fs.lua wraps
+** the methods into blocking ones. */
 int luaopen_coronet_fs(lua_State *L) {
+  luaL_newmetatable(L, FILE_MT);
+  lua_pushcfunction(L, file_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, file_tostring);
+  lua_setfield(L, -2, "__tostring");
   lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");
+  lua_newtable(L);
+  luaL_register(L, NULL, funcs);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "methods");
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "metatable");
+  lua_pushnumber(L, CN_FILE_BUF);
+  lua_setfield(L, -2, "buffer_size");
   return 1;
 }
