@@ -384,6 +384,24 @@ return function(conn) conn:write("VERSION\n") end
   d:remove()
 end)
 
+t.test("a reload asked for while the last one's main chunk still runs "
+  .. "supersedes it", function()
+  local slow = version("v2", "coronet.sleep(0.3)")
+  local s, d, path = setup()
+  d:write("s.lua", slow)
+  s:signal("HUP")
+  coronet.sleep(0.05) -- the first reload's main chunk sleeps
+  d:write("s.lua", version("v3", "coronet.sleep(0.1)"))
+  s:signal("HUP")
+  t.ok(s:wait_log("reload superseded by a newer one", 10),
+    "the first reload is logged as superseded")
+  wait_reloads(s, path, 1, "the second one is logged as done")
+  coronet.sleep(0.4) -- both main chunks have ended by now
+  t.is(reloads(s, path), 1, "one reload took effect")
+  t.is(reply(s:connect(), "a"), "v3", "the newest version serves")
+  finish(s, d)
+end)
+
 t.test("reload times are logged in ms", function()
   t.cmp_ok(#times, ">=", 8, "reload times were seen")
   local max = 0
