@@ -70,12 +70,18 @@ t.test("yield lets the other ready tasks run, then carries on", function()
       coronet.yield()
     end
   end)
-  coronet.sleep(0) -- let it start
   for i = 1, 3 do
-    steps[#steps + 1] = "a" .. i
     coronet.yield()
+    steps[#steps + 1] = "a" .. i
   end
-  t.like(table.concat(steps, " "), "a1 b2 a2 b3 a3", "turns alternate")
+  coronet.yield()
+  local seq = table.concat(steps, " ")
+  t.is(#steps, 6, "both ran three steps: " .. seq)
+  local alternate = true
+  for i = 2, #steps do
+    if steps[i]:sub(1, 1) == steps[i - 1]:sub(1, 1) then alternate = false end
+  end
+  t.ok(alternate, "one step each in turn: " .. seq)
 end)
 
 t.test("many tasks run and end, leaving the task count as it was", function()
