@@ -6,7 +6,9 @@ local io_ = require "coronet.io"
 local conn = require "coronet.conn"
 local setmetatable, getmetatable, type, error, tostring =
   setmetatable, getmetatable, type, error, tostring
-local find, sub, concat = string.find, string.sub, table.concat
+local find, sub, byte, concat = string.find, string.sub, string.byte,
+  table.concat
+local CR = 13
 
 local _M = { _VERSION = "0.1.0" }
 local EOF = io_.EOF
@@ -178,7 +180,7 @@ end
 
 -- cut returns all[1 .. n], less a "\r" at its end for lines.
 local function cut(all, n, line)
-  if line and n > 0 and sub(all, n, n) == "\r" then n = n - 1 end
+  if line and n > 0 and byte(all, n) == CR then n = n - 1 end
   return sub(all, 1, n)
 end
 
@@ -196,7 +198,7 @@ local function read_delim(self, d, max, line)
   if i then -- the fast path: the delimiter is buffered
     self.pos = i + dl
     if i - pos > max then return nil, TOO_LONG end
-    if line and i > pos and sub(buf, i - 1, i - 1) == "\r" then i = i - 1 end
+    if line and i > pos and byte(buf, i - 1) == CR then i = i - 1 end
     return sub(buf, pos, i - 1)
   end
   local have = #buf - pos + 1
