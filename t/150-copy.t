@@ -14,6 +14,7 @@ local fs = require "coronet.fs"
 local format, sub = string.format, string.sub
 
 local MiB = 1048576
+local base = coronet.stats()
 local BIG = util.under_valgrind() and 8 or 64 -- MiB
 
 local function spawn_wg(fn)
@@ -74,12 +75,9 @@ t.test(format("copy of a %d MiB file to a socket to a file keeps every "
   t.is(gerr, nil, "ending at eof")
   local h, size = hash_file(dst)
   t.is(size, BIG * MiB, "the copy has the size of the original")
-  if not t.is(util.hex(h or 0), util.hex(want), "and its FNV-1a hash") then
-    t.diag("  files: " .. src .. " and " .. dst .. " (kept)")
-  else
-    fs.remove(src)
-    fs.remove(dst)
-  end
+  t.is(util.hex(h or 0), util.hex(want), "and its FNV-1a hash")
+  fs.remove(src)
+  fs.remove(dst)
   t.diag(format("  %d MiB in %.2f s (%.0f MiB/s)", BIG, dt, BIG / dt))
   c:close()
   l:close()
@@ -106,6 +104,8 @@ t.test("copy between connections moves everything, through the pump",
     t.is(n, #s, "copy counts every byte")
     t.is(err, nil, "and ends at eof")
     t.ok(got() == s, "the bytes arrive in order")
+    a1:close()
+    b1:close()
     la:close()
     lb:close()
   end)
@@ -120,6 +120,8 @@ t.test("copy between connections starts with what the source buffered",
     t.is(io.copy(b1, a2), 13, "copy moves the rest")
     b1:close_write()
     t.is(io.read_all(b2), "body and more", "the rest arrived")
+    a1:close()
+    b1:close()
     la:close()
     lb:close()
   end)
@@ -137,6 +139,8 @@ t.test("copy_n between connections stops at exactly n bytes", function()
   a1:close_write()
   local n, err = io.copy_n(b2, a2, 10)
   t.ok(n == 0 and err == "eof", "copy_n at the source's end: 0, eof")
+  a1:close()
+  b1:close()
   la:close()
   lb:close()
 end)
@@ -163,6 +167,7 @@ t.test("file to a slow reader: copy waits for the socket to drain",
     f:close()
     t.ok(got() == s, "and received in order")
     fs.remove(p)
+    c:close()
     l:close()
   end)
 
@@ -179,6 +184,7 @@ t.test("connection to file with a read timeout: copy returns timeout",
     f:close()
     t.is(fs.read_file(p), "some", "the file has it")
     fs.remove(p)
+    c:close()
     l:close()
   end)
 
@@ -266,6 +272,22 @@ t.test("scripts/fileserver.lua streams files with one copy", function()
   t.is(srv:stop(), 0, "the server exits cleanly")
   fs.remove(dir .. "/data.bin")
   require("coronet.process").spawn({ "rmdir", dir }):wait(10)
+end)
+
+t.test("no connection, block or task is left behind", function()
+  local clean = util.wait_until(function()
+    collectgarbage() -- what a test dropped without closing
+    local st = coronet.stats()
+    return st.connections <= base.connections and st.blocks <= base.blocks
+      and st.tasks <= base.tasks + 1
+  end, 5)
+  if not t.ok(clean, "connections, buffer blocks and tasks back where they "
+    .. "were") then
+    local st = coronet.stats()
+    t.diag(string.format("  now %d conns %d blocks %d tasks; before %d %d %d",
+      st.connections, st.blocks, st.tasks, base.connections, base.blocks,
+      base.tasks))
+  end
 end)
 
 t.done()
