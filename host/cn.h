@@ -230,7 +230,7 @@ struct cn_file_s {
   int close_after; /* close once the request in flight ends */
   int abandoned;  /* the owner is gone: close and free when idle */
   int64_t pos;    /* offset of the next byte read (buf[off]) or written */
-  char *buf;      /* CN_FILE_BUF bytes, allocated on first use */
+  char *buf;      /* CN_FILE_BUF bytes while in use, else NULL */
   size_t off, len; /* read-ahead bytes are buf[off, off+len) */
   size_t wlen, wdone; /* the last write: bytes asked, bytes written */
   uv_stat_t st;   /* filled by open and stat */
@@ -242,6 +242,7 @@ int cn_file_open(cn_file_t *f, const char *path, int flags, int mode);
 int cn_file_read(cn_file_t *f);
 char *cn_file_wbuf(cn_file_t *f);
 int cn_file_write(cn_file_t *f, size_t n);
+void cn_file_trim(cn_file_t *f);
 int cn_file_stat(cn_file_t *f, const char *path);
 int cn_file_unlink(cn_file_t *f, const char *path);
 int cn_file_close(cn_file_t *f);

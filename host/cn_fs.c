@@ -77,6 +77,7 @@ static int done(cn_file_t *f, int op, ssize_t r) {
   int rc = 0;
   if (r < 0 && op != CN_FS_OPENSTAT) {
     fail(f, op, (int)r);
+    cn_file_trim(f);
     return 0;
   }
   switch (op) {
@@ -91,13 +92,16 @@ static int done(cn_file_t *f, int op, ssize_t r) {
     f->off = 0;
     f->len = (size_t)r;
     f->eof = r == 0;
+    cn_file_trim(f); /* at the end, nothing was read */
     return 0;
   case CN_FS_WRITE:
     f->wdone += (size_t)r;
     if (f->seekable && !f->append)
       f->pos += r;
-    if (f->wdone >= f->wlen)
+    if (f->wdone >= f->wlen) {
+      cn_file_trim(f);
       return 0;
+    }
     if (r == 0) {
       fail(f, op, UV_EIO); /* no progress: do not spin */
       return 0;
@@ -158,6 +162,17 @@ int cn_file_read(cn_file_t *f) {
   return started(f, CN_FS_READ,
                  uv_fs_read(&f->w->loop, &f->req, f->fd, &b, 1,
                             f->seekable ? f->pos : -1, fs_cb));
+}
+
+
+/* cn_file_trim frees the buffer when it holds nothing and no request
+** uses it, so that an idle open file costs no buffer. */
+void cn_file_trim(cn_file_t *f) {
+  if (f->len == 0 && f->op == CN_FS_IDLE) {
+    free(f->buf);
+    f->buf = NULL;
+    f->off = 0;
+  }
 }
 
 

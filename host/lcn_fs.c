@@ -301,6 +301,7 @@ static int push_ahead(lua_State *L, cn_file_t *f, size_t n) {
   f->off += n;
   f->len -= n;
   f->pos += (int64_t)n;
+  cn_file_trim(f);
   op_done();
   return 1;
 }
@@ -471,7 +472,8 @@ static int file_seek(lua_State *L) {
   at = (int64_t)(base + off);
   if (at != f->pos) {
     f->pos = at;
-    f->off = f->len = 0;
+    f->len = 0;
+    cn_file_trim(f);
   }
   f->eof = 0;
   op_done();
@@ -590,6 +592,7 @@ static int send_ahead(lua_State *L, cn_file_t *f, cn_conn_t *c) {
   f->off += k;
   f->len -= k;
   f->pos += (int64_t)k;
+  cn_file_trim(f);
   op_done();
   lua_pushnumber(L, (double)k);
   return 1;
