@@ -267,7 +267,8 @@ static int fs_finish(lua_State *L) {
   file_box *b = check_box(L, 1);
   cn_file_t *f = b->f;
   int want = b->want;
-  luaL_argcheck(L, f != NULL && !b->is_file, 1, "not a pending request");
+  if (f == NULL || b->is_file)
+    return luaL_argerror(L, 1, "not a pending request");
   if (f->op != CN_FS_IDLE) {
     if (busy(L, b, CN_EBUSYR, "fs") != 1)
       return 2;
