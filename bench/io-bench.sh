@@ -20,7 +20,7 @@
 #   bench/io-bench.sh            QUICK=1 bench/io-bench.sh    (shorter)
 # Environment: CORONET, BUILD_DIR, SERVER_CPU (0), LOADGEN_CPU (1), QUICK,
 # IO_MIB (2048), IO_CONNS (4), IO_ROUNDS (3), IO_SECS (3), IO_PORT_BASE
-# (17400), LINES_MIB (32).
+# (first of 6 ports; default: a free block from 17400 on), LINES_MIB (32).
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +38,7 @@ IO_CONNS=${IO_CONNS:-4}
 IO_ROUNDS=${IO_ROUNDS:-3}
 IO_SECS=${IO_SECS:-3}
 LINES_MIB=${LINES_MIB:-32}
-PORT=${IO_PORT_BASE:-17400}
+PORT=${IO_PORT_BASE:-}
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
@@ -49,7 +49,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   PIDS=()
 }
-trap cleanup EXIT
+trap 'cleanup; rm -f "$BUILD_DIR/io-bench-servers.$$.log"' EXIT
 note() { echo "$*" >&2; }
 
 # pin CPU CMD... runs CMD on CPU when taskset and two CPUs are there.
@@ -65,9 +65,9 @@ pin() {
 start() {
   local cpu=$1; shift
   if [ "$PIN" = 1 ]; then
-    taskset -c "$cpu" "$@" >/dev/null 2>>"$BUILD_DIR/io-bench-servers.log" &
+    taskset -c "$cpu" "$@" >/dev/null 2>>"$BUILD_DIR/io-bench-servers.$$.log" &
   else
-    "$@" >/dev/null 2>>"$BUILD_DIR/io-bench-servers.log" &
+    "$@" >/dev/null 2>>"$BUILD_DIR/io-bench-servers.$$.log" &
   fi
   LAST_PID=$!
   PIDS+=("$LAST_PID")
@@ -83,6 +83,28 @@ wait_port() {
   return 1
 }
 
+# port_block: sets PORT to the first of 6 ports nobody listens on (another
+# run of this script may hold the usual ones).
+port_block() {
+  local base=${PORT:-$((17400 + $$ % 50 * 10))} i k busy
+  for i in $(seq 1 40); do
+    busy=0
+    for k in 0 1 2 3 4 5; do
+      (exec 3<>"/dev/tcp/127.0.0.1/$((base + k))") 2>/dev/null && busy=1
+    done
+    [ "$busy" = 0 ] && { PORT=$base; return 0; }
+    base=$((base + 10))
+  done
+  PORT=$base
+}
+
+# build OUT CC-ARGS...: compiles to a temporary name, then renames, so that
+# a concurrent run's binary of the same name keeps running.
+build() {
+  local out=$1; shift
+  cc "$@" -o "$out.$$" 2>>"$BUILD_DIR/io-build.$$.log" && mv -f "$out.$$" "$out"
+}
+
 # cpu_ticks PID: user + system time of a process, in clock ticks.
 cpu_ticks() {
   awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
@@ -94,19 +116,21 @@ field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 
 # -- Build ------------------------------------------------------------------
 mkdir -p "$BUILD_DIR" || exit 0
-: >"$BUILD_DIR/io-bench-servers.log"
+: >"$BUILD_DIR/io-bench-servers.$$.log"
 if [ ! -x "$CORONET" ]; then
   (cd "$ROOT" && make -s >/dev/null 2>&1) || { echo "io-bench: cannot build coronet"; exit 0; }
 fi
 UV_FLAGS=$(pkg-config --cflags --libs libuv 2>/dev/null || echo -luv)
 RELAY=$BUILD_DIR/c_relay LOAD=$BUILD_DIR/io-load LOADGEN=$BUILD_DIR/io-loadgen
-cc -O2 -o "$RELAY" "$ROOT/bench/c_relay.c" $UV_FLAGS 2>"$BUILD_DIR/io-build.log" ||
-  { echo "io-bench: cannot build bench/c_relay.c (see $BUILD_DIR/io-build.log)"; RELAY=; }
-cc -O2 -pthread -o "$LOAD" "$ROOT/bench/io-load.c" 2>>"$BUILD_DIR/io-build.log" ||
+build "$RELAY" -O2 "$ROOT/bench/c_relay.c" $UV_FLAGS ||
+  { echo "io-bench: cannot build bench/c_relay.c (see $BUILD_DIR/io-build.$$.log)"; RELAY=; }
+build "$LOAD" -O2 -pthread "$ROOT/bench/io-load.c" ||
   { echo "io-bench: cannot build bench/io-load.c"; LOAD=; }
 LOADGEN_SRC=$SHARED/loadgen.c
 [ -f "$LOADGEN_SRC" ] || LOADGEN_SRC=$ROOT/bench/loadgen.c
-cc -O2 -pthread -o "$LOADGEN" "$LOADGEN_SRC" 2>>"$BUILD_DIR/io-build.log" || LOADGEN=
+build "$LOADGEN" -O2 -pthread "$LOADGEN_SRC" || LOADGEN=
+rm -f "$BUILD_DIR/io-build.$$.log"
+port_block
 
 # -- 1. Relay: bulk and ping-pong ------------------------------------------------
 SINK_PORT=$PORT ECHO_PORT=$((PORT + 1)) C_PORT=$((PORT + 2)) CN_PORT=$((PORT + 3))
