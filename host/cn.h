@@ -300,6 +300,7 @@ struct cn_worker_s {
   /* scheduler (cn_sched.c) */
   cn_task_t *runq_head, *runq_tail;
   size_t runq_len;
+  unsigned turn; /* counts the scheduler's runs, one per loop turn */
   cn_task_t *current;
   cn_task_t *tasks;     /* every live task */
   cn_task_t *free_tasks;

@@ -33,6 +33,7 @@ struct cn_task_s {
   struct sockaddr_in6 peer;  /* likewise */
   cn_end_cb on_end;
   uint64_t id;
+  unsigned turn; /* the loop turn in which it last ran */
 };
 
 static void run_cb(uv_check_t *h);
@@ -160,6 +161,7 @@ static cn_task_t *task_alloc(cn_worker_t *w) {
   t->conn_id = 0;
   t->peer.sin6_family = 0;
   t->on_end = NULL;
+  t->turn = w->turn - 1;
   t->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
   t->prev = NULL;
   t->lnext = w->tasks;
@@ -409,19 +411,35 @@ static void resume(cn_task_t *t) {
 }
 
 
-/* run_cb resumes the tasks that were ready when it started, in order;
-** tasks they wake wait for the next turn. */
+/* run_cb resumes ready tasks in order, each at most once per loop turn:
+** a task woken by one that runs now runs in this turn too, unless it ran
+** already; then it waits for the next turn, after polling. */
 static void run_cb(uv_check_t *h) {
   cn_worker_t *w = h->data;
-  size_t n = w->runq_len;
-  while (n-- > 0 && w->runq_head != NULL) {
-    cn_task_t *t = w->runq_head;
+  cn_task_t *later = NULL, *later_last = NULL, *t;
+  size_t nlater = 0;
+  unsigned turn = ++w->turn;
+  while ((t = w->runq_head) != NULL) {
     w->runq_head = t->next;
     if (w->runq_head == NULL)
       w->runq_tail = NULL;
     w->runq_len--;
-    resume(t);
+    if (t->turn != turn) {
+      t->turn = turn;
+      resume(t); /* may queue more tasks behind runq_head */
+      continue;
+    }
+    t->next = NULL; /* ran this turn already: next turn */
+    if (later_last != NULL)
+      later_last->next = t;
+    else
+      later = t;
+    later_last = t;
+    nlater++;
   }
-  if (w->runq_len == 0)
+  w->runq_head = later;
+  w->runq_tail = later_last;
+  w->runq_len = nlater;
+  if (nlater == 0)
     uv_idle_stop(&w->idle);
 }
