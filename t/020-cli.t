@@ -237,6 +237,20 @@ print("not reached")
   t.is(err, "", "nothing on stderr")
 end)
 
+t.test("--run: the program ends with its main chunk, tasks or not", function()
+  local path = util.tmpfile([[
+local coronet = require "coronet"
+coronet.spawn(function() coronet.sleep(30) end)
+coronet.sleep(0.01)
+print("main done")
+]])
+  local t0 = require("coronet").now()
+  local code, err, out = server.run({ "--run", path }, 20)
+  t.is(code, 0, "exit 0")
+  t.is(out, "main done\n", "the main chunk ran to its end")
+  t.cmp_ok(require("coronet").now() - t0, "<", 10, "without waiting for the task")
+end)
+
 t.test("--run: os.exit(true) is 0 and os.exit(false) is 1", function()
   local p1 = util.tmpfile("os.exit(true)\n")
   local p2 = util.tmpfile("os.exit(false)\n")
