@@ -308,7 +308,9 @@ print("still here")
 t.test("the binary finds its modules from any working directory", function()
   local process = require "coronet.process"
   local path = util.tmpfile('print(require("coronet.io")._VERSION)\n')
-  local p = assert(process.spawn { server.bin, "--run", path, cwd = "/",
+  local bin = server.bin
+  if bin:sub(1, 1) ~= "/" then bin = os.getenv("PWD") .. "/" .. bin end
+  local p = assert(process.spawn { bin, "--run", path, cwd = "/",
     stdout = "pipe", stderr = "pipe" })
   p.stdout:set_timeout(10)
   local out = p.stdout:read_line()
