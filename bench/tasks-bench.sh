@@ -66,8 +66,14 @@ d16=$(pin "$CPU" "$CORONET" --run bench/dial_bench.lua "$DIAL_SECS" 16)
 ext=""
 srv_cpu=$((CPU + 1))
 [ "$(nproc 2>/dev/null || echo 1)" -gt "$srv_cpu" ] || srv_cpu=$CPU
-pin "$srv_cpu" "$CORONET" scripts/echo.lua --listen 127.0.0.1:0 \
-  2>"$TMP/echo.log" &
+# not through pin: a backgrounded shell function is a subshell, and $!
+# would name it rather than the server
+if command -v taskset >/dev/null && taskset -c "$srv_cpu" true 2>/dev/null; then
+  taskset -c "$srv_cpu" "$CORONET" scripts/echo.lua --listen 127.0.0.1:0 \
+    2>"$TMP/echo.log" &
+else
+  "$CORONET" scripts/echo.lua --listen 127.0.0.1:0 2>"$TMP/echo.log" &
+fi
 srv=$!
 addr=""
 for _ in $(seq 1 100); do # up to 5 s for the startup line
