@@ -91,7 +91,8 @@ enum {
   CN_CONN_SHUT = 1 << 4,    /* uv_shutdown issued */
   CN_CONN_DIRTY = 1 << 5,   /* on the worker's flush list */
   CN_CONN_PIPE = 1 << 6,    /* uv_pipe_t, not uv_tcp_t */
-  CN_CONN_DRAIN = 1 << 7    /* close once the write chain drains */
+  CN_CONN_DRAIN = 1 << 7,   /* close once the write chain drains */
+  CN_CONN_ACCEPTED = 1 << 8 /* came from a listener: counts in naccepted */
 };
 
 struct cn_conn_s {
@@ -189,18 +190,28 @@ enum { CN_STDIO_IGNORE, CN_STDIO_INHERIT, CN_STDIO_PIPE };
 struct cn_proc_s {
   uv_process_t h;
   cn_worker_t *w;
+  cn_proc_t *prev, *next; /* the worker's children */
   int pid;
-  int exited, abandoned;
+  int exited, abandoned, detached;
   int64_t status;
   int signal;
   cn_waiter_t *waiter;
 };
 
-int cn_proc_spawn(cn_proc_t *p, cn_worker_t *w, const char *file,
-                  char **args, char **env, const char *cwd, const int mode[3],
+/* What to start: args[0] is the program (looked up in PATH), env NULL
+** inherits, mode[i] says what stdin, stdout and stderr are. */
+typedef struct cn_spawn_s {
+  char **args, **env;
+  const char *cwd;
+  int mode[3];
+  int detached; /* keeps running after coronet exits */
+} cn_spawn_t;
+
+int cn_proc_spawn(cn_proc_t *p, cn_worker_t *w, const cn_spawn_t *s,
                   cn_conn_t *io[3]);
 int cn_proc_kill(cn_proc_t *p, int signum);
 void cn_proc_release(cn_proc_t *p);
+void cn__proc_close_all(cn_worker_t *w);
 
 /* -- Files (cn_fs.c) ---------------------------------------------------- */
 
@@ -311,8 +322,10 @@ struct cn_worker_s {
   /* connections (cn_conn.c, cn_listen.c) */
   cn_conn_t *dirty;
   cn_conn_t *conns;
-  size_t nconns;
+  size_t nconns;    /* open connections, pipes included */
+  size_t naccepted; /* of which accepted from a listener */
   cn_listener_t *listeners;
+  cn_proc_t *procs; /* child processes, until their handle closes */
   /* lifecycle */
   uv_async_t async;
   uv_timer_t grace;
@@ -321,6 +334,7 @@ struct cn_worker_s {
   int exit_code;
   unsigned pending; /* CN_MSG_* bits sent by the control thread */
   int closed;       /* async is closed: no more messages */
+  int signum;       /* the signal behind CN_MSG_STOP or CN_MSG_KILL */
   uv_mutex_t lock;
   uv_os_sock_t *fds; /* listening sockets handed over at start */
   int *fd_pipe;
@@ -337,7 +351,7 @@ enum { CN_MSG_STOP = 1, CN_MSG_RELOAD = 2, CN_MSG_KILL = 4 };
 
 cn_worker_t *cn_worker_self(void);
 uint64_t cn_worker_conn_id(void);
-void cn_worker_send(cn_worker_t *w, unsigned msg);
+void cn_worker_send(cn_worker_t *w, unsigned msg, int signum);
 void cn_worker_exit(cn_worker_t *w, int code);
 void cn__worker_conn_closed(cn_worker_t *w);
 void cn__worker_started(cn_worker_t *w, int ok);

@@ -380,6 +380,8 @@ static void close_cb(uv_handle_t *h) {
   if (c->next != NULL)
     c->next->prev = c->prev;
   w->nconns--;
+  if (c->flags & CN_CONN_ACCEPTED)
+    w->naccepted--;
   free(c);
   cn__worker_conn_closed(w);
 }

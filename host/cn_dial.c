@@ -42,8 +42,14 @@ static void connect_cb(uv_connect_t *req, int status) {
     return;
   }
   if (status == 0) {
-    if (!(d->conn->flags & CN_CONN_PIPE))
+    if (!(d->conn->flags & CN_CONN_PIPE)) {
+      int len = sizeof d->conn->peer;
       uv_tcp_nodelay(&d->conn->h.tcp, 1);
+      if (uv_tcp_getpeername(&d->conn->h.tcp, (struct sockaddr *)&d->conn->peer,
+                             &len) < 0 ||
+          len > (int)sizeof d->conn->peer)
+        memset(&d->conn->peer, 0, sizeof d->conn->peer);
+    }
     dial_finish(d, 0);
     return;
   }

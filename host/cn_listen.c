@@ -127,7 +127,7 @@ static int accept_one(cn_listener_t *l) {
   socklen_t plen = sizeof peer;
   cn_conn_t *c;
   int fd;
-  if (w->nconns >= w->cfg->max_conns) {
+  if (w->naccepted >= w->cfg->max_conns) {
     set_paused(l, 1); /* resumed by cn__listen_resume */
     return 0;
   }
@@ -156,6 +156,8 @@ static int accept_one(cn_listener_t *l) {
   }
   if (!l->pipe && plen <= sizeof peer)
     memcpy(&c->peer, &peer, plen);
+  c->flags |= CN_CONN_ACCEPTED;
+  w->naccepted++;
   l->on_conn(l, c);
   return 1;
 }
@@ -234,7 +236,7 @@ void cn_listener_close(cn_listener_t *l) {
 ** again once a connection closed. */
 void cn__listen_resume(cn_worker_t *w) {
   cn_listener_t *l;
-  if (w->nconns >= w->cfg->max_conns)
+  if (w->naccepted >= w->cfg->max_conns)
     return;
   for (l = w->listeners; l != NULL; l = l->next)
     if (l->paused && !uv_is_active((uv_handle_t *)&l->retry))

@@ -11,6 +11,8 @@
 
 enum { W_STARTING, W_READY, W_DONE };
 
+#define DRAIN_MS 2000 /* longest wait at exit for thread-pool work */
+
 typedef struct {
   uv_loop_t loop;
   uv_async_t async;
@@ -51,9 +53,11 @@ static void report(cn_worker_t *w, int state) {
 
 
 /* cn_worker_send posts msg (CN_MSG_*) to worker w; safe from any thread. */
-void cn_worker_send(cn_worker_t *w, unsigned msg) {
+void cn_worker_send(cn_worker_t *w, unsigned msg, int signum) {
   uv_mutex_lock(&w->lock);
   w->pending |= msg;
+  if (signum != 0)
+    w->signum = signum;
   if (!w->closed)
     uv_async_send(&w->async);
   uv_mutex_unlock(&w->lock);
@@ -87,8 +91,8 @@ static void abort_conns(cn_worker_t *w) {
 static void grace_cb(uv_timer_t *h) {
   cn_worker_t *w = h->data;
   cn_log(CN_LOG_INFO, "worker %d: grace period over, closing %zu connections",
-         w->id, w->nconns);
-  abort_conns(w);
+         w->id, w->naccepted);
+  finish(w); /* teardown closes them all */
 }
 
 
@@ -99,18 +103,18 @@ static void shutdown_worker(cn_worker_t *w) {
     return;
   w->stopping = 1;
   close_listeners(w);
-  if (w->nconns == 0 || w->cfg->run) {
+  if (w->naccepted == 0 || w->cfg->run) {
     finish(w);
     return;
   }
   cn_log(CN_LOG_INFO, "worker %d: waiting up to %gs for %zu connections",
-         w->id, w->cfg->grace, w->nconns);
+         w->id, w->cfg->grace, w->naccepted);
   uv_timer_start(&w->grace, grace_cb, (uint64_t)(w->cfg->grace * 1000), 0);
 }
 
 
 void cn__worker_conn_closed(cn_worker_t *w) {
-  if (w->stopping == 1 && w->nconns == 0)
+  if (w->stopping == 1 && w->naccepted == 0)
     finish(w);
   else if (!w->stopping)
     cn__listen_resume(w);
@@ -129,18 +133,18 @@ void cn_worker_exit(cn_worker_t *w, int code) {
 static void async_cb(uv_async_t *h) {
   cn_worker_t *w = h->data;
   unsigned msg;
+  int signum;
   uv_mutex_lock(&w->lock);
   msg = w->pending;
+  signum = w->signum;
   w->pending = 0;
   uv_mutex_unlock(&w->lock);
+  if ((msg & (CN_MSG_KILL | CN_MSG_STOP)) && w->cfg->run && !w->exit_code)
+    w->exit_code = 128 + (signum != 0 ? signum : SIGTERM); /* as a shell */
   if (msg & CN_MSG_KILL) {
-    if (w->cfg->run && !w->exit_code)
-      w->exit_code = 130;
     close_listeners(w);
     finish(w);
   } else if (msg & CN_MSG_STOP) {
-    if (w->cfg->run && !w->exit_code)
-      w->exit_code = 130;
     shutdown_worker(w);
   }
   if ((msg & CN_MSG_RELOAD) && !w->stopping)
@@ -168,6 +172,11 @@ void cn__worker_started(cn_worker_t *w, int ok) {
       return;
     }
     w->fds[i] = -1; /* the listener owns it now */
+    if (w->fd_pipe[i] && w->id == 1) { /* the first worker removes it */
+      cn_addr_t a;
+      if (cn_addr_parse(w->cfg->listen[i], &a) == 0)
+        l->unlink_path = strdup(a.path);
+    }
     cn__host_serve(w, l);
   }
   report(w, W_READY);
@@ -181,11 +190,30 @@ static void close_walk(uv_handle_t *h, void *arg) {
 }
 
 
+/* drain runs the loop until its handles closed and its thread-pool work
+** ended, for at most DRAIN_MS: a file request stuck in the kernel (a FIFO
+** nobody opens) must not keep the process from exiting. Returns 0 when the
+** loop is idle, else -1 (the loop is then left as it is). */
+static int drain(cn_worker_t *w) {
+  uint64_t until = uv_hrtime() + (uint64_t)DRAIN_MS * 1000000;
+  while (uv_run(&w->loop, UV_RUN_NOWAIT) != 0) {
+    if (uv_hrtime() > until) {
+      cn_log(CN_LOG_WARN, "worker %d: exiting with file operations still "
+                          "running", w->id);
+      return -1;
+    }
+    uv_sleep(1);
+  }
+  return 0;
+}
+
+
 static void teardown(cn_worker_t *w) {
   int i;
   w->stopping = 3;
   close_listeners(w);
   cn__host_close(w); /* collects every Lua object: conns detach */
+  cn__proc_close_all(w);
   abort_conns(w);
   cn_sched_close(w);
   uv_mutex_lock(&w->lock);
@@ -194,8 +222,8 @@ static void teardown(cn_worker_t *w) {
   uv_close((uv_handle_t *)&w->async, NULL);
   uv_close((uv_handle_t *)&w->grace, NULL);
   uv_walk(&w->loop, close_walk, NULL);
-  uv_run(&w->loop, UV_RUN_DEFAULT);
-  uv_loop_close(&w->loop);
+  if (drain(w) == 0)
+    uv_loop_close(&w->loop);
   cn_pool_close(&w->pool);
   for (i = 0; i < w->nfds; i++)
     if (w->fds[i] >= 0)
@@ -226,17 +254,17 @@ static void worker_main(void *arg) {
 /* -- The control thread ------------------------------------------------ */
 
 
-static void send_all(control_t *ctl, unsigned msg) {
+static void send_all(control_t *ctl, unsigned msg, int signum) {
   int i;
   for (i = 0; i < ctl->nworkers; i++)
-    cn_worker_send(&ctl->workers[i], msg);
+    cn_worker_send(&ctl->workers[i], msg, signum);
 }
 
 
 static void watch_cb(void *arg) {
   control_t *ctl = arg;
   if (!ctl->stopping)
-    send_all(ctl, CN_MSG_RELOAD);
+    send_all(ctl, CN_MSG_RELOAD, 0);
 }
 
 
@@ -244,17 +272,17 @@ static void signal_cb(uv_signal_t *h, int signum) {
   control_t *ctl = h->data;
   if (signum == SIGHUP) {
     if (ctl->cfg->run)
-      send_all(ctl, CN_MSG_STOP);
+      send_all(ctl, CN_MSG_STOP, signum);
     else
-      send_all(ctl, CN_MSG_RELOAD);
+      send_all(ctl, CN_MSG_RELOAD, 0);
     return;
   }
   if (ctl->stopping++ == 0) {
     if (!ctl->cfg->run)
       cn_log(CN_LOG_INFO, "%s: shutting down", strsignal(signum));
-    send_all(ctl, CN_MSG_STOP);
+    send_all(ctl, CN_MSG_STOP, signum);
   } else {
-    send_all(ctl, CN_MSG_KILL);
+    send_all(ctl, CN_MSG_KILL, signum);
   }
 }
 
@@ -275,7 +303,7 @@ static void control_async_cb(uv_async_t *h) {
   }
   if (done > 0 && !ctl->stopping) {
     ctl->stopping = 1; /* one worker ended: the others follow */
-    send_all(ctl, CN_MSG_KILL);
+    send_all(ctl, CN_MSG_KILL, 0);
   }
   if (done == ctl->nworkers) {
     uv_close((uv_handle_t *)&ctl->async, NULL);

@@ -13,13 +13,16 @@
 typedef struct {
   cn_conn_t *c; /* NULL once the handle is gone */
   uint64_t id;  /* c's id, kept for logs once c is gone */
+  struct sockaddr_in6 peer; /* c's peer, kept once c is gone */
 } conn_box;
 
 
 static void on_close(cn_conn_t *c) {
   conn_box *b = c->data;
-  if (b != NULL)
+  if (b != NULL) {
     b->c = NULL;
+    memcpy(&b->peer, &c->peer, sizeof b->peer);
+  }
 }
 
 
@@ -29,6 +32,7 @@ void lcn_push_conn(lua_State *L, cn_conn_t *c) {
   conn_box *b = lua_newuserdata(L, sizeof *b);
   b->c = c;
   b->id = c->id;
+  b->peer.sin6_family = 0;
   c->data = b;
   c->on_close = on_close;
   luaL_getmetatable(L, LCN_CONN_MT);
@@ -591,10 +595,17 @@ static int conn_set_write_deadline(lua_State *L) {
 
 
 static int push_addr(lua_State *L, int local) {
-  cn_conn_t *c = check_conn(L, 1);
+  conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
+  const struct sockaddr_in6 *peer = b->c != NULL ? &b->c->peer : &b->peer;
   char buf[CN_ADDRSTRLEN];
+  cn_conn_t *c;
   int err;
-  if (c == NULL)
+  if (!local && peer->sin6_family != 0) { /* known, even after close */
+    cn_addr_format((const struct sockaddr *)peer, buf, sizeof buf);
+    lua_pushstring(L, buf);
+    return 1;
+  }
+  if ((c = check_conn(L, 1)) == NULL)
     return 2;
   if ((err = cn_conn_addr(c, local, buf, sizeof buf)) < 0)
     return lcn_fail(L, err);
@@ -603,7 +614,7 @@ static int push_addr(lua_State *L, int local) {
 }
 
 
-/* conn:remote_addr() -> "host:port" */
+/* conn:remote_addr() -> "host:port" (still known after close) */
 static int conn_remote_addr(lua_State *L) { return push_addr(L, 0); }
 
 /* conn:local_addr() -> "host:port" */

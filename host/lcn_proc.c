@@ -72,42 +72,42 @@ static int stdio_mode(lua_State *L, int t, const char *name, int def) {
 }
 
 
-/* spawn{file, args..., env=, cwd=, stdin=, stdout=, stderr=}
+/* spawn{file, args..., env=, cwd=, stdin=, stdout=, stderr=, detached=}
 **   -> proc, pid, stdin, stdout, stderr | nil, err
 ** Streams are "null" (default for stdin), "inherit" (default for stdout
 ** and stderr) or "pipe" (a connection). */
 static int proc_spawn(lua_State *L) {
   cn_conn_t *io[3];
-  int mode[3], i, rc, base;
-  char **args, **env = NULL;
-  const char *cwd;
+  cn_spawn_t s;
+  int i, rc, base;
   proc_box *b;
   luaL_checktype(L, 1, LUA_TTABLE);
   base = lua_gettop(L);
-  args = strings_of(L, 1, 0);
-  luaL_argcheck(L, args[0] != NULL, 1, "no program given");
+  s.args = strings_of(L, 1, 0);
+  luaL_argcheck(L, s.args[0] != NULL, 1, "no program given");
+  s.env = NULL;
   lua_getfield(L, 1, "env");
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
-    env = strings_of(L, lua_gettop(L), 1);
+    s.env = strings_of(L, lua_gettop(L), 1);
   }
   lua_getfield(L, 1, "cwd");
-  cwd = lua_tostring(L, -1);
-  mode[0] = stdio_mode(L, 1, "stdin", CN_STDIO_IGNORE);
-  mode[1] = stdio_mode(L, 1, "stdout", CN_STDIO_INHERIT);
-  mode[2] = stdio_mode(L, 1, "stderr", CN_STDIO_INHERIT);
+  s.cwd = lua_tostring(L, -1);
+  lua_getfield(L, 1, "detached");
+  s.detached = lua_toboolean(L, -1);
+  s.mode[0] = stdio_mode(L, 1, "stdin", CN_STDIO_IGNORE);
+  s.mode[1] = stdio_mode(L, 1, "stdout", CN_STDIO_INHERIT);
+  s.mode[2] = stdio_mode(L, 1, "stderr", CN_STDIO_INHERIT);
   b = lua_newuserdata(L, sizeof *b);
   b->p = NULL;
   luaL_getmetatable(L, PROC_MT);
   lua_setmetatable(L, -2);
   if ((b->p = malloc(sizeof *b->p)) == NULL)
     return lcn_fail(L, CN_ENOMEM);
-  rc = cn_proc_spawn(b->p, cn_worker_self(), args[0], args, env, cwd, mode,
-                     io);
-  if (rc < 0) {
+  if ((rc = cn_proc_spawn(b->p, cn_worker_self(), &s, io)) < 0) {
     b->p = NULL; /* freed by cn_proc_spawn */
     lua_pushnil(L);
-    lua_pushfstring(L, "spawn %s: %s", args[0], cn_strerror(rc));
+    lua_pushfstring(L, "spawn %s: %s", s.args[0], cn_strerror(rc));
     return 2;
   }
   lua_replace(L, base + 1);

@@ -285,10 +285,14 @@ int main(int argc, char **argv) {
   cfg.write_hwm = 65536;
   if ((rc = parse_args(argc, argv, &cfg)) >= 0)
     return rc;
-  if (stat(cfg.script, &st) < 0 || !S_ISREG(st.st_mode)) {
+  if (stat(cfg.script, &st) < 0) {
     fprintf(stderr, "coronet: cannot open script %s: %s\n", cfg.script,
-            errno ? uv_strerror(uv_translate_sys_error(errno))
-                  : "not a regular file");
+            uv_strerror(uv_translate_sys_error(errno)));
+    return 1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    fprintf(stderr, "coronet: cannot open script %s: not a regular file\n",
+            cfg.script);
     return 1;
   }
   cfg.moddir = find_moddir();

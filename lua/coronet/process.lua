@@ -9,10 +9,12 @@ local _M = { _VERSION = "0.1.0" }
 local Proc = {}
 Proc.__index = Proc
 
--- spawn{file, arg1, ..., env = {K = V}, cwd = dir, stdin = mode,
+-- spawn{file, arg1, ..., env = {K = V}, cwd = dir, detached = bool, stdin = mode,
 --       stdout = mode, stderr = mode} -> proc | nil, err
 -- mode is "null", "inherit" or "pipe"; piped streams appear as
 -- proc.stdin, proc.stdout and proc.stderr. file is looked up in PATH.
+-- A child still running when coronet exits gets SIGTERM, unless it was
+-- started with detached = true.
 function _M.spawn(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'spawn' (table expected, got " .. type(opts)
