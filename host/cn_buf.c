@@ -59,7 +59,8 @@ static cn_block_t *block_get(cn_pool_t *p, cn_block_t **list, size_t *n,
 
 /* cn_block_get returns an empty block, or NULL when memory runs out. */
 cn_block_t *cn_block_get(cn_pool_t *p) {
-  return block_get(p, &p->free, &p->nfree, CN_BLOCK_SIZE);
+  return block_get(p, &p->free, &p->nfree,
+                   sizeof(cn_block_t) + CN_BLOCK_DATA);
 }
 
 

@@ -8,7 +8,7 @@
 #include <uv.h>
 
 #ifndef CN_BLOCK_SIZE
-#define CN_BLOCK_SIZE 16384 /* bytes per block, header included */
+#define CN_BLOCK_SIZE 16384 /* data bytes per block: a 16 KiB message fits */
 #endif
 
 typedef struct cn_block_s cn_block_t;
@@ -26,7 +26,7 @@ struct cn_block_s {
   char data[];
 };
 
-#define CN_BLOCK_DATA (CN_BLOCK_SIZE - (int)sizeof(cn_block_t))
+#define CN_BLOCK_DATA CN_BLOCK_SIZE
 #define CN_SMALL_DATA (CN_SMALL_SIZE - (int)sizeof(cn_block_t))
 
 /* A pool hands out blocks and keeps up to max_free returned ones (and 16
