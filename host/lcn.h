@@ -10,6 +10,17 @@
 #define LCN_CONN_MT "coronet.conn"
 
 int lcn_fail(lua_State *L, int err);
+void lcn_op_done(void);
+size_t lcn_data_len(lua_State *L, int idx);
+int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
+                   int (*fn)(void *ud, const char *p, size_t k), void *ud);
+int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what);
+int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what);
+
+/* lcn_earliest returns the earlier of two deadlines, 0 meaning none. */
+static inline uint64_t lcn_earliest(uint64_t a, uint64_t b) {
+  return a == 0 ? b : b == 0 ? a : a < b ? a : b;
+}
 uint64_t lcn_deadline_in(lua_State *L, double seconds);
 uint64_t lcn_deadline_at(lua_State *L, double t);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);

@@ -60,18 +60,6 @@ static cn_conn_t *check_conn(lua_State *L, int idx) {
 }
 
 
-static void op_done(void) {
-  cn_worker_t *w = cn_worker_self();
-  if (w->current != NULL)
-    cn_sched_op_done(w->current);
-}
-
-
-static uint64_t earliest(uint64_t a, uint64_t b) {
-  return a == 0 ? b : b == 0 ? a : a < b ? a : b;
-}
-
-
 /* push_bytes pushes the first n bytes of b as a string and drops them. */
 static void push_bytes(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
   if (b->head != NULL && b->head->wpos - b->head->rpos >= n) {
@@ -117,7 +105,7 @@ static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
     t = cn_sched_task(L, what);
     if (!cn_sched_timed_out(t)) {
       start = cn_sched_op_start(t);
-      deadline = earliest(c->rtimeout ? start + c->rtimeout : 0, c->rdeadline);
+      deadline = lcn_earliest(c->rtimeout ? start + c->rtimeout : 0, c->rdeadline);
       cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
       cn_sched_park(t, deadline, cn_conn_unwait, c);
       lua_pushboolean(L, 0);
@@ -127,13 +115,21 @@ static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
   } else if (err == CN_EOF && fail_partial && c->in.len > 0) {
     err = CN_EUNEXPEOF;
   }
-  op_done();
+  lcn_op_done();
   c->scanned = 0;
   lcn_fail(L, err);
   if (c->in.len == 0)
     return 2;
   push_bytes(L, &c->in, c->in.len, 0); /* stays buffered */
   return 3;
+}
+
+
+/* lcn_conn_park_read parks the running task until c has input, EOF, an
+** error, close or its read deadline; pushes false (parked) or the failure
+** and returns their count. For other bindings that read from c. */
+int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what) {
+  return read_park(L, c, 1, NULL, 0, what, 0);
 }
 
 
@@ -151,7 +147,7 @@ static int conn_read(lua_State *L) {
   c->skip = 0;
   if (c->in.len > 0) {
     size_t k = (size_t)n < c->in.len ? (size_t)n : c->in.len;
-    op_done();
+    lcn_op_done();
     push_bytes(L, &c->in, k, k);
     cn_conn_consumed(c);
     return 1;
@@ -160,10 +156,10 @@ static int conn_read(lua_State *L) {
 }
 
 
-/* conn:read_full(n) -> data | nil, err [, partial]
-** Returns exactly n bytes; at EOF before n, nil, "unexpected eof" and the
-** bytes that did arrive (which stay buffered). */
-static int conn_read_full(lua_State *L) {
+/* read_exact serves read_full and peek: exactly n bytes, consumed or not;
+** at EOF before n, nil, "unexpected eof" and the bytes that did arrive
+** (which stay buffered). */
+static int read_exact(lua_State *L, int consume, const char *what) {
   cn_conn_t *c = check_conn(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
   if (c == NULL)
@@ -171,33 +167,25 @@ static int conn_read_full(lua_State *L) {
   luaL_argcheck(L, n >= 0, 2, "size must not be negative");
   if (read_busy(L, c))
     return 2;
-  if (c->in.len >= (size_t)n) {
-    op_done();
-    push_bytes(L, &c->in, (size_t)n, (size_t)n);
+  if (c->in.len < (size_t)n)
+    return read_park(L, c, (size_t)n, NULL, 0, what, 1);
+  lcn_op_done();
+  push_bytes(L, &c->in, (size_t)n, consume ? (size_t)n : 0);
+  if (consume)
     cn_conn_consumed(c);
-    return 1;
-  }
-  return read_park(L, c, (size_t)n, NULL, 0, "conn:read_full", 1);
+  return 1;
 }
 
 
-/* conn:peek(n) -> data | nil, err [, partial]
-** Like read_full, but the bytes stay buffered. */
-static int conn_peek(lua_State *L) {
-  cn_conn_t *c = check_conn(L, 1);
-  lua_Integer n = luaL_checkinteger(L, 2);
-  if (c == NULL)
-    return 2;
-  luaL_argcheck(L, n >= 0, 2, "size must not be negative");
-  if (read_busy(L, c))
-    return 2;
-  if (c->in.len >= (size_t)n) {
-    op_done();
-    push_bytes(L, &c->in, (size_t)n, 0);
-    return 1;
-  }
-  return read_park(L, c, (size_t)n, NULL, 0, "conn:peek", 1);
+/* conn:read_full(n) -> data | nil, err [, partial] */
+static int conn_read_full(lua_State *L) {
+  return read_exact(L, 1, "conn:read_full");
 }
+
+
+/* conn:peek(n) -> data | nil, err [, partial]: read_full that leaves the
+** bytes buffered */
+static int conn_peek(lua_State *L) { return read_exact(L, 0, "conn:peek"); }
 
 
 /* skip_long drops input left over from a line that was too long, through
@@ -241,7 +229,7 @@ static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
     at = (int64_t)c->in.len; /* last piece, without delimiter */
     dlen = 0;
   }
-  op_done();
+  lcn_op_done();
   c->scanned = 0;
   n = at >= 0 ? (size_t)at : 0;
   if (line && n > 0 && dlen > 0) {
@@ -313,56 +301,33 @@ static int conn_buffered(lua_State *L) {
 /* -- Writing ----------------------------------------------------------- */
 
 
-/* append adds bytes [off, off+n) of the string or fragment table at idx. */
-static int append(lua_State *L, cn_conn_t *c, int idx, size_t off, size_t n) {
-  size_t i, len;
-  const char *s;
-  int err;
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    s = lua_tolstring(L, idx, &len);
-    return cn_conn_write(c, s + off, n);
-  }
-  for (i = 1; n > 0; i++) {
-    lua_rawgeti(L, idx, (int)i);
-    s = lua_tolstring(L, -1, &len);
-    lua_pop(L, 1); /* the table keeps s alive */
-    if (off >= len) {
-      off -= len;
-      continue;
-    }
-    len -= off;
-    if (len > n)
-      len = n;
-    if ((err = cn_conn_write(c, s + off, len)) < 0)
-      return err;
-    n -= len;
-    off = 0;
-  }
+static int append_span(void *conn, const char *p, size_t k) {
+  return cn_conn_write(conn, p, k);
+}
+
+
+/* lcn_conn_park_write parks the running task until c's write chain drains
+** below its low-water mark, a write error, close or its write deadline.
+** Returns 0, or CN_EBUSYW or CN_ETIMEOUT without parking. */
+int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what) {
+  cn_task_t *t;
+  uint64_t start;
+  if (c->writer != NULL)
+    return CN_EBUSYW;
+  t = cn_sched_task(L, what);
+  if (cn_sched_timed_out(t))
+    return CN_ETIMEOUT;
+  start = cn_sched_op_start(t); /* also with only a deadline set */
+  cn_sched_park(t,
+                lcn_earliest(c->wtimeout ? start + c->wtimeout : 0, c->wdeadline),
+                cn_conn_unwait, c);
+  cn_conn_wait_write(c, cn_sched_waiter(t));
   return 0;
 }
 
 
-static size_t write_total(lua_State *L, int idx) {
-  size_t total = 0, len, i, n;
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    luaL_checklstring(L, idx, &total);
-    return total;
-  }
-  n = lua_objlen(L, idx);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, (int)i);
-    if (lua_tolstring(L, -1, &len) == NULL)
-      luaL_error(L, "bad argument #1 to 'write' (fragment %d is a %s)",
-                 (int)i, luaL_typename(L, -1));
-    total += len;
-    lua_pop(L, 1);
-  }
-  return total;
-}
-
-
 static int write_fail(lua_State *L, int err, size_t off) {
-  op_done();
+  lcn_op_done();
   lcn_fail(L, err);
   lua_pushnumber(L, (double)off);
   return 3;
@@ -375,15 +340,13 @@ static int write_fail(lua_State *L, int err, size_t off) {
 ** high-water mark. Returns the total length once all is queued. */
 static int conn_write(lua_State *L) {
   cn_conn_t *c = check_conn(L, 1);
-  size_t total = write_total(L, 2);
+  size_t total = lcn_data_len(L, 2);
   size_t off = (size_t)luaL_optinteger(L, 3, 0);
-  uint64_t start;
   int err;
   if (c == NULL)
     return 2;
   while (off < total) {
     size_t room = (size_t)cn_conn_writable(c), n = total - off;
-    cn_task_t *t;
     if (c->werr != 0)
       return write_fail(L, c->werr, off);
     if (c->flags & CN_CONN_WSHUT)
@@ -391,26 +354,18 @@ static int conn_write(lua_State *L) {
     if (room > 0) {
       if (n > room)
         n = room;
-      if ((err = append(L, c, 2, off, n)) < 0)
+      if ((err = lcn_data_spans(L, 2, off, n, append_span, c)) < 0)
         return write_fail(L, err, off);
       off += n;
       continue;
     }
-    if (c->writer != NULL)
-      return write_fail(L, CN_EBUSYW, off);
-    t = cn_sched_task(L, "conn:write");
-    if (cn_sched_timed_out(t))
-      return write_fail(L, CN_ETIMEOUT, off);
-    start = cn_sched_op_start(t); /* also with only a deadline set */
-    cn_sched_park(t, earliest(c->wtimeout ? start + c->wtimeout : 0,
-                              c->wdeadline),
-                  cn_conn_unwait, c);
-    cn_conn_wait_write(c, cn_sched_waiter(t));
+    if ((err = lcn_conn_park_write(L, c, "conn:write")) < 0)
+      return write_fail(L, err, off);
     lua_pushboolean(L, 0);
     lua_pushnumber(L, (double)off);
     return 2;
   }
-  op_done();
+  lcn_op_done();
   lua_pushnumber(L, (double)total);
   return 1;
 }
@@ -435,7 +390,7 @@ static int pump_gc(lua_State *L) {
 
 
 static int pump_result(lua_State *L, pump_box *pb, int err) {
-  op_done();
+  lcn_op_done();
   if (!pb->p.done)
     cn_pump_stop(&pb->p);
   lua_pushnumber(L, (double)pb->p.moved);
@@ -462,7 +417,7 @@ static int pump_park(lua_State *L, pump_box *pb) {
   }
   cn_sched_op_start(t);
   pb->p.waiter = cn_sched_waiter(t);
-  cn_sched_park(t, earliest(idle, earliest(src->rdeadline, dst->wdeadline)),
+  cn_sched_park(t, lcn_earliest(idle, lcn_earliest(src->rdeadline, dst->wdeadline)),
                 NULL, NULL);
   lua_pushboolean(L, 0);
   lua_pushvalue(L, 1);

@@ -29,18 +29,6 @@ typedef struct {
 } file_box;
 
 
-static void op_done(void) {
-  cn_worker_t *w = cn_worker_self();
-  if (w->current != NULL)
-    cn_sched_op_done(w->current);
-}
-
-
-static uint64_t earliest(uint64_t a, uint64_t b) {
-  return a == 0 ? b : b == 0 ? a : a < b ? a : b;
-}
-
-
 static const char *op_name(int op) {
   static const char *const names[] = {"",      "open",  "open", "read",
                                       "write", "stat",  "close", "remove"};
@@ -50,7 +38,7 @@ static const char *op_name(int op) {
 
 /* fail_path pushes nil and "OP PATH: message" ("eof" alone); returns 2. */
 static int fail_path(lua_State *L, file_box *b, const char *op, int err) {
-  op_done();
+  lcn_op_done();
   if (err == CN_EOF)
     return lcn_fail(L, err);
   lua_pushnil(L);
@@ -78,7 +66,7 @@ static file_box *check_box(lua_State *L, int idx) {
 static file_box *check_file(lua_State *L, int idx) {
   file_box *b = check_box(L, idx);
   if (b->f == NULL || !b->is_file || b->closed) {
-    op_done();
+    lcn_op_done();
     lcn_fail(L, CN_ECLOSED);
     return NULL;
   }
@@ -114,7 +102,7 @@ static int busy(lua_State *L, file_box *b, int busy_err, const char *what) {
     return 0;
   if (b->owner == self_id() && b->f->waiter == NULL)
     return park(L, b, b->want, cn_sched_task(L, what));
-  op_done();
+  lcn_op_done();
   return lcn_fail(L, busy_err);
 }
 
@@ -168,7 +156,7 @@ static const char *type_name(uint64_t mode) {
 /* push_stat pushes {size=, type=, mode=, mtime=, atime=, ctime=, ino=,
 ** dev=, nlink=, uid=, gid=}; times in seconds since the epoch. */
 static int push_stat(lua_State *L, const uv_stat_t *st) {
-  op_done();
+  lcn_op_done();
   lua_createtable(L, 0, 11);
   set_num(L, "size", (double)st->st_size);
   lua_pushstring(L, type_name(st->st_mode));
@@ -278,7 +266,7 @@ static int fs_finish(lua_State *L) {
   own(b, want);
   if (f->err != 0)
     return take_err(L, b);
-  op_done();
+  lcn_op_done();
   if (want == W_OPEN) {
     b->is_file = 1;
     lua_settop(L, 1);
@@ -303,7 +291,7 @@ static int push_ahead(lua_State *L, cn_file_t *f, size_t n) {
   f->len -= n;
   f->pos += (int64_t)n;
   cn_file_trim(f);
-  op_done();
+  lcn_op_done();
   return 1;
 }
 
@@ -339,52 +327,11 @@ static int file_read(lua_State *L) {
 }
 
 
-/* data_len returns the length of the string or fragment table at idx. */
-static size_t data_len(lua_State *L, int idx) {
-  size_t total = 0, len, i, n;
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    luaL_checklstring(L, idx, &total);
-    return total;
-  }
-  n = lua_objlen(L, idx);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, (int)i);
-    if (lua_tolstring(L, -1, &len) == NULL)
-      luaL_error(L, "bad argument #1 to 'write' (fragment %d is a %s)",
-                 (int)i, luaL_typename(L, -1));
-    total += len;
-    lua_pop(L, 1);
-  }
-  return total;
-}
-
-
-/* copy_data copies bytes [off, off+n) of the string or fragment table at
-** idx to dst. */
-static void copy_data(lua_State *L, int idx, size_t off, size_t n, char *dst) {
-  size_t i, len;
-  const char *s;
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    s = lua_tolstring(L, idx, &len);
-    memcpy(dst, s + off, n);
-    return;
-  }
-  for (i = 1; n > 0; i++) {
-    lua_rawgeti(L, idx, (int)i);
-    s = lua_tolstring(L, -1, &len);
-    lua_pop(L, 1); /* the table keeps s alive */
-    if (off >= len) {
-      off -= len;
-      continue;
-    }
-    len -= off;
-    if (len > n)
-      len = n;
-    memcpy(dst, s + off, len);
-    dst += len;
-    n -= len;
-    off = 0;
-  }
+static int copy_span(void *dst, const char *p, size_t k) {
+  char **d = dst;
+  memcpy(*d, p, k);
+  *d += k;
+  return 0;
 }
 
 
@@ -401,7 +348,7 @@ static int write_fail(lua_State *L, file_box *b, int err, size_t count) {
 ** a buffer's worth per request; returns the total once all are written. */
 static int file_write(lua_State *L) {
   file_box *b = check_file(L, 1);
-  size_t total = data_len(L, 2), off, k;
+  size_t total = lcn_data_len(L, 2), off, k;
   lua_Number o = luaL_optnumber(L, 3, 0);
   cn_file_t *f;
   cn_task_t *t;
@@ -422,7 +369,7 @@ static int file_write(lua_State *L) {
     off += f->wdone;
   }
   if (off >= total) {
-    op_done();
+    lcn_op_done();
     lua_pushnumber(L, (double)total);
     return 1;
   }
@@ -430,7 +377,7 @@ static int file_write(lua_State *L) {
   if ((p = cn_file_wbuf(f)) == NULL)
     return write_fail(L, b, CN_ENOMEM, off);
   k = total - off < CN_FILE_BUF ? total - off : CN_FILE_BUF;
-  copy_data(L, 2, off, k, p);
+  lcn_data_spans(L, 2, off, k, copy_span, &p);
   f->err = 0;
   if ((rc = cn_file_write(f, k)) < 0)
     return write_fail(L, b, rc, off);
@@ -477,7 +424,7 @@ static int file_seek(lua_State *L) {
     cn_file_trim(f);
   }
   f->eof = 0;
-  op_done();
+  lcn_op_done();
   lua_pushnumber(L, (double)at);
   return 1;
 }
@@ -533,7 +480,7 @@ static int file_close(lua_State *L) {
   if (own(b, W_CLOSE) && f->err != 0 && f->err_op == CN_FS_CLOSE)
     return take_err(L, b);
 ok:
-  op_done();
+  lcn_op_done();
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -551,21 +498,11 @@ static cn_conn_t *check_conn(lua_State *L, int idx) {
 /* park_writer parks the task until c's write chain drains, a write error,
 ** close, or c's write deadline. */
 static int park_writer(lua_State *L, cn_conn_t *c) {
-  cn_task_t *t = cn_sched_task(L, "copy");
-  uint64_t start;
-  if (c->writer != NULL) {
-    op_done();
-    return lcn_fail(L, CN_EBUSYW);
+  int err = lcn_conn_park_write(L, c, "copy");
+  if (err < 0) {
+    lcn_op_done();
+    return lcn_fail(L, err);
   }
-  if (cn_sched_timed_out(t)) {
-    op_done();
-    return lcn_fail(L, CN_ETIMEOUT);
-  }
-  start = cn_sched_op_start(t);
-  cn_sched_park(t, earliest(c->wtimeout ? start + c->wtimeout : 0,
-                            c->wdeadline),
-                cn_conn_unwait, c);
-  cn_conn_wait_write(c, cn_sched_waiter(t));
   lua_pushboolean(L, 0);
   return 1;
 }
@@ -579,7 +516,7 @@ static int send_ahead(lua_State *L, cn_file_t *f, cn_conn_t *c) {
   if (err == 0 && (c->flags & CN_CONN_WSHUT))
     err = CN_ECLOSED;
   if (err != 0) {
-    op_done();
+    lcn_op_done();
     return lcn_fail(L, err);
   }
   if ((room = cn_conn_writable(c)) == 0)
@@ -587,14 +524,14 @@ static int send_ahead(lua_State *L, cn_file_t *f, cn_conn_t *c) {
   if (k > (size_t)room)
     k = (size_t)room;
   if ((err = cn_conn_write(c, f->buf + f->off, k)) < 0) {
-    op_done();
+    lcn_op_done();
     return lcn_fail(L, err);
   }
   f->off += k;
   f->len -= k;
   f->pos += (int64_t)k;
   cn_file_trim(f);
-  op_done();
+  lcn_op_done();
   lua_pushnumber(L, (double)k);
   return 1;
 }
@@ -613,7 +550,7 @@ static int fs_send(lua_State *L) {
   if (b == NULL)
     return 2;
   if ((c = check_conn(L, 2)) == NULL) {
-    op_done();
+    lcn_op_done();
     return lcn_fail(L, CN_ECLOSED);
   }
   if ((rc = busy(L, b, CN_EBUSYR, "copy")) > 0)
@@ -635,25 +572,6 @@ static int fs_send(lua_State *L) {
 }
 
 
-/* park_reader parks the task until c has input, EOF, an error, close or
-** c's read deadline. */
-static int park_reader(lua_State *L, cn_conn_t *c) {
-  cn_task_t *t = cn_sched_task(L, "copy");
-  uint64_t start;
-  if (cn_sched_timed_out(t)) {
-    op_done();
-    return lcn_fail(L, CN_ETIMEOUT);
-  }
-  start = cn_sched_op_start(t);
-  cn_conn_wait_read(c, cn_sched_waiter(t), 1, NULL, 0);
-  cn_sched_park(t, earliest(c->rtimeout ? start + c->rtimeout : 0,
-                            c->rdeadline),
-                cn_conn_unwait, c);
-  lua_pushboolean(L, 0);
-  return 1;
-}
-
-
 /* recv(file, conn) -> count | nil, err | false
 ** Writes what conn has buffered (up to 64 KiB) to the file with no Lua
 ** string, parking until some arrives and until the write ends. "eof" at
@@ -668,7 +586,7 @@ static int fs_recv(lua_State *L) {
   if (b == NULL)
     return 2;
   if ((c = check_conn(L, 2)) == NULL) {
-    op_done();
+    lcn_op_done();
     return lcn_fail(L, CN_ECLOSED);
   }
   if ((rc = busy(L, b, CN_EBUSYW, "copy")) > 0)
@@ -677,20 +595,16 @@ static int fs_recv(lua_State *L) {
   if (own(b, W_WRITE)) {
     if (f->err != 0)
       return take_err(L, b);
-    op_done();
+    lcn_op_done();
     lua_pushnumber(L, (double)f->wdone);
     return 1;
   }
   if (c->reader != NULL || c->pump_out != NULL) {
-    op_done();
+    lcn_op_done();
     return lcn_fail(L, CN_EBUSYR);
   }
-  if (c->in.len == 0 && c->rerr != 0) {
-    op_done();
-    return lcn_fail(L, c->rerr);
-  }
   if (c->in.len == 0)
-    return park_reader(L, c);
+    return lcn_conn_park_read(L, c, "copy"); /* or fails at its EOF */
   t = cn_sched_task(L, "copy");
   if (cn_file_wbuf(f) == NULL)
     return fail_path(L, b, "write", CN_ENOMEM);

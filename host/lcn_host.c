@@ -23,6 +23,69 @@ int lcn_fail(lua_State *L, int err) {
 }
 
 
+/* lcn_op_done ends the running task's blocking operation, if any: its
+** deadline timer stops. Every blocking call does it when it returns a
+** result rather than parking. */
+void lcn_op_done(void) {
+  cn_worker_t *w = cn_worker_self();
+  if (w->current != NULL)
+    cn_sched_op_done(w->current);
+}
+
+
+/* lcn_data_len returns the byte length of the string, or table of strings
+** (a writev's fragments), at idx; raises on any other fragment. */
+size_t lcn_data_len(lua_State *L, int idx) {
+  size_t total = 0, len, i, n;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    luaL_checklstring(L, idx, &total);
+    return total;
+  }
+  n = lua_objlen(L, idx);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, (int)i);
+    if (lua_tolstring(L, -1, &len) == NULL)
+      luaL_error(L, "bad argument #1 to 'write' (fragment %d is a %s)",
+                 (int)i, luaL_typename(L, -1));
+    total += len;
+    lua_pop(L, 1);
+  }
+  return total;
+}
+
+
+/* lcn_data_spans calls fn(ud, p, k) for each contiguous piece of bytes
+** [off, off+n) of the string or fragment table at idx, stopping at the
+** first negative return, which it returns; else 0. */
+int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
+                   int (*fn)(void *ud, const char *p, size_t k), void *ud) {
+  size_t i, len;
+  const char *s;
+  int err;
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    s = lua_tolstring(L, idx, &len);
+    return n > 0 ? fn(ud, s + off, n) : 0;
+  }
+  for (i = 1; n > 0; i++) {
+    lua_rawgeti(L, idx, (int)i);
+    s = lua_tolstring(L, -1, &len);
+    lua_pop(L, 1); /* the table keeps s alive */
+    if (off >= len) {
+      off -= len;
+      continue;
+    }
+    len -= off;
+    if (len > n)
+      len = n;
+    if ((err = fn(ud, s + off, len)) < 0)
+      return err;
+    n -= len;
+    off = 0;
+  }
+  return 0;
+}
+
+
 /* lcn_deadline_in returns the loop time (ms) seconds from now. */
 uint64_t lcn_deadline_in(lua_State *L, double seconds) {
   uv_loop_t *loop = &cn_worker_self()->loop;

@@ -27,17 +27,25 @@ static int dial_gc(lua_State *L) {
 }
 
 
-/* dial_result pushes the outcome of a finished dial and releases it. */
-static int dial_result(lua_State *L, dial_box *b, int err) {
-  cn_dial_t *d = b->d;
-  cn_conn_t *c = err == 0 && d->err == 0 ? cn_dial_take(d) : NULL;
+typedef int (*result_fn)(lua_State *L, dial_box *b, int err);
+
+
+/* finish releases b's request once its result is on the stack. */
+static void finish(dial_box *b) {
   cn_worker_t *w = cn_worker_self();
-  if (err == 0)
-    err = d->err;
-  cn_dial_abandon(d);
+  cn_dial_abandon(b->d);
   b->d = NULL;
   if (w->current != NULL)
     cn_sched_op_done(w->current);
+}
+
+
+/* dial_result pushes the outcome of a finished dial and releases it. */
+static int dial_result(lua_State *L, dial_box *b, int err) {
+  cn_conn_t *c = err == 0 && b->d->err == 0 ? cn_dial_take(b->d) : NULL;
+  if (err == 0)
+    err = b->d->err;
+  finish(b);
   if (c == NULL)
     return lcn_fail(L, err);
   lcn_push_conn(L, c);
@@ -46,75 +54,16 @@ static int dial_result(lua_State *L, dial_box *b, int err) {
 }
 
 
-static int dial_park(lua_State *L, dial_box *b, double timeout) {
-  cn_task_t *t = cn_sched_task(L, "dial");
-  uint64_t start;
-  if (cn_sched_timed_out(t))
-    return dial_result(L, b, CN_ETIMEOUT);
-  start = cn_sched_op_start(t);
-  b->d->waiter = cn_sched_waiter(t);
-  cn_sched_park(t, timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0, NULL,
-                NULL);
-  lua_pushboolean(L, 0);
-  lua_pushvalue(L, 1);
-  return 2;
-}
-
-
-/* dial(addr [, timeout]) -> conn | nil, err | false, handle
-** Starts connecting; call dial_wait(handle, timeout) after each wake. */
-static int net_dial(lua_State *L) {
-  const char *addr = luaL_checkstring(L, 1);
-  double timeout = luaL_optnumber(L, 2, 0);
-  dial_box *b = lua_newuserdata(L, sizeof *b);
-  b->d = NULL;
-  luaL_getmetatable(L, DIAL_MT);
-  lua_setmetatable(L, -2);
-  lua_replace(L, 1);
-  if ((b->d = malloc(sizeof *b->d)) == NULL)
-    return lcn_fail(L, CN_ENOMEM);
-  if (cn_dial_start(b->d, cn_worker_self(), addr) < 0) {
-    free(b->d);
-    b->d = NULL;
-    lua_pushnil(L);
-    lua_pushfstring(L, "bad address '%s': expected HOST:PORT, [IPV6]:PORT "
-                       "or unix:PATH", addr);
-    return 2;
-  }
-  if (b->d->done)
-    return dial_result(L, b, 0);
-  return dial_park(L, b, timeout);
-}
-
-
-static int net_dial_wait(lua_State *L) {
-  dial_box *b = luaL_checkudata(L, 1, DIAL_MT);
-  double timeout = luaL_optnumber(L, 2, 0);
-  if (b->d == NULL)
-    return lcn_fail(L, CN_ECLOSED);
-  if (b->d->done)
-    return dial_result(L, b, 0);
-  return dial_park(L, b, timeout);
-}
-
-
-/* -- Lookups ------------------------------------------------------------ */
-
-
 /* lookup_result pushes the addresses of a finished lookup as a table of
 ** numeric host strings ("127.0.0.1", "::1"), or nil, err; releases it. */
 static int lookup_result(lua_State *L, dial_box *b, int err) {
-  cn_dial_t *d = b->d;
-  cn_worker_t *w = cn_worker_self();
   struct addrinfo *ai;
   int n = 0;
   if (err == 0)
-    err = d->err;
-  if (w->current != NULL)
-    cn_sched_op_done(w->current);
+    err = b->d->err;
   if (err == 0) {
     lua_newtable(L);
-    for (ai = d->res; ai != NULL; ai = ai->ai_next) {
+    for (ai = b->d->res; ai != NULL; ai = ai->ai_next) {
       char ip[64];
       if (ai->ai_family == AF_INET)
         uv_ip4_name((struct sockaddr_in *)ai->ai_addr, ip, sizeof ip);
@@ -126,8 +75,7 @@ static int lookup_result(lua_State *L, dial_box *b, int err) {
       lua_rawseti(L, -2, ++n);
     }
   }
-  cn_dial_abandon(d);
-  b->d = NULL;
+  finish(b);
   if (err != 0)
     return lcn_fail(L, err);
   if (n == 0)
@@ -136,11 +84,20 @@ static int lookup_result(lua_State *L, dial_box *b, int err) {
 }
 
 
-static int lookup_park(lua_State *L, dial_box *b, double timeout) {
-  cn_task_t *t = cn_sched_task(L, "lookup");
+/* progress is the common tail of dial and lookup and their _wait calls:
+** the result once the request is done (or timed out), else the task parks
+** and false, handle is returned. */
+static int progress(lua_State *L, dial_box *b, double timeout,
+                    const char *what, result_fn result) {
+  cn_task_t *t;
   uint64_t start;
+  if (b->d == NULL)
+    return lcn_fail(L, CN_ECLOSED);
+  if (b->d->done)
+    return result(L, b, 0);
+  t = cn_sched_task(L, what);
   if (cn_sched_timed_out(t))
-    return lookup_result(L, b, CN_ETIMEOUT);
+    return result(L, b, CN_ETIMEOUT);
   start = cn_sched_op_start(t);
   b->d->waiter = cn_sched_waiter(t);
   cn_sched_park(t, timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0, NULL,
@@ -151,38 +108,74 @@ static int lookup_park(lua_State *L, dial_box *b, double timeout) {
 }
 
 
+/* new_request replaces argument 1 with a handle for a new request, or
+** returns NULL after pushing nil, err. */
+static dial_box *new_request(lua_State *L) {
+  dial_box *b = lua_newuserdata(L, sizeof *b);
+  b->d = NULL;
+  luaL_getmetatable(L, DIAL_MT);
+  lua_setmetatable(L, -2);
+  lua_replace(L, 1);
+  if ((b->d = malloc(sizeof *b->d)) == NULL) {
+    lcn_fail(L, CN_ENOMEM);
+    return NULL;
+  }
+  return b;
+}
+
+
+/* dial(addr [, timeout]) -> conn | nil, err | false, handle
+** Starts connecting; call dial_wait(handle, timeout) after each wake. */
+static int net_dial(lua_State *L) {
+  const char *addr = luaL_checkstring(L, 1);
+  double timeout = luaL_optnumber(L, 2, 0);
+  dial_box *b;
+  lua_pushvalue(L, 1); /* keeps addr alive once the handle replaces it */
+  if ((b = new_request(L)) == NULL)
+    return 2;
+  if (cn_dial_start(b->d, cn_worker_self(), addr) < 0) {
+    free(b->d);
+    b->d = NULL;
+    lua_pushnil(L);
+    lua_pushfstring(L, "bad address '%s': expected HOST:PORT, [IPV6]:PORT "
+                       "or unix:PATH", addr);
+    return 2;
+  }
+  return progress(L, b, timeout, "dial", dial_result);
+}
+
+
+static int net_dial_wait(lua_State *L) {
+  return progress(L, luaL_checkudata(L, 1, DIAL_MT), luaL_optnumber(L, 2, 0),
+                  "dial", dial_result);
+}
+
+
+/* -- Lookups ------------------------------------------------------------ */
+
+
 /* lookup(host [, timeout]) -> {ip, ...} | nil, err | false, handle
 ** Resolves host on the thread pool; call lookup_wait(handle, timeout)
 ** after each wake. */
 static int net_lookup(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   double timeout = luaL_optnumber(L, 2, 0);
-  dial_box *b = lua_newuserdata(L, sizeof *b);
-  b->d = NULL;
-  luaL_getmetatable(L, DIAL_MT);
-  lua_setmetatable(L, -2);
-  lua_replace(L, 1);
-  if ((b->d = malloc(sizeof *b->d)) == NULL)
-    return lcn_fail(L, CN_ENOMEM);
+  dial_box *b;
+  lua_pushvalue(L, 1);
+  if ((b = new_request(L)) == NULL)
+    return 2;
   if (cn_dial_lookup(b->d, cn_worker_self(), host) < 0) {
     free(b->d);
     b->d = NULL;
     return lcn_fail(L, CN_EADDR);
   }
-  if (b->d->done)
-    return lookup_result(L, b, 0);
-  return lookup_park(L, b, timeout);
+  return progress(L, b, timeout, "lookup", lookup_result);
 }
 
 
 static int net_lookup_wait(lua_State *L) {
-  dial_box *b = luaL_checkudata(L, 1, DIAL_MT);
-  double timeout = luaL_optnumber(L, 2, 0);
-  if (b->d == NULL)
-    return lcn_fail(L, CN_ECLOSED);
-  if (b->d->done)
-    return lookup_result(L, b, 0);
-  return lookup_park(L, b, timeout);
+  return progress(L, luaL_checkudata(L, 1, DIAL_MT), luaL_optnumber(L, 2, 0),
+                  "lookup", lookup_result);
 }
 
 

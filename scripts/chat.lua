@@ -108,6 +108,9 @@ function commands.nick(m, arg)
     return notice(m, "a name is 1 to " .. NAME_MAX
       .. " letters, digits, '_', '-' or '.'")
   end
+  if arg == m.name then
+    return notice(m, "you are " .. arg .. " already")
+  end
   if names[arg] then
     return notice(m, "the name " .. arg .. " is taken")
   end
