@@ -322,7 +322,7 @@ cpu_busy() {   # snap0 snap1 cpuN -> busy percent
     awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN {
         n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "[=:]"); b0[kv[1]] = kv[2]; t0[kv[1]] = kv[3] }
         n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "[=:]"); b1[kv[1]] = kv[2]; t1[kv[1]] = kv[3] }
-        t = t1[c] - t0[c]; printf "%.0f", t > 0 ? 100 * (b1[c] - b0[c]) / t : 0 }'
+        t = t1[c] - t0[c]; printf "%.0f", (t > 0 ? 100 * (b1[c] - b0[c]) / t : 0) }'
 }
 
 # ---------------------------------------------------------------- workloads
