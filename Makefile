@@ -57,8 +57,7 @@ SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
 asan:
 	$(MAKE) test BUILD=build-asan BIN=host/coronet-asan OPT='-O1 -g' \
 	  CFLAGS='$(SAN) $(CFLAGS)' LDFLAGS='$(SAN)' \
-	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  LSAN_OPTIONS=suppressions=$(abspath t/lsan.supp)
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 
 # The core tests under valgrind's memcheck (slow: a subset).
 VALGRIND_TESTS ?= t/0*.t t/1*.t t/2*.t
