@@ -7,8 +7,11 @@ CC ?= cc
 PROVE ?= prove
 LISTEN ?= 127.0.0.1:7000
 
+# Warnings are errors; WERROR= builds anyway with a compiler that finds new
+# ones.
+WERROR ?= -Werror
 WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wstrict-prototypes \
-       -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter
+       -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter $(WERROR)
 STD = -std=c99 -D_POSIX_C_SOURCE=200809L
 OPT ?= -O2 -g
 # pkg-config runs when a recipe expands these, after `deps` installed it.
