@@ -9,36 +9,12 @@ local wait = coronet.wait
 local methods = C.methods
 local _M = { metatable = C.metatable, methods = methods }
 
-local function blocking(name)
-  local raw, what = methods[name], "conn:" .. name
-  methods[name] = function(self, a, b)
-    local x, y, z = raw(self, a, b)
-    while x == false do
-      wait(what)
-      x, y, z = raw(self, a, b)
-    end
-    return x, y, z
-  end
-end
-
+-- The methods that may wait; conn:write(data) -> count | nil, err,
+-- count_queued takes a string or a table of strings, sent in one writev.
 for _, name in ipairs { "read", "read_full", "peek", "read_line",
-  "read_until" } do
-  blocking(name)
+  "read_until", "write" } do
+  coronet.blocking(methods, name, "conn")
 end
-
-local raw_write = methods.write
-
--- conn:write(data) -> count | nil, err, count_queued
--- data is a string or a table of strings, sent in one writev.
-function methods.write(self, data)
-  local n, err, sent = raw_write(self, data)
-  while n == false do
-    wait("conn:write")
-    n, err, sent = raw_write(self, data, err) -- err: the offset so far
-  end
-  return n, err, sent
-end
-
 -- conn:lines([max]) -> iterator over lines (without "\n" or "\r\n").
 -- The loop ends at EOF or close; other errors (timeout, line too long)
 -- are raised.

@@ -15,39 +15,16 @@ local CONN = conn.metatable
 local BUF = C.buffer_size
 _M.metatable = C.metatable
 
-local function blocking(name)
-  local raw, what = methods[name], "file:" .. name
-  methods[name] = function(self, a, b)
-    local x, y, z = raw(self, a, b)
-    while x == false do
-      wait(what)
-      x, y, z = raw(self, a, b)
-    end
-    return x, y, z
-  end
-end
-
-for _, name in ipairs { "read", "seek", "stat", "close" } do
-  blocking(name)
+for _, name in ipairs { "read", "seek", "stat", "close", "write" } do
+  coronet.blocking(methods, name, "file")
 end
 
 -- file:read([n]) -> 1..n bytes | nil, "eof" | nil, err
 -- file:seek([whence [, offset]]) -> position; whence "set", "cur", "end"
 -- file:stat() -> {size=, type=, mode=, mtime=, ...}
 -- file:close() -> true | nil, err
-
-local raw_write = methods.write
-
 -- file:write(data) -> count | nil, err, count_written
 -- data is a string or a table of strings.
-function methods.write(self, data)
-  local n, err, done = raw_write(self, data)
-  while n == false do
-    wait("file:write")
-    n, err, done = raw_write(self, data, err) -- err: the slice's offset
-  end
-  return n, err, done
-end
 
 local function finish(x, req)
   while x == false do

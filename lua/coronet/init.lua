@@ -32,6 +32,34 @@ local function wait(what)
 end
 _M.wait = wait
 
+-- blocking(methods, name, prefix) turns methods[name], a host call that
+-- returns false when it parked the task, into the blocking method: it
+-- waits and asks again until there is a result. Writes also carry how far
+-- they got: the host returns false, offset, and is called again with it.
+-- For coronet's own modules.
+function _M.blocking(methods, name, prefix)
+  local raw, what = methods[name], prefix .. ":" .. name
+  if name == "write" then
+    methods.write = function(self, data)
+      local n, err, done = raw(self, data)
+      while n == false do
+        wait(what)
+        n, err, done = raw(self, data, err) -- err: the offset so far
+      end
+      return n, err, done
+    end
+    return
+  end
+  methods[name] = function(self, a, b)
+    local x, y, z = raw(self, a, b)
+    while x == false do
+      wait(what)
+      x, y, z = raw(self, a, b)
+    end
+    return x, y, z
+  end
+end
+
 local host = require "coronet.c.host"
 local traceback, xpcall, spawn = debug.traceback, xpcall, sched.spawn
 
