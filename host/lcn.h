@@ -3,6 +3,7 @@
 #ifndef LCN_H
 #define LCN_H
 
+#include <lauxlib.h>
 #include <lua.h>
 
 #include "cn.h"
@@ -11,6 +12,8 @@
 
 int lcn_fail(lua_State *L, int err);
 void lcn_op_done(void);
+void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
+               lua_CFunction gc, lua_CFunction tostring);
 size_t lcn_data_len(lua_State *L, int idx);
 int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
                    int (*fn)(void *ud, const char *p, size_t k), void *ud);

@@ -634,24 +634,13 @@ static const luaL_Reg funcs[] = {
 ** the methods table is the connections' __index, for lua/coronet/conn.lua
 ** to wrap. */
 int luaopen_coronet_conn(lua_State *L) {
-  luaL_newmetatable(L, PUMP_MT);
-  lua_pushcfunction(L, pump_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, LCN_CONN_MT);
-  lua_pushcfunction(L, conn_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, conn_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  luaL_register(L, NULL, methods);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "__index");
+  lcn_class(L, PUMP_MT, NULL, pump_gc, NULL);
+  lua_pop(L, 2);
+  lcn_class(L, LCN_CONN_MT, methods, conn_gc, conn_tostring);
   lua_newtable(L);
   luaL_register(L, NULL, funcs);
-  lua_insert(L, -2);
-  lua_setfield(L, -2, "methods");
-  lua_pushvalue(L, -2);
+  lua_insert(L, -3); /* module, metatable, methods */
+  lua_setfield(L, -3, "methods");
   lua_setfield(L, -2, "metatable");
   return 1;
 }

@@ -657,20 +657,11 @@ static const luaL_Reg funcs[] = {
 ** recv=, methods=, metatable=, buffer_size=}; lua/coronet/fs.lua wraps
 ** the methods into blocking ones. */
 int luaopen_coronet_fs(lua_State *L) {
-  luaL_newmetatable(L, FILE_MT);
-  lua_pushcfunction(L, file_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, file_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  luaL_register(L, NULL, methods);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "__index");
+  lcn_class(L, FILE_MT, methods, file_gc, file_tostring);
   lua_newtable(L);
   luaL_register(L, NULL, funcs);
-  lua_insert(L, -2);
-  lua_setfield(L, -2, "methods");
-  lua_insert(L, -2);
+  lua_insert(L, -3); /* module, metatable, methods */
+  lua_setfield(L, -3, "methods");
   lua_setfield(L, -2, "metatable");
   lua_pushnumber(L, CN_FILE_BUF);
   lua_setfield(L, -2, "buffer_size");

@@ -33,6 +33,31 @@ void lcn_op_done(void) {
 }
 
 
+/* lcn_class makes the metatable tname of a kind of userdata, with __gc and
+** __tostring (either may be NULL) and, when methods is not NULL, __index a
+** table of them. Pushes the metatable and the methods table (or nil). */
+void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
+               lua_CFunction gc, lua_CFunction tostring) {
+  luaL_newmetatable(L, tname);
+  if (gc != NULL) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  if (tostring != NULL) {
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  if (methods == NULL) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");
+}
+
+
 /* lcn_data_len returns the byte length of the string, or table of strings
 ** (a writev's fragments), at idx; raises on any other fragment. */
 size_t lcn_data_len(lua_State *L, int idx) {

@@ -299,17 +299,9 @@ static const luaL_Reg funcs[] = {{"dial", net_dial},
 
 
 int luaopen_coronet_net(lua_State *L) {
-  luaL_newmetatable(L, DIAL_MT);
-  lua_pushcfunction(L, dial_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, LISTENER_MT);
-  lua_pushcfunction(L, listener_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  luaL_register(L, NULL, listener_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lcn_class(L, DIAL_MT, NULL, dial_gc, NULL);
+  lcn_class(L, LISTENER_MT, listener_methods, NULL, listener_tostring);
+  lua_pop(L, 4);
   lua_newtable(L);
   luaL_register(L, NULL, funcs);
   return 1;

@@ -184,13 +184,8 @@ static const luaL_Reg methods[] = {
 
 
 int luaopen_coronet_proc(lua_State *L) {
-  luaL_newmetatable(L, PROC_MT);
-  lua_pushcfunction(L, proc_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_newtable(L);
-  luaL_register(L, NULL, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lcn_class(L, PROC_MT, methods, proc_gc, NULL);
+  lua_pop(L, 2);
   lua_newtable(L);
   lua_pushcfunction(L, proc_spawn);
   lua_setfield(L, -2, "spawn");
