@@ -537,23 +537,31 @@ static int send_ahead(lua_State *L, cn_file_t *f, cn_conn_t *c) {
 }
 
 
+/* copy_args checks send's and recv's file (which must not be busy with
+** busy_err's direction) and connection. Returns 0, or the count of
+** failure values it pushed. */
+static int copy_args(lua_State *L, file_box **b, cn_conn_t **c, int busy_err) {
+  if ((*b = check_file(L, 1)) == NULL)
+    return 2;
+  if ((*c = check_conn(L, 2)) == NULL) {
+    lcn_op_done();
+    return lcn_fail(L, CN_ECLOSED);
+  }
+  return busy(L, *b, busy_err, "copy");
+}
+
+
 /* send(file, conn) -> count | nil, err | false
 ** Moves the file's next bytes to conn's write chain with no Lua string:
 ** what was read ahead, as much as the chain takes (parking while it is
 ** full); when nothing is, reads more. "eof" at the file's end. */
 static int fs_send(lua_State *L) {
-  file_box *b = check_file(L, 1);
+  file_box *b;
   cn_conn_t *c;
   cn_file_t *f;
   cn_task_t *t;
   int rc;
-  if (b == NULL)
-    return 2;
-  if ((c = check_conn(L, 2)) == NULL) {
-    lcn_op_done();
-    return lcn_fail(L, CN_ECLOSED);
-  }
-  if ((rc = busy(L, b, CN_EBUSYR, "copy")) > 0)
+  if ((rc = copy_args(L, &b, &c, CN_EBUSYR)) > 0)
     return rc;
   f = b->f;
   own(b, W_READ);
@@ -577,19 +585,13 @@ static int fs_send(lua_State *L) {
 ** string, parking until some arrives and until the write ends. "eof" at
 ** conn's end of input. */
 static int fs_recv(lua_State *L) {
-  file_box *b = check_file(L, 1);
+  file_box *b;
   cn_conn_t *c;
   cn_file_t *f;
   cn_task_t *t;
   size_t k;
   int rc;
-  if (b == NULL)
-    return 2;
-  if ((c = check_conn(L, 2)) == NULL) {
-    lcn_op_done();
-    return lcn_fail(L, CN_ECLOSED);
-  }
-  if ((rc = busy(L, b, CN_EBUSYW, "copy")) > 0)
+  if ((rc = copy_args(L, &b, &c, CN_EBUSYW)) > 0)
     return rc;
   f = b->f;
   if (own(b, W_WRITE)) {
