@@ -386,5 +386,6 @@ void cn_sched_unpark(cn_task_t *t);
 int cn_sched_wake_with(cn_task_t *t, struct lua_State *from, int n);
 cn_task_t *cn_sched_lookup(struct lua_State *L, int idx);
 uint64_t cn_sched_task_id(cn_task_t *t);
+uint32_t cn_sched_parked_as(cn_task_t *t);
 
 #endif

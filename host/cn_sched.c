@@ -34,6 +34,7 @@ struct cn_task_s {
   cn_end_cb on_end;
   uint64_t id;
   unsigned turn; /* the loop turn in which it last ran */
+  uint32_t parks; /* counts its parks: names the current one */
 };
 
 static void run_cb(uv_check_t *h);
@@ -162,6 +163,7 @@ static cn_task_t *task_alloc(cn_worker_t *w) {
   t->peer.sin6_family = 0;
   t->on_end = NULL;
   t->turn = w->turn - 1;
+  t->parks = 0;
   t->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
   t->prev = NULL;
   t->lnext = w->tasks;
@@ -230,6 +232,13 @@ cn_waiter_t *cn_sched_waiter(cn_task_t *t) { return &t->waiter; }
 uint64_t cn_sched_task_id(cn_task_t *t) { return t->id; }
 
 
+/* cn_sched_parked_as returns the number of t's current park if t is
+** parked, else 0: a wake meant for an earlier park can tell it is late. */
+uint32_t cn_sched_parked_as(cn_task_t *t) {
+  return t->state == T_PARKED ? t->parks : 0;
+}
+
+
 /* cn_sched_lookup returns the live task whose coroutine is at idx, or
 ** NULL. */
 cn_task_t *cn_sched_lookup(lua_State *L, int idx) {
@@ -288,6 +297,7 @@ void cn_sched_park(cn_task_t *t, uint64_t deadline, cn_cancel_cb cancel,
                    void *obj) {
   uint64_t now = uv_now(&t->w->loop);
   t->state = T_PARKED;
+  t->parks++;
   t->timed_out = 0;
   t->cancel = cancel;
   t->cancel_obj = obj;

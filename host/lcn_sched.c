@@ -21,60 +21,35 @@ static int l_spawn(lua_State *L) {
 
 /* -- Lua-level parks ----------------------------------------------------- */
 
-/* Each park() gets a token, kept in a registry table (waiter -> token)
-** until that park ends (woken, timed out or undone). wake_park() wakes the
-** task only while the token is still current, so a waiter that a channel
-** forgot to drop (its coroutine was abandoned) cannot wake the task in a
-** later, unrelated wait. */
-static char parks_key; /* its address keys the table in the registry */
-static uint64_t park_seq; /* per process; tokens are exact up to 2^53 */
+/* Each park() is numbered (per task); wake_park() wakes the task only while
+** that park is the current one, so a waiter that a channel forgot to drop
+** (its coroutine was abandoned) cannot wake the task in a later, unrelated
+** wait. */
 
 
-static void push_parks(lua_State *L) {
-  lua_pushlightuserdata(L, &parks_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushlightuserdata(L, &parks_key);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-  }
-}
-
-
-/* park_end runs when a Lua-level park ends (a cn_cancel_cb). */
-static void park_end(void *obj, cn_waiter_t *wt) {
-  lua_State *L = cn_worker_self()->L;
-  (void)obj;
-  push_parks(L);
-  lua_pushlightuserdata(L, wt);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-}
-
-
-/* park([seconds]) -> false, token
+/* park([seconds]) -> false, token, task, own
 ** Marks the running task parked until wake() or the timeout; the caller
-** yields next and gets true, values... from wake, or false at timeout. */
+** yields next and gets true, values... from wake, or false at timeout.
+** task is the task's coroutine (what wake takes) and own says whether the
+** caller runs in it rather than in a coroutine the task resumed. */
 static int l_park(lua_State *L) {
   cn_task_t *t = cn_sched_task(L, "park");
+  lua_State *co = cn_sched_thread(t);
   uint64_t deadline = 0;
-  double token;
   if (!lua_isnoneornil(L, 1))
     deadline = lcn_deadline_in(L, luaL_checknumber(L, 1));
   cn_sched_op_done(t);
-  token = (double)__atomic_add_fetch(&park_seq, 1, __ATOMIC_RELAXED);
-  push_parks(L);
-  lua_pushlightuserdata(L, cn_sched_waiter(t));
-  lua_pushnumber(L, token);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  cn_sched_park(t, deadline, park_end, NULL);
+  cn_sched_park(t, deadline, NULL, NULL);
   lua_pushboolean(L, 0);
-  lua_pushnumber(L, token);
-  return 2;
+  lua_pushnumber(L, cn_sched_parked_as(t));
+  if (co == L) {
+    lua_pushthread(L);
+  } else {
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+  }
+  lua_pushboolean(L, co == L);
+  return 4;
 }
 
 
@@ -106,19 +81,12 @@ static int l_wake(lua_State *L) {
 ** token. */
 static int l_wake_park(lua_State *L) {
   cn_task_t *t;
-  int current;
   luaL_checktype(L, 1, LUA_TTHREAD);
   luaL_checktype(L, 2, LUA_TNUMBER);
-  if ((t = cn_sched_lookup(L, 1)) == NULL) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  push_parks(L);
-  lua_pushlightuserdata(L, cn_sched_waiter(t));
-  lua_rawget(L, -2);
-  current = lua_rawequal(L, -1, 2);
-  lua_pop(L, 2);
-  lua_pushboolean(L, current && cn_sched_wake_with(t, L, lua_gettop(L) - 2));
+  t = cn_sched_lookup(L, 1);
+  lua_pushboolean(L, t != NULL &&
+                       cn_sched_parked_as(t) == (uint32_t)lua_tonumber(L, 2) &&
+                       cn_sched_wake_with(t, L, lua_gettop(L) - 2));
   return 1;
 }
 

@@ -13,8 +13,7 @@ local sched = require "coronet.c.sched"
 local setmetatable, type, error, tostring = setmetatable, type, error, tostring
 local random = math.random
 local isyieldable = coroutine.isyieldable
-local park, unpark, wake, current = sched.park, sched.unpark,
-  sched.wake_park, sched.current
+local park, unpark, wake = sched.park, sched.unpark, sched.wake_park
 
 -- coronet (the init module) requires this one while it loads, after
 -- making itself known; wait is defined by then.
@@ -47,21 +46,22 @@ local function unlink(n)
 end
 
 -- block parks the running task (until timeout seconds, or for good when
--- timeout is nil) and returns the park's token; it raises, naming what,
--- when Lua cannot yield here. The caller queues its nodes after block and
--- then calls wait(what). Nodes name the task's own coroutine (current()),
--- which is what wake takes, even when the code runs in a coroutine the
--- task resumed, and the token: should that coroutine be abandoned while
--- parked, its node can no longer wake the task in some later wait.
+-- timeout is nil) and returns the park's token, the task's coroutine and
+-- whether the caller runs in it; it raises, naming what, when Lua cannot
+-- yield here. The caller queues its nodes after block and then calls
+-- wait(what, own). Nodes name the task's own coroutine, which is what
+-- wake takes, even when the code runs in a coroutine the task resumed,
+-- and the token: should that coroutine be abandoned while parked, its
+-- node can no longer wake the task in some later wait.
 local function block(what, timeout)
-  local _, token = park(timeout) -- raises outside any task
+  local _, token, co, own = park(timeout) -- raises outside any task
   if not isyieldable() then
     unpark()
     error(what .. ": cannot block here: Lua cannot yield across a C call "
       .. "(a table.sort comparator, a string.gsub callback or a __gc "
       .. "metamethod)", 3)
   end
-  return token
+  return token, co, own
 end
 
 -- -- The buffer ---------------------------------------------------------
@@ -167,9 +167,10 @@ _M.is_chan = is_chan
 function Chan:send(v, timeout)
   if try_send(self, v, 2) then return true end
   if timeout and timeout <= 0 then return nil, "timeout" end
-  local n = { co = current(), tok = block("chan:send", timeout), val = v }
+  local tok, co, own = block("chan:send", timeout)
+  local n = { co = co, tok = tok, val = v }
   push(self.sendq, n)
-  local woke, _, closed = wait("chan:send")
+  local woke, _, closed = wait("chan:send", own)
   if not woke then
     unlink(n)
     return nil, "timeout"
@@ -186,9 +187,10 @@ function Chan:recv(timeout)
   local got, v, ok = try_recv(self)
   if got then return v, ok end
   if timeout and timeout <= 0 then return nil, false, "timeout" end
-  local n = { co = current(), tok = block("chan:recv", timeout) }
+  local tok, co, own = block("chan:recv", timeout)
+  local n = { co = co, tok = tok }
   push(self.recvq, n)
-  local woke, _, rv, rok = wait("chan:recv")
+  local woke, _, rv, rok = wait("chan:recv", own)
   if not woke then
     unlink(n)
     return nil, false, "timeout"
@@ -321,8 +323,7 @@ function _M.select(cases)
   if m == 0 and not tmo then
     error("select: nothing to wait for (every case is disabled)", 2)
   end
-  local tok = block("select", tmo)
-  local me = current()
+  local tok, me, own = block("select", tmo)
   for i = 1, n do
     local c = cases[i]
     if c.recv then
@@ -336,7 +337,7 @@ function _M.select(cases)
       push(c.send.sendq, node)
     end
   end
-  local woke, node, v, ok = wait("select")
+  local woke, node, v, ok = wait("select", own)
   for k = 1, #nodes do unlink(nodes[k]) end
   if not woke then return chosen(cases[tcase], tcase) end
   local i = node.case

@@ -17,17 +17,18 @@ _M.PARK = PARK
 
 -- wait yields the running task after a host call parked it, and returns
 -- what the scheduler resumes it with. what names the call in the error
--- raised when Lua cannot yield here. For coronet's own modules.
-local function wait(what)
+-- raised when Lua cannot yield here; own, when known (park() returns it),
+-- says whether this runs in the task's own coroutine. For coronet's own
+-- modules.
+local function wait(what, own)
   if not isyieldable() then
     unpark()
     error(what .. ": cannot block here: Lua cannot yield across a C call "
       .. "(a table.sort comparator, a string.gsub callback or a __gc "
       .. "metamethod)", 3)
   end
-  if running() == current() then
-    return co_yield()
-  end
+  if own == nil then own = running() == current() end
+  if own then return co_yield() end
   return co_yield(PARK)
 end
 _M.wait = wait

@@ -11,7 +11,7 @@ local sched = require "coronet.c.sched"
 local setmetatable, getmetatable, type, error, tostring, select =
   setmetatable, getmetatable, type, error, tostring, select
 local concat, sub = table.concat, string.sub
-local park, wake, current = sched.park, sched.wake, sched.current
+local park, wake = sched.park, sched.wake
 local pairs = pairs
 local wait = coronet.wait
 
@@ -344,10 +344,9 @@ end
 
 -- block parks the running task in set until someone wakes it.
 local function block(set, what)
-  local co = current()
-  park()
+  local _, _, co, own = park()
   set[co] = true
-  wait(what)
+  wait(what, own)
   set[co] = nil
 end
 

@@ -3,8 +3,7 @@ local sched = require "coronet.c.sched"
 local setmetatable, type, error, tostring = setmetatable, type, error,
   tostring
 local table_remove = table.remove
-local park, unpark, wake, current = sched.park, sched.unpark,
-  sched.wake_park, sched.current
+local park, unpark, wake = sched.park, sched.unpark, sched.wake_park
 local isyieldable = coroutine.isyieldable
 local wait = require("coronet").wait
 
@@ -58,16 +57,16 @@ function WaitGroup:count() return self.n end
 function WaitGroup:wait(timeout)
   if self.n == 0 then return true end
   if timeout and timeout <= 0 then return nil, "timeout" end
-  local _, tok = park(timeout)
+  local _, tok, co, own = park(timeout)
   if not isyieldable() then
     unpark()
     error("waitgroup:wait: cannot block here: Lua cannot yield across a C "
       .. "call", 2)
   end
-  local w = { co = current(), tok = tok }
+  local w = { co = co, tok = tok }
   local ws = self.waiters
   ws[#ws + 1] = w
-  if wait("waitgroup:wait") then return true end
+  if wait("waitgroup:wait", own) then return true end
   w.co = nil -- add() skips it if it already took the list
   ws = self.waiters
   for i = #ws, 1, -1 do
