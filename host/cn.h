@@ -43,7 +43,7 @@ int cn_log_parse_level(const char *s);
 
 struct cn_addr_s {
   int family; /* AF_INET, AF_INET6 or AF_UNIX */
-  char host[64]; /* as written, without brackets */
+  char host[256]; /* as written, without brackets (a DNS name: 253) */
   int port;
   char path[108]; /* AF_UNIX */
   struct sockaddr_storage ss;
