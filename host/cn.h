@@ -343,7 +343,6 @@ struct cn_worker_s {
   int trampoline_ref; /* coronet._run_handler */
   cn_task_t *reload_task; /* the newest reload's main chunk, running */
   uint64_t reload_t0;
-  int failed;
   void *ctl; /* the control structure (main.c) */
 };
 

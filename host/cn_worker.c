@@ -124,7 +124,6 @@ void cn__worker_conn_closed(cn_worker_t *w) {
 /* cn_worker_exit ends the whole process with code, at once: os.exit. */
 void cn_worker_exit(cn_worker_t *w, int code) {
   w->exit_code = code;
-  w->failed = 0;
   close_listeners(w);
   finish(w);
 }
@@ -157,7 +156,6 @@ static void async_cb(uv_async_t *h) {
 void cn__worker_started(cn_worker_t *w, int ok) {
   int i;
   if (!ok) {
-    w->failed = 1;
     w->exit_code = 1;
     finish(w);
     return;
