@@ -275,19 +275,7 @@ t.test("scripts/fileserver.lua streams files with one copy", function()
 end)
 
 t.test("no connection, block or task is left behind", function()
-  local clean = util.wait_until(function()
-    collectgarbage() -- what a test dropped without closing
-    local st = coronet.stats()
-    return st.connections <= base.connections and st.blocks <= base.blocks
-      and st.tasks <= base.tasks + 1
-  end, 5)
-  if not t.ok(clean, "connections, buffer blocks and tasks back where they "
-    .. "were") then
-    local st = coronet.stats()
-    t.diag(string.format("  now %d conns %d blocks %d tasks; before %d %d %d",
-      st.connections, st.blocks, st.tasks, base.connections, base.blocks,
-      base.tasks))
-  end
+  util.check_clean(t, base)
 end)
 
 t.done()

@@ -19,16 +19,7 @@ local function start(mode, opts)
 end
 
 -- stats(addr) -> table of the server's counters
-local function stats(addr)
-  local c = assert(net.dial(addr, { timeout = 10 }))
-  c:set_timeout(10)
-  c:write("?\n")
-  local line = c:read_line() or ""
-  c:close()
-  local st = {}
-  for k, v in line:gmatch("([%w_]+)=(%d+)") do st[k] = tonumber(v) end
-  return st
-end
+local stats = util.svc_stats
 
 -- flood(c [, limit]) writes 64 KiB fragments (each tagged with its number)
 -- until a write stalls for 0.3 s; returns the bytes written and the hash

@@ -16,16 +16,7 @@ local function start(opts)
   return s, line and line:match("stats on (%S+)")
 end
 
-local function stats(addr)
-  local c = assert(net.dial(addr, { timeout = 10 }))
-  c:set_timeout(10)
-  c:write("?\n")
-  local line = c:read_line() or ""
-  c:close()
-  local st = {}
-  for k, v in line:gmatch("([%w_]+)=(%d+)") do st[k] = tonumber(v) end
-  return st
-end
+local stats = util.svc_stats
 
 -- run_all(n, fn) runs fn(i) in n tasks and waits for them all (60 s max);
 -- returns how many returned true.

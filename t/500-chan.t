@@ -2,21 +2,16 @@
 -- waiting senders and receivers, nil values, close, timeouts, and that no
 -- waiter is left behind.
 local t = require "lib.tap"
+local util = require "lib.util"
 local coronet = require "coronet"
 local chan = require "coronet.chan"
 
 local spawn, chan_new, now = coronet.spawn, coronet.chan, coronet.now
 
 -- settle lets every ready task run a few turns.
-local function settle(n)
-  for _ = 1, n or 5 do coronet.yield() end
-end
+local settle = util.settle
 
-local function queued(q)
-  local k, n = 0, q.head
-  while n do k, n = k + 1, n.next end
-  return k
-end
+local queued = util.queued
 
 t.test("an unbuffered send completes only once a receiver took the value",
   function()

@@ -2,20 +2,15 @@
 -- what runs, what it returns, fairness among ready cases, waking, close,
 -- and that waiting leaves nothing behind on the channels.
 local t = require "lib.tap"
+local util = require "lib.util"
 local coronet = require "coronet"
 
 local spawn, chan, select, now =
   coronet.spawn, coronet.chan, coronet.select, coronet.now
 
-local function settle(n)
-  for _ = 1, n or 5 do coronet.yield() end
-end
+local settle = util.settle
 
-local function queued(q)
-  local k, n = 0, q.head
-  while n do k, n = k + 1, n.next end
-  return k
-end
+local queued = util.queued
 
 t.test("a ready receive runs its fn, and select returns what fn returns",
   function()

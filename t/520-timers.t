@@ -1,6 +1,7 @@
 -- t/520-timers.t: sleep with 10 000 tasks at once, timers and tickers,
 -- and connection deadlines with many timers pending.
 local t = require "lib.tap"
+local util = require "lib.util"
 local coronet = require "coronet"
 local net = require "coronet.net"
 local time = require "coronet.time"
@@ -9,9 +10,7 @@ local spawn, chan, now, sleep = coronet.spawn, coronet.chan, coronet.now,
   coronet.sleep
 local format, sort, random = string.format, table.sort, math.random
 
-local function settle(n)
-  for _ = 1, n or 5 do coronet.yield() end
-end
+local settle = util.settle
 
 local function pct(list, p)
   local i = math.max(1, math.ceil(#list * p))

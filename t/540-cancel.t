@@ -2,6 +2,7 @@
 -- connection or its deadline passing wakes every task parked on it with
 -- an error; waits on channels and wait groups take a timeout.
 local t = require "lib.tap"
+local util = require "lib.util"
 local coronet = require "coronet"
 local net = require "coronet.net"
 local io_ = require "coronet.io"
@@ -9,9 +10,7 @@ local io_ = require "coronet.io"
 local spawn, chan, now = coronet.spawn, coronet.chan, coronet.now
 local rep = string.rep
 
-local function settle(n)
-  for _ = 1, n or 5 do coronet.yield() end
-end
+local settle = util.settle
 
 -- stuck_pair returns a client connection to a server that never reads
 -- nor writes, and a function closing both.

@@ -127,4 +127,49 @@ function _M.show_bytes(s)
 end
 
 _M.byte = byte
+-- settle(n) lets the other ready tasks run n (default 5) loop turns.
+function _M.settle(n)
+  for _ = 1, n or 5 do coronet.yield() end
+end
+
+-- queued(q) counts the nodes of a channel's wait queue.
+function _M.queued(q)
+  local k, n = 0, q.head
+  while n do k, n = k + 1, n.next end
+  return k
+end
+
+-- svc_stats(addr) asks a t/lib/svc_mem.lua server for its coronet.stats()
+-- ("?\n" gets one line of key=value) and returns them as a table.
+function _M.svc_stats(addr)
+  local net = require "coronet.net"
+  local c = assert(net.dial(addr, { timeout = 10 }))
+  c:set_timeout(10)
+  c:write("?\n")
+  local line = c:read_line() or ""
+  c:close()
+  local st = {}
+  for k, v in line:gmatch("([%w_]+)=(%d+)") do st[k] = tonumber(v) end
+  return st
+end
+
+-- check_clean(t, base) checks, with t, that this process holds no more
+-- connections, buffer blocks or tasks than coronet.stats() said in base
+-- (plus the checking task), waiting up to 5 s for closes to finish.
+function _M.check_clean(t, base)
+  local clean = _M.wait_until(function()
+    collectgarbage() -- what a test dropped without closing
+    local st = coronet.stats()
+    return st.connections <= base.connections and st.blocks <= base.blocks
+      and st.tasks <= base.tasks + 1
+  end, 5)
+  if not t.ok(clean, "connections, buffer blocks and tasks back where they "
+    .. "were") then
+    local st = coronet.stats()
+    t.diag(format("  now %d conns %d blocks %d tasks; before %d %d %d",
+      st.connections, st.blocks, st.tasks, base.connections, base.blocks,
+      base.tasks))
+  end
+end
+
 return _M
