@@ -451,20 +451,27 @@ static hist_t lat;
 static uint64_t win_start, win_end;   /* measured window, ns; 0 = not yet */
 static int stopping;
 
-static void echo_readable(int i) {
-    conn_t *c = &cs[i];
-    ssize_t n = recv(c->fd, rbuf, sizeof rbuf, 0);
+/* recv_some reads what connection i has into rbuf: the count, or 0 when
+ * there is nothing now or the connection failed (counted and killed). */
+static ssize_t recv_some(int i) {
+    ssize_t n = recv(cs[i].fd, rbuf, sizeof rbuf, 0);
     if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
         if (fail_reason(errno)[0] == 'r') err.reset++; else err.io_err++;
         conn_kill(i, "recv");
-        return;
+        return 0;
     }
     if (n == 0) {
         err.eof++;
         conn_kill(i, "eof");
-        return;
     }
+    return n;
+}
+
+static void echo_readable(int i) {
+    conn_t *c = &cs[i];
+    ssize_t n = recv_some(i);
+    if (n == 0) return;
     /* the server can only echo what was sent, and only this message */
     if (c->rcvd + (size_t)n > c->sent || memcmp(rbuf, pattern + c->off + c->rcvd, (size_t)n) != 0) {
         err.mismatch++;
@@ -553,18 +560,8 @@ static void chat_line(int i, char *line, size_t len, uint64_t t) {
 
 static void chat_readable(int i) {
     conn_t *c = &cs[i];
-    ssize_t n = recv(c->fd, rbuf, sizeof rbuf, 0);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-        if (fail_reason(errno)[0] == 'r') err.reset++; else err.io_err++;
-        conn_kill(i, "recv");
-        return;
-    }
-    if (n == 0) {
-        err.eof++;
-        conn_kill(i, "eof");
-        return;
-    }
+    ssize_t n = recv_some(i);
+    if (n == 0) return;
     uint64_t t = now_ns();
     size_t start = 0;
     for (size_t k = 0; k < (size_t)n; k++) {
