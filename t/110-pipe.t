@@ -13,18 +13,7 @@ local base_tasks = coronet.stats().tasks
 
 -- spawn_wg runs fn in a task; the returned function waits for its end and
 -- returns what fn returned.
-local function spawn_wg(fn)
-  local wg, res = coronet.waitgroup(), nil
-  wg:add(1)
-  coronet.spawn(function()
-    res = { fn() }
-    wg:done()
-  end)
-  return function()
-    wg:wait(30)
-    return unpack(res or {})
-  end
-end
+local spawn_wg = util.spawn_wg
 
 t.test("a write returns only once the reader took all of it", function()
   local r, w = io.pipe()

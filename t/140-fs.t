@@ -25,18 +25,7 @@ local function mkfifo(p)
   return proc:wait(10) == 0
 end
 
-local function spawn_wg(fn)
-  local wg, res = coronet.waitgroup(), nil
-  wg:add(1)
-  coronet.spawn(function()
-    res = { fn() }
-    wg:done()
-  end)
-  return function(timeout)
-    wg:wait(timeout or 30)
-    return unpack(res or {})
-  end
-end
+local spawn_wg = util.spawn_wg
 
 t.test("write_file and read_file round-trip every size", function()
   for _, n in ipairs { 0, 1, 65535, 65536, 65537, 1000000 } do

@@ -17,18 +17,7 @@ local MiB = 1048576
 local base = coronet.stats()
 local BIG = util.under_valgrind() and 8 or 64 -- MiB
 
-local function spawn_wg(fn)
-  local wg, res = coronet.waitgroup(), nil
-  wg:add(1)
-  coronet.spawn(function()
-    res = { fn() }
-    wg:done()
-  end)
-  return function(timeout)
-    wg:wait(timeout or 120)
-    return unpack(res or {})
-  end
-end
+local function spawn_wg(fn) return util.spawn_wg(fn, 120) end
 
 -- hash_file returns the FNV-1a hash and the size of the file at p.
 local function hash_file(p)

@@ -2,6 +2,7 @@
 -- thread pool), its errors and timeout, listen from a script (names
 -- too), lookup, and a proxy made of dial and two copies carrying 64 MiB.
 local t = require "lib.tap"
+local util = require "lib.util"
 local coronet = require "coronet"
 local net = require "coronet.net"
 local io_ = require "coronet.io"
@@ -294,14 +295,7 @@ t.test("a proxy of dial and two copies carries 64 MiB each way intact",
 end, 120)
 
 t.test("no task or connection is left over", function()
-  for _ = 1, 100 do
-    if coronet.stats().connections == 0 and coronet.stats().tasks == 2 then
-      break
-    end
-    coronet.sleep(0.01)
-  end
-  t.is(coronet.stats().connections, 0, "no connection")
-  t.is(coronet.stats().tasks, 2, "only the main task and this test's")
+  util.no_leftovers(t)
 end)
 
 t.done()

@@ -266,14 +266,7 @@ t.test("a dial given up by its timeout leaves nothing behind", function()
 end)
 
 t.test("no task or connection is left over", function()
-  for _ = 1, 100 do
-    if coronet.stats().connections == 0 and coronet.stats().tasks == 2 then
-      break
-    end
-    coronet.sleep(0.01)
-  end
-  t.is(coronet.stats().connections, 0, "no connection")
-  t.is(coronet.stats().tasks, 2, "only the main task and this test's")
+  util.no_leftovers(t)
 end)
 
 t.done()

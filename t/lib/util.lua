@@ -6,6 +6,7 @@ local ffi = require "ffi"
 local bit = require "bit"
 local bxor, band, lshift, tobit = bit.bxor, bit.band, bit.lshift, bit.tobit
 local byte, format = string.byte, string.format
+local unpack = unpack
 
 local _M = {}
 
@@ -170,6 +171,35 @@ function _M.check_clean(t, base)
       st.connections, st.blocks, st.tasks, base.connections, base.blocks,
       base.tasks))
   end
+end
+
+-- spawn_wg(fn [, default_timeout]) runs fn in a task of its own and
+-- returns join([timeout]), which waits (default_timeout, else 30 s) for
+-- fn to end and returns what it returned.
+function _M.spawn_wg(fn, default_timeout)
+  local wg, res = coronet.waitgroup(), nil
+  wg:add(1)
+  coronet.spawn(function()
+    res = { fn() }
+    wg:done()
+  end)
+  return function(timeout)
+    wg:wait(timeout or default_timeout or 30)
+    return unpack(res or {})
+  end
+end
+
+-- no_leftovers(t) checks, with t, that no connection is open and only the
+-- main task and the checking one run, waiting up to 1 s for them to end.
+function _M.no_leftovers(t)
+  for _ = 1, 100 do
+    if coronet.stats().connections == 0 and coronet.stats().tasks == 2 then
+      break
+    end
+    coronet.sleep(0.01)
+  end
+  t.is(coronet.stats().connections, 0, "no connection")
+  t.is(coronet.stats().tasks, 2, "only the main task and this test's")
 end
 
 return _M
