@@ -15,8 +15,10 @@ WARN = -Wall -Wextra -Wshadow -Wundef -Wwrite-strings -Wstrict-prototypes \
 STD = -std=c99 -D_POSIX_C_SOURCE=200809L
 OPT ?= -O2 -g
 # pkg-config runs when a recipe expands these, after `deps` installed it.
-PKG_CFLAGS = $(shell pkg-config --cflags luajit libuv)
-PKG_LIBS = $(shell pkg-config --libs luajit libuv) -lm -lpthread
+PKG_CFLAGS = $(shell pkg-config --cflags luajit libuv openssl)
+PKG_LIBS = $(shell pkg-config --libs luajit libuv openssl) -lm -lpthread
+# The host's own C functions stay visible to LuaJIT's FFI (ffi.C).
+EXPORT = -Wl,-E
 ALL_CFLAGS = $(STD) $(OPT) $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
              -DCN_LUADIR='"$(LUADIR)"'
 
@@ -43,7 +45,7 @@ $(BUILD)/%.o: host/%.c $(HEADERS) $(BUILD)/.deps
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BIN): $(OBJS)
-	$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
+	$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) $(EXPORT) -o $@ $(OBJS) $(PKG_LIBS)
 
 $(BUILD)/test_%: t/c/test_%.c $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Ihost -o $@ $< $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o \

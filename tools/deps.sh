@@ -1,7 +1,7 @@
 #!/bin/sh
 # tools/deps.sh: make sure the build and test tools are here. As root it
 # installs what is missing with apt-get; otherwise it prints the command.
-PKGS="gcc make pkg-config libuv1-dev libluajit-5.1-dev perl"
+PKGS="gcc make pkg-config libuv1-dev libluajit-5.1-dev libssl-dev perl"
 missing=""
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 command -v make >/dev/null 2>&1 || missing="$missing make"
@@ -10,8 +10,9 @@ command -v prove >/dev/null 2>&1 || missing="$missing perl"
 if command -v pkg-config >/dev/null 2>&1; then
   pkg-config --exists libuv || missing="$missing libuv1-dev"
   pkg-config --exists luajit || missing="$missing libluajit-5.1-dev"
+  pkg-config --exists openssl || missing="$missing libssl-dev"
 else
-  missing="$missing libuv1-dev libluajit-5.1-dev"
+  missing="$missing libuv1-dev libluajit-5.1-dev libssl-dev"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
