@@ -162,6 +162,7 @@ void cn__worker_started(cn_worker_t *w, int ok) {
   }
   for (i = 0; i < w->nfds; i++) {
     cn_listener_t *l;
+    cn_addr_t a;
     int rc = cn_listener_start(w, w->fds[i], w->fd_pipe[i], &l);
     if (rc < 0) {
       cn_log(CN_LOG_ERROR, "listen: %s", uv_strerror(rc));
@@ -170,10 +171,11 @@ void cn__worker_started(cn_worker_t *w, int ok) {
       return;
     }
     w->fds[i] = -1; /* the listener owns it now */
-    if (w->fd_pipe[i] && w->id == 1) { /* the first worker removes it */
-      cn_addr_t a;
-      if (cn_addr_parse(w->cfg->listen[i], &a) == 0)
+    if (cn_addr_parse(w->cfg->listen[i], &a) == 0) {
+      if (w->fd_pipe[i] && w->id == 1) /* the first worker removes it */
         l->unlink_path = strdup(a.path);
+      if (a.tls)
+        l->tls = w->cfg->tls;
     }
     cn__host_serve(w, l);
   }
@@ -269,10 +271,12 @@ static void watch_cb(void *arg) {
 static void signal_cb(uv_signal_t *h, int signum) {
   control_t *ctl = h->data;
   if (signum == SIGHUP) {
-    if (ctl->cfg->run)
+    if (ctl->cfg->run) {
       send_all(ctl, CN_MSG_STOP, signum);
-    else
-      send_all(ctl, CN_MSG_RELOAD, 0);
+      return;
+    }
+    cn_tls_reload_all(); /* certificates, as the script */
+    send_all(ctl, CN_MSG_RELOAD, 0);
     return;
   }
   if (ctl->stopping++ == 0) {
@@ -297,7 +301,9 @@ static void control_async_cb(uv_async_t *h) {
   if (ready == ctl->nworkers && !ctl->announced) {
     ctl->announced = 1;
     for (i = 0; i < ctl->cfg->nlisten; i++)
-      cn_log(CN_LOG_INFO, "listening on %s", ctl->bound[i]);
+      cn_log(CN_LOG_INFO, "listening on %s%s",
+             strncmp(ctl->cfg->listen[i], "tls://", 6) ? "" : "tls://",
+             ctl->bound[i]);
   }
   if (done > 0 && !ctl->stopping) {
     ctl->stopping = 1; /* one worker ended: the others follow */

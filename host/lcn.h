@@ -29,6 +29,7 @@ uint64_t lcn_deadline_at(lua_State *L, double t);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
+cn_tls_conf_t *lcn_tls_conf(lua_State *L, int idx);
 
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);
@@ -36,5 +37,6 @@ int luaopen_coronet_host(lua_State *L);
 int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
+int luaopen_coronet_tls(lua_State *L);
 
 #endif

@@ -1,5 +1,6 @@
 /* lcn_net.c: Lua binding of dialing (cn_dial.c) and of listeners opened by
 ** scripts (cn_listen.c). The blocking wrappers are in lua/coronet/net.lua. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -185,6 +186,7 @@ typedef struct {
   cn_listener_t *l; /* NULL once closed */
   int handler;      /* registry ref */
   int self;         /* registry ref to the box while open */
+  int tls;          /* registry ref to the TLS configuration, if any */
 } listener_box;
 
 
@@ -194,18 +196,20 @@ static void on_conn(cn_listener_t *l, cn_conn_t *c) {
 }
 
 
-/* listen(addr, handler) -> listener | nil, err [, host]
+/* listen(addr, handler [, tls]) -> listener | nil, err [, host]
 ** Serves addr (a numeric host, or unix:PATH) from this script: each
-** connection runs handler(conn) as a task, as for the command line's.
-** For a host name it fails with the name as a third value, for
+** connection runs handler(conn) as a task, as for the command line's;
+** with tls (a server's coronet.c.tls configuration) it is TLS. For a
+** host name it fails with the name as a third value, for
 ** lua/coronet/net.lua to look up (on the thread pool) and try again. */
 static int net_listen(lua_State *L) {
   const char *addr = luaL_checkstring(L, 1);
+  cn_tls_conf_t *tls = lcn_tls_conf(L, 3);
   cn_worker_t *w = cn_worker_self();
   listener_box *b;
   cn_addr_t a;
   uv_os_sock_t fd;
-  char bound[CN_ADDRSTRLEN];
+  char bound[CN_ADDRSTRLEN - 6]; /* room for "tls://" */
   int rc;
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (cn_addr_parse(addr, &a) < 0) {
@@ -227,14 +231,18 @@ static int net_listen(lua_State *L) {
   }
   b = lua_newuserdata(L, sizeof *b);
   b->l = NULL;
-  b->handler = b->self = LUA_NOREF;
+  b->handler = b->self = b->tls = LUA_NOREF;
   luaL_getmetatable(L, LISTENER_MT);
   lua_setmetatable(L, -2);
   if ((rc = cn_listener_start(w, fd, a.family == AF_UNIX, &b->l)) < 0) {
     close(fd);
     return lcn_fail(L, rc);
   }
-  strcpy(b->l->addr, bound);
+  snprintf(b->l->addr, sizeof b->l->addr, "%s%s", tls ? "tls://" : "", bound);
+  if ((b->l->tls = tls) != NULL) {
+    lua_pushvalue(L, 3);
+    b->tls = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   if (a.family == AF_UNIX)
     b->l->unlink_path = strdup(a.path);
   b->l->on_conn = on_conn;
@@ -272,7 +280,8 @@ static int listener_close(lua_State *L) {
     b->l = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, b->handler);
     luaL_unref(L, LUA_REGISTRYINDEX, b->self);
-    b->handler = b->self = LUA_NOREF;
+    luaL_unref(L, LUA_REGISTRYINDEX, b->tls);
+    b->handler = b->self = b->tls = LUA_NOREF;
   }
   lua_pushboolean(L, 1);
   return 1;
