@@ -16,7 +16,7 @@
   XX(CN_EUNEXPEOF, "EUNEXPEOF", -5006, "unexpected eof")                     \
   XX(CN_ERESET, "ERESET", -5007, "reset")                                    \
   XX(CN_ENOMEM, "ENOMEM", -5008, "out of memory")                            \
-  XX(CN_EADDR, "EADDR", -5009, "bad address")                               \
+  XX(CN_EADDR, "EADDR", -5009, "bad address")                                \
   CN_TLS_ERRNO_MAP(XX)
 
 /* TLS (cn_tls.c): the cause of a failed handshake or session. */

@@ -63,6 +63,7 @@ struct cn_tls_conf_s {
   ticket_key_t keys[2];
   int reloadable; /* some certificate or key is a file */
   cn_tls_conf_t *next; /* in reloadable or in clients */
+  cn_tls_conf_t *reload_next; /* cn_tls_reload_all's own list */
 };
 
 struct cn_tls_s {
@@ -381,7 +382,7 @@ static SSL_CTX *ctx_new(cn_tls_conf_t *f) {
   if (f->o.server) {
     SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
-    SSL_CTX_set_timeout(ctx, (long)(2 * f->rotation_ns / 1000000000));
+    SSL_CTX_set_timeout(ctx, 1 + (long)(2 * f->rotation_ns / 1000000000));
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (f->alpn_len > 0)
       SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, f);
@@ -605,26 +606,33 @@ int cn_tls_conf_server(const cn_tls_conf_t *f) { return f->o.server; }
 ** A configuration whose files fail keeps its old build; the log says
 ** why. Runs on the control thread, never on a loop. */
 void cn_tls_reload_all(void) {
-  cn_tls_conf_t *f;
+  cn_tls_conf_t *f, *todo = NULL;
   char err[512];
   uv_once(&once, init_once);
-  uv_mutex_lock(&glock);
+  uv_mutex_lock(&glock); /* not held while files are read */
   for (f = reloadable; f != NULL; f = f->next) {
+    cn_tls_conf_ref(f);
+    f->reload_next = todo;
+    todo = f;
+  }
+  uv_mutex_unlock(&glock);
+  while ((f = todo) != NULL) {
     build_t *b, *old;
+    todo = f->reload_next;
     if (build_new(f, &b, err, sizeof err) < 0) {
       cn_log(CN_LOG_ERROR, "reloading certificates failed, the old ones "
                            "stay: %s", err);
-      continue;
+    } else {
+      uv_mutex_lock(&f->lock);
+      old = f->cur;
+      f->cur = b;
+      uv_mutex_unlock(&f->lock);
+      build_unref(old);
+      cn_log(CN_LOG_INFO, "reloaded certificate %s%s",
+             spec_name(f->o.cert[0]), f->o.ncert > 1 ? " and the others" : "");
     }
-    uv_mutex_lock(&f->lock);
-    old = f->cur;
-    f->cur = b;
-    uv_mutex_unlock(&f->lock);
-    build_unref(old);
-    cn_log(CN_LOG_INFO, "reloaded certificate %s%s", spec_name(f->o.cert[0]),
-           f->o.ncert > 1 ? " and the others" : "");
+    cn_tls_conf_unref(f);
   }
-  uv_mutex_unlock(&glock);
 }
 
 

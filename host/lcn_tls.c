@@ -208,7 +208,7 @@ static void read_certs(lua_State *L, cn_tls_opts_t *o) {
 static int tls_conf(lua_State *L) {
   job_box *b;
   job_t *j;
-  int server;
+  int server, rc;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "server");
   server = lua_toboolean(L, -1);
@@ -240,9 +240,11 @@ static int tls_conf(lua_State *L) {
   j->o.ticket_rotation = opt_number(L, "ticket_rotation");
   j->req.data = j;
   j->done = 0;
-  if ((j->rc = uv_queue_work(&cn_worker_self()->loop, &j->req, work_cb,
-                             after_cb)) < 0)
+  rc = uv_queue_work(&cn_worker_self()->loop, &j->req, work_cb, after_cb);
+  if (rc < 0) { /* not j->rc: the pool may be writing it already */
+    j->rc = rc;
     j->done = 1;
+  }
   lua_replace(L, 1);
   return job_progress(L, b);
 }

@@ -299,7 +299,8 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
         return usage_error("%s needs error, warn, info or debug", a);
     } else if (flag(a, "-q", "--quiet")) {
       cn_log_level = CN_LOG_WARN;
-    } else if (is(a, NULL, "--tls-cert", &eq) || is(a, NULL, "--tls-key", &eq) ||
+    } else if (is(a, NULL, "--tls-cert", &eq) ||
+               is(a, NULL, "--tls-key", &eq) ||
                is(a, NULL, "--tls-alpn", &eq)) {
       if ((rc = tls_arg(a, need_value(argc, argv, &i, eq))) >= 0)
         return rc;

@@ -36,7 +36,8 @@ end
 t.test("a TLS echo carries lines both ways; the conn is a coronet.conn",
   function()
   local l = serve(echo)
-  t.like(l:addr(), "^tls://127%.0%.0%.1:%d+$", "the listener's address says tls://")
+  t.like(l:addr(), "^tls://127%.0%.0%.1:%d+$",
+    "the listener's address says tls://")
   local c, err = dial(l)
   t.ok(c, "dial succeeds: " .. tostring(err))
   t.like(tostring(c), "^coronet%.conn", "the same kind of object")
@@ -58,7 +59,8 @@ t.test("conn:tls() tells the version, cipher, peer, and that it verified",
   local c = assert(dial(l, { ca = d.ca, sni = "localhost", timeout = 10 }))
   local i = assert(c:tls())
   t.like(i.version, "^TLSv1%.[23]$", "version: " .. tostring(i.version))
-  t.ok(type(i.cipher) == "string" and #i.cipher > 0, "a cipher: " .. tostring(i.cipher))
+  t.ok(type(i.cipher) == "string" and #i.cipher > 0,
+    "a cipher: " .. tostring(i.cipher))
   t.is(i.peer, "CN=localhost", "the server's certificate subject")
   t.is(i.verified, true, "the client checked it")
   t.is(i.resumed, false, "a full handshake")

@@ -19,7 +19,9 @@ local function dial_tls(addr, plain, opts)
   local c, err = dial(plain, opts)
   if not c then
     local pre = "dial " .. plain
-    if err:sub(1, #pre) == pre then err = "dial " .. addr .. err:sub(#pre + 1) end
+    if err:sub(1, #pre) == pre then
+      err = "dial " .. addr .. err:sub(#pre + 1)
+    end
     return nil, err
   end
   local ok

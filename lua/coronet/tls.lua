@@ -57,7 +57,9 @@ function _M.server(opts, n, fn)
   end
   local certs, keys = {}, {}
   for i, p in ipairs(opts.certs or { opts }) do
-    if type(p) ~= "table" then bad(n, fn, "certs[" .. i .. "]: table expected") end
+    if type(p) ~= "table" then
+      bad(n, fn, "certs[" .. i .. "]: table expected")
+    end
     certs[i] = check_string(p.cert, n, fn, "cert")
     keys[i] = check_string(p.key, n, fn, "key")
   end
@@ -108,7 +110,8 @@ function _M.client_start(c, opts, name, deadline, n, fn)
   if sni ~= nil then name = check_string(sni, n, fn, "sni") end
   local verify = opts.verify ~= false
   if verify and not name then
-    bad(n, fn, "a name to check the certificate against (sni) or verify = false")
+    bad(n, fn, "a name to check the certificate against (sni) or verify "
+      .. "= false")
   end
   if opts.ca ~= nil then check_string(opts.ca, n, fn, "ca") end
   local alpn = alpn_list(opts.alpn, n, fn)

@@ -15,23 +15,17 @@
 local coronet = require "coronet"
 local process = require "coronet.process"
 local scratch = require "lib.scratch"
+local util = require "lib.util"
 local concat = table.concat
 
 local _M = {}
 
 -- run(argv) runs a command to its end; raises with its stderr if it fails.
 local function run(argv)
-  argv.stdout, argv.stderr = "null", "pipe"
-  local p = assert(process.spawn(argv))
-  local err = p.stderr:read(65536) or ""
-  while true do
-    local more = p.stderr:read(65536)
-    if not more then break end
-    err = err .. more
-  end
-  local code = p:wait(30)
+  local code, _, err = util.command(argv)
   if code ~= 0 then
-    error(concat(argv, " ") .. " failed (" .. tostring(code) .. "):\n" .. err, 2)
+    error(concat(argv, " ") .. " failed (" .. tostring(code) .. "):\n" .. err,
+      2)
   end
 end
 _M.run = run
@@ -102,7 +96,8 @@ function _M.make()
   r.self_cert, r.self_key = leaf(d, "self", { self = true })
   r.named = {}
   for _, name in ipairs { "a.test", "b.test" } do
-    local c, k = leaf(d, name, { cn = name, san = "subjectAltName=DNS:" .. name })
+    local c, k = leaf(d, name,
+      { cn = name, san = "subjectAltName=DNS:" .. name })
     r.named[name] = { cert = c, key = k }
   end
   return r
@@ -155,33 +150,13 @@ function Peer:stop()
   return self.proc:wait(10)
 end
 
--- client(args [, input, timeout]) runs an openssl or curl command with
--- input on its stdin; returns its exit code and stdout..stderr.
-function _M.client(args, input, timeout)
-  args.stdin, args.stdout, args.stderr = "pipe", "pipe", "pipe"
-  local p = assert(process.spawn(args))
-  local outs, pending = {}, 2
-  for _, k in ipairs { "stdout", "stderr" } do
-    coronet.spawn(function()
-      local parts = {}
-      while true do
-        local s = p[k]:read(65536)
-        if not s then break end
-        parts[#parts + 1] = s
-      end
-      outs[k] = concat(parts)
-      pending = pending - 1
-    end)
-  end
-  if input then p.stdin:write(input) end
-  p.stdin:close()
-  local code = p:wait(timeout or 20)
-  if not code then
-    p:kill("KILL")
-    p:wait()
-  end
-  while pending > 0 do coronet.sleep(0.005) end
-  return code, (outs.stdout or "") .. (outs.stderr or ""), p
+-- client(args [, input, timeout, hold]) runs an openssl or curl command
+-- with input on its stdin, closed after hold seconds (default at once);
+-- returns its exit code and stdout..stderr.
+function _M.client(args, input, timeout, hold)
+  local code, out, err = util.command(args, { input = input,
+    timeout = timeout or 20, hold = hold })
+  return code, out .. err
 end
 
 return _M
