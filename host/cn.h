@@ -404,6 +404,33 @@ void cn_bus_set_bridge(const cn_bus_bridge_t *b);
 void cn_bus_count(uint64_t delivered, uint64_t dropped);
 void cn_bus_stats(cn_bus_stats_t *st);
 
+/* -- Shared dictionaries (cn_shared.c) -------------------------------- */
+
+typedef struct cn_shared_s cn_shared_t;
+enum { CN_SHARED_NIL, CN_SHARED_STRING, CN_SHARED_NUMBER, CN_SHARED_BOOL };
+enum { CN_SHARED_SET, CN_SHARED_ADD, CN_SHARED_REPLACE };
+
+/* A value: num holds a number or a boolean (0 or 1), str/len a string. */
+typedef struct cn_shared_val_s {
+  int type;
+  double num;
+  const char *str;
+  size_t len;
+} cn_shared_val_t;
+
+cn_shared_t *cn_shared_open(const char *name, size_t bytes);
+void cn_shared_release(cn_shared_t *d);
+const char *cn_shared_name(const cn_shared_t *d);
+int cn_shared_get(cn_shared_t *d, const char *k, size_t n,
+                  cn_shared_val_t *out, char **buf, size_t *cap);
+int cn_shared_set(cn_shared_t *d, const char *k, size_t n,
+                  const cn_shared_val_t *v, double ttl, int mode);
+int cn_shared_incr(cn_shared_t *d, const char *k, size_t n, double by,
+                   const double *init, double *result);
+char *cn_shared_keys(cn_shared_t *d, size_t max, size_t *count);
+void cn_shared_flush(cn_shared_t *d);
+void cn_shared_usage(cn_shared_t *d, size_t *used, size_t *capacity);
+
 /* -- Scheduler (cn_sched.c) -------------------------------------------- */
 
 typedef void (*cn_cancel_cb)(void *obj, cn_waiter_t *w);

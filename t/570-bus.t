@@ -10,6 +10,7 @@ local bus = require "coronet.bus"
 local scratch = require "lib.scratch"
 local server = require "lib.server"
 local util = require "lib.util"
+local workers = require "lib.workers"
 local format, char, concat = string.format, string.char, table.concat
 
 local slow_env = util.under_valgrind()
@@ -135,16 +136,7 @@ end)
 local s = scratch.start { script = server.path("t/lib/svc_bus.lua"),
   opts = { "--workers", "2" } }
 
--- on(w) connects until a connection is served by worker w.
-local function on(w)
-  for _ = 1, 200 do
-    local c = s:connect(20)
-    local id = tonumber(c:read_line())
-    if id == w then return c end
-    c:close()
-  end
-  error("no connection reached worker " .. w)
-end
+local function on(w) return workers.on(s, w) end
 
 -- subscribe(w, topic, size [, cmd]) -> a connection subscribed on w
 local function subscribe(w, topic, size, cmd)
