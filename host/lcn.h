@@ -37,6 +37,8 @@ int luaopen_coronet_host(lua_State *L);
 int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
+int luaopen_coronet_bus(lua_State *L);
+int luaopen_coronet_shared(lua_State *L);
 int luaopen_coronet_tls(lua_State *L);
 
 #endif

@@ -410,6 +410,8 @@ int cn__host_start(cn_worker_t *w) {
   preload(L, "coronet.c.net", luaopen_coronet_net);
   preload(L, "coronet.c.proc", luaopen_coronet_proc);
   preload(L, "coronet.c.fs", luaopen_coronet_fs);
+  preload(L, "coronet.c.bus", luaopen_coronet_bus);
+  preload(L, "coronet.c.shared", luaopen_coronet_shared);
   preload(L, "coronet.c.tls", luaopen_coronet_tls);
   set_path(L, cfg);
   set_args(L, cfg);
