@@ -384,6 +384,7 @@ static SSL_CTX *ctx_new(cn_tls_conf_t *f) {
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_timeout(ctx, 1 + (long)(2 * f->rotation_ns / 1000000000));
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 1); /* as Go: one reconnection at a time */
     if (f->alpn_len > 0)
       SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, f);
   } else {
@@ -844,6 +845,8 @@ static void decrypt(cn_conn_t *c) {
     char *p;
     size_t n, got;
     int rc, kind;
+    if (t->in.len == 0 && !SSL_has_pending(t->ssl))
+      break; /* SSL_read would only allocate its buffer again */
     if (cn_buf_reserve(&c->in, &p, &n) < 0) {
       fail(c, CN_ENOMEM);
       break;
