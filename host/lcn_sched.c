@@ -144,7 +144,7 @@ static void set_number(lua_State *L, const char *k, double v) {
 ** and idle; resumes, turns (and long_turns, those that ended on their time
 ** budget), runq (ready tasks), parks (by wait kind), lag (counts per log2
 ** bucket of microseconds, lag[1] under 1 us), timers (pending Lua
-** timers). */
+** timers), heap (every pending timer: Lua timers and task deadlines). */
 static int l_stats(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
   const cn_sched_stats_t *st = &w->stats;
@@ -161,6 +161,7 @@ static int l_stats(lua_State *L) {
   set_number(L, "long_turns", (double)st->long_turns);
   set_number(L, "runq", (double)w->runq_len);
   set_number(L, "timers", (double)ntimers);
+  set_number(L, "heap", (double)w->timers.n);
   lua_createtable(L, 0, CN_WAIT_NKINDS);
   for (i = 0; i < CN_WAIT_NKINDS; i++)
     set_number(L, cn_sched_wait_name(i), (double)st->parks[i]);
