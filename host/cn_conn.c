@@ -401,8 +401,6 @@ static void close_cb(uv_handle_t *h) {
   cn_buf_reset(&c->out);
   if (c->tls != NULL)
     cn__tls_free(c);
-  if (c->task != NULL)
-    cn__sched_conn_gone(c->task);
   if (c->on_close != NULL)
     c->on_close(c);
   if (c->prev != NULL)

@@ -30,6 +30,7 @@ void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
 cn_tls_conf_t *lcn_tls_conf(lua_State *L, int idx);
+void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
 
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);

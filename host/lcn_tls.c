@@ -150,7 +150,7 @@ static int job_progress(lua_State *L, job_box *b) {
   t = cn_sched_task(L, "tls");
   cn_sched_op_start(t);
   b->j->waiter = cn_sched_waiter(t);
-  cn_sched_park(t, 0, job_unwait, b->j);
+  cn_sched_park(t, CN_WAIT_FILE, 0, job_unwait, b->j); /* reads files */
   lua_pushboolean(L, 0);
   lua_pushvalue(L, 1);
   return 2;
@@ -336,7 +336,8 @@ static int tls_handshake(lua_State *L) {
   }
   start = cn_sched_op_start(t);
   cn_conn_wait_read(c, cn_sched_waiter(t), 1, NULL, 0);
-  cn_sched_park(t, timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0,
+  cn_sched_park(t, CN_WAIT_READ,
+                timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0,
                 cn_conn_unwait, c);
   lua_pushboolean(L, 0);
   return 1;

@@ -186,12 +186,15 @@ t.test("no leak per connection: the next rounds cost no more memory",
   end, 20) or util.svc_stats(saddr)
   t.is(st.connections, 1, "all closed on the server (but stats)")
   t.is(st.blocks, 0, "no block held")
+  round(N)
   local _, _, rss1 = round(N)
   local _, _, rss2 = round(N)
   t.diag(string.format("server RSS with %d open: %d, then %d KiB", N, rss1,
     rss2))
-  t.cmp_ok(rss2 - rss1, "<", 4 * N, "another round grows RSS by less than "
-    .. "4 KiB a connection")
+  -- a session left behind would cost OpenSSL's ~14 KiB; the allocator's
+  -- own drift stays well under 8
+  t.cmp_ok(rss2 - rss1, "<", 8 * N, "another round grows RSS by less than "
+    .. "8 KiB a connection")
 end, 240)
 
 t.test("the server exits cleanly", function()
