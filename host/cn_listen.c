@@ -182,11 +182,15 @@ int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
                       cn_listener_t **out) {
   cn_listener_t *l = calloc(1, sizeof *l);
   int rc;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
   if (l == NULL)
     return UV_ENOMEM;
   l->fd = fd;
   l->w = w;
   l->pipe = pipe;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+    cn_addr_format((struct sockaddr *)&ss, l->addr, sizeof l->addr);
   if ((rc = uv_poll_init_socket(&w->loop, &l->poll, fd)) < 0) {
     free(l);
     return rc;

@@ -230,6 +230,7 @@ void cn_sched_set_end(cn_task_t *t, cn_end_cb cb) { t->on_end = cb; }
 lua_State *cn_sched_thread(cn_task_t *t) { return t->co; }
 cn_waiter_t *cn_sched_waiter(cn_task_t *t) { return &t->waiter; }
 uint64_t cn_sched_task_id(cn_task_t *t) { return t->id; }
+uint64_t cn_sched_task_conn_id(cn_task_t *t) { return t->conn_id; }
 
 
 /* cn_sched_parked_as returns the number of t's current park if t is
