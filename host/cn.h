@@ -287,6 +287,7 @@ int cn_listen_socket(const cn_addr_t *a, int reuseport, uv_os_sock_t *fd,
 int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
                       cn_listener_t **out);
 void cn_listener_close(cn_listener_t *l);
+void cn_tcp_keepalive(uv_os_sock_t fd, int idle);
 void cn__listen_resume(cn_worker_t *w);
 
 /* -- Watching the script (cn_watch.c) -------------------------------- */

@@ -4,6 +4,8 @@
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -99,6 +101,25 @@ int cn_listen_socket(const cn_addr_t *a, int reuseport, uv_os_sock_t *out,
 }
 
 
+/* cn_tcp_keepalive turns TCP keepalive on for socket fd: probes start
+** after idle seconds without traffic, every 10 s (or idle if shorter),
+** and 6 unanswered ones end the connection, so that a peer that vanished
+** without a word is found. idle 0 leaves the socket as it is. */
+void cn_tcp_keepalive(uv_os_sock_t fd, int idle) {
+  int one = 1, intvl = idle < 10 ? idle : 10, cnt = 6;
+  if (idle <= 0)
+    return;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+#ifdef TCP_KEEPIDLE
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+#else
+  (void)intvl, (void)cnt;
+#endif
+}
+
+
 static void poll_cb(uv_poll_t *h, int status, int events);
 
 
@@ -154,8 +175,10 @@ static int accept_one(cn_listener_t *l) {
     cn_conn_abort(c);
     return 1;
   }
-  if (!l->pipe && plen <= sizeof peer)
+  if (!l->pipe && plen <= sizeof peer) {
     memcpy(&c->peer, &peer, plen);
+    cn_tcp_keepalive(fd, w->cfg->keepalive);
+  }
   c->flags |= CN_CONN_ACCEPTED;
   w->naccepted++;
   l->on_conn(l, c);

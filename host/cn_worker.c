@@ -279,6 +279,8 @@ static void turn_end(uv_prepare_t *h) {
   STORE(lw->busy_ns, lw->busy_ns + d);
   if (d > lw->lag_max_ns)
     STORE(lw->lag_max_ns, d);
+  if (w->lua_refused || w->lua_bytes > w->cfg->lua_memory / 4 * 3)
+    w->hooks->idle(w); /* collect before the next turn's tasks run */
 }
 
 

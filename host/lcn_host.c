@@ -568,7 +568,7 @@ static void slice_hook(lua_State *L, lua_Debug *ar) {
   uint64_t since = __atomic_load_n(&lw->busy_since, __ATOMIC_RELAXED);
   uint64_t armed_at = __atomic_load_n(&lw->armed_at, __ATOMIC_RELAXED);
   uint64_t ran = uv_hrtime() - since;
-  (void)ar;
+  char msg[256];
   lua_sethook(L, NULL, 0, 0);
   if (since == 0 || since != __atomic_load_n(&lw->armed, __ATOMIC_RELAXED))
     return; /* the loop turned since */
@@ -578,8 +578,12 @@ static void slice_hook(lua_State *L, lua_Debug *ar) {
   if (uv_hrtime() - armed_at < LATE_NS) {
     __atomic_store_n(&lw->reported, since, __ATOMIC_RELAXED);
     lw->stopped++;
-    luaL_error(L, "task ran %.1f s without yielding: stopped (--task-slice "
-               "%g)", (double)ran / 1e9, w->cfg->task_slice);
+    lua_getinfo(L, "Sl", ar);
+    snprintf(msg, sizeof msg, "%s:%d: task ran %.1f s without yielding: "
+             "stopped (--task-slice %g)", ar->short_src, ar->currentline,
+             (double)ran / 1e9, w->cfg->task_slice);
+    lua_pushstring(L, msg);
+    lua_error(L);
   }
   if (__atomic_exchange_n(&lw->reported, since, __ATOMIC_RELAXED) != since) {
     luaL_traceback(L, L, NULL, 0);
@@ -596,7 +600,7 @@ static void slice_hook(lua_State *L, lua_Debug *ar) {
 ** lets another thread set the hook, as a signal handler may: the running
 ** interpreter sees it at its next instructions; compiled code does not. */
 static void host_stalled(cn_worker_t *w) {
-  lua_sethook(w->L, slice_hook, LUA_MASKCOUNT, 1000);
+  lua_sethook(w->L, slice_hook, LUA_MASKCOUNT, 1);
 }
 
 
@@ -653,14 +657,17 @@ static int gc_step(lua_State *L) {
 }
 
 
-/* host_idle runs while the loop is mostly idle: a whole GC cycle once the
-** heap has doubled since the last one (a burst is over) or after the
-** memory bound refused a task, else a step. __gc metamethods run inside:
+/* host_idle runs while the loop is mostly idle, and at the end of a turn
+** near the memory bound: a whole GC cycle once the heap has doubled since
+** the last one (a burst is over), after the memory bound refused a task,
+** or when it grew near the bound, else a step. __gc metamethods run inside:
 ** protected. */
 static void host_idle(cn_worker_t *w) {
   lua_State *L = w->L;
+  size_t used = w->lua_bytes, limit = w->cfg->lua_memory;
   int full = w->lua_refused ||
-             (w->lua_bytes > (1 << 20) && w->lua_bytes > 2 * w->lua_after_full);
+             (used > (1 << 20) && used > 2 * w->lua_after_full) ||
+             (used > limit / 4 * 3 && used > w->lua_after_full + limit / 8);
   if (lua_cpcall(L, full ? gc_full : gc_step, NULL) != 0) {
     cn_log(CN_LOG_WARN, "garbage collection: %s", lua_tostring(L, -1));
     lua_pop(L, 1);
