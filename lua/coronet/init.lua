@@ -181,4 +181,11 @@ _M.waitgroup = sync.waitgroup
 -- add, replace, incr(k, n [, init]), delete, keys([max]), flush_all.
 _M.shared = require "coronet.c.shared"
 
+-- group() -> a set of connections that one call writes to: add(conn [,
+-- {limit = bytes}]), remove(conn), send(data [, except]), send_to(conn,
+-- data), len(), behind(), wait([timeout]), drop_behind(), dropped().
+local group = require "coronet.c.group"
+_M.blocking(group.methods, "wait", "group")
+_M.group = group.new
+
 return _M
