@@ -43,5 +43,6 @@ int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
 int luaopen_coronet_bus(lua_State *L);
 int luaopen_coronet_shared(lua_State *L);
+int luaopen_coronet_group(lua_State *L);
 
 #endif
