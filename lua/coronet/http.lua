@@ -502,7 +502,9 @@ local BODY_STATUS = { ["body too large"] = 413, ["bad chunk"] = 400,
 local function failed(req, res, e)
   log.error("http: %s %s: %s", req.method, req.target, e)
   res.keep = false
-  if not res.sent then
+  if res.sent then
+    res.finished = true -- unfinished on purpose: the client sees it cut
+  else
     res.code, res.reason, res.hdr, res.length, res.dated = 500, nil, nil,
       nil, nil
     res:finish("Internal Server Error\n")
@@ -520,7 +522,7 @@ local function finish_request(req, res, P, o)
     end
     if not res:finish() then return false end
   end
-  if not res.keep then return false end
+  if not res.keep or req.body_error then return false end
   if body_left(P) == 0 then return true end
   if req.expect then return false end -- the client waits for a 100 or a close
   return discard(req.conn, P, o.discard) == true
