@@ -10,6 +10,8 @@
 
 #include "cn_buf.h"
 #include "cn_errno.h"
+#include "cn_http.h"
+#include "cn_ws.h"
 
 #define CN_VERSION "0.1.0"
 
@@ -322,6 +324,7 @@ struct cn_file_s {
 
 cn_file_t *cn_file_new(cn_worker_t *w);
 int cn_file_open(cn_file_t *f, const char *path, int flags, int mode);
+int cn_file_open_under(cn_file_t *f, const char *path, const char *root);
 int cn_file_read(cn_file_t *f);
 char *cn_file_wbuf(cn_file_t *f);
 int cn_file_write(cn_file_t *f, size_t n);
