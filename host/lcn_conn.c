@@ -64,6 +64,7 @@ static void owner_end(cn_task_t *t, int status) {
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c) {
   c->task = t;
   cn_sched_set_data(t, c);
+  cn_sched_set_conn_id(t, c->id);
   cn_sched_set_end(t, owner_end);
 }
 
@@ -102,10 +103,11 @@ static cn_conn_t *check_conn(lua_State *L, int idx) {
 }
 
 
-/* push_bytes pushes the first n bytes of b as a string and drops them. */
-static void push_bytes(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
+/* lcn_push_buf pushes the first n bytes of b as one string, then drops
+** the first drop bytes. */
+void lcn_push_buf(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
   if (b->head != NULL && b->head->wpos - b->head->rpos >= n) {
-    lua_pushlstring(L, b->head->data + b->head->rpos, n);
+    lua_pushlstring(L, cn_block_bytes(b->head) + b->head->rpos, n);
   } else {
     luaL_Buffer lb;
     cn_block_t *h;
@@ -115,7 +117,7 @@ static void push_bytes(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
       size_t k = h->wpos - h->rpos;
       if (k > left)
         k = left;
-      luaL_addlstring(&lb, h->data + h->rpos, k);
+      luaL_addlstring(&lb, cn_block_bytes(h) + h->rpos, k);
       left -= k;
     }
     luaL_pushresult(&lb);
@@ -135,25 +137,39 @@ static int read_busy(lua_State *L, cn_conn_t *c) {
 }
 
 
+/* lcn_conn_wait parks the running task (what names the call) as c's
+** reader until want bytes are buffered (or d[0..dlen) is, dlen > 0), EOF,
+** an error or close; or until timeout ms (0: none) after the operation
+** began, or the loop time deadline (0: none). Returns 0 when parked, or
+** CN_ETIMEOUT when the operation's last park ended at its deadline. */
+int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
+                  size_t dlen, uint64_t timeout, uint64_t deadline,
+                  const char *what) {
+  cn_task_t *t = cn_sched_task(L, what);
+  uint64_t start;
+  if (cn_sched_timed_out(t))
+    return CN_ETIMEOUT;
+  start = cn_sched_op_start(t);
+  cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
+  cn_sched_park(t, CN_WAIT_READ,
+                lcn_earliest(timeout ? start + timeout : 0, deadline),
+                cn_conn_unwait, c);
+  return 0;
+}
+
+
 /* read_park is the common tail of reads that cannot finish now: the
 ** failure when input ended or the deadline passed (with partial bytes
 ** peeked as a third value), else the task parks and false is returned. */
 static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                      size_t dlen, const char *what, int fail_partial) {
-  cn_task_t *t;
-  uint64_t start, deadline;
   int err = c->rerr;
   if (err == 0) {
-    t = cn_sched_task(L, what);
-    if (!cn_sched_timed_out(t)) {
-      start = cn_sched_op_start(t);
-      deadline = lcn_earliest(c->rtimeout ? start + c->rtimeout : 0, c->rdeadline);
-      cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
-      cn_sched_park(t, CN_WAIT_READ, deadline, cn_conn_unwait, c);
+    err = lcn_conn_wait(L, c, want, d, dlen, c->rtimeout, c->rdeadline, what);
+    if (err == 0) {
       lua_pushboolean(L, 0);
       return 1;
     }
-    err = CN_ETIMEOUT;
   } else if (err == CN_EOF && fail_partial && c->in.len > 0) {
     err = CN_EUNEXPEOF;
   }
@@ -162,7 +178,7 @@ static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
   lcn_fail(L, err);
   if (c->in.len == 0)
     return 2;
-  push_bytes(L, &c->in, c->in.len, 0); /* stays buffered */
+  lcn_push_buf(L, &c->in, c->in.len, 0); /* stays buffered */
   return 3;
 }
 
@@ -190,7 +206,7 @@ static int conn_read(lua_State *L) {
   if (c->in.len > 0) {
     size_t k = (size_t)n < c->in.len ? (size_t)n : c->in.len;
     lcn_op_done();
-    push_bytes(L, &c->in, k, k);
+    lcn_push_buf(L, &c->in, k, k);
     cn_conn_consumed(c);
     return 1;
   }
@@ -212,7 +228,7 @@ static int read_exact(lua_State *L, int consume, const char *what) {
   if (c->in.len < (size_t)n)
     return read_park(L, c, (size_t)n, NULL, 0, what, 1);
   lcn_op_done();
-  push_bytes(L, &c->in, (size_t)n, consume ? (size_t)n : 0);
+  lcn_push_buf(L, &c->in, (size_t)n, consume ? (size_t)n : 0);
   if (consume)
     cn_conn_consumed(c);
   return 1;
@@ -289,7 +305,7 @@ static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
     cn_conn_consumed(c);
     return lcn_fail(L, CN_ELINE);
   }
-  push_bytes(L, &c->in, n, (size_t)at + dlen);
+  lcn_push_buf(L, &c->in, n, (size_t)at + dlen);
   cn_conn_consumed(c);
   return 1;
 }

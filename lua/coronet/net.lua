@@ -3,6 +3,7 @@
 local C = require "coronet.c.net"
 local coronet = require "coronet"
 local tls = require "coronet.tls"
+local lifecycle = require "coronet.lifecycle"
 local type, error = type, error
 local wait, now = coronet.wait, coronet.now
 
@@ -92,6 +93,26 @@ local lookup = _M.lookup
 -- first address it gives is served. listener:addr() gives the bound
 -- address; listener:close() stops accepting. err names addr:
 -- "listen 127.0.0.1:80: permission denied".
+-- A listener opened by the script's main chunk belongs to that version of
+-- the script: a reload whose main chunk listens on the same address takes
+-- the socket over (no connection is refused meanwhile), one that does not
+-- closes it, and a listen that fails in a main chunk fails the reload.
+local function listen(addr, handler, version, conf)
+  local l, err, host = C.listen(addr, handler, version, conf)
+  if l then return l end
+  if not host then return nil, err end
+  local ips, lerr = lookup(host)
+  if not ips then return nil, "listen " .. addr .. ": " .. lerr end
+  local ip = ips[1]
+  local port = addr:match(":(%d+)$")
+  local numeric = (ip:find(":", 1, true) and "[" .. ip .. "]" or ip) .. ":"
+    .. port
+  l, err = C.listen(numeric, handler, version, conf)
+  if l then return l end
+  return nil, (err:gsub("^listen [^ ]+:", "listen " .. addr .. " ("
+    .. numeric .. "):", 1))
+end
+
 -- "tls://" before addr serves TLS with opts as coronet.tls.server takes
 -- them: {cert =, key =} (files or PEM text), or certs = {{cert =, key =},
 -- ...} chosen by SNI, alpn = {"http/1.1"}, handshake_timeout = 10. The
@@ -106,26 +127,20 @@ function _M.listen(addr, handler, opts)
     error("bad argument #2 to 'listen' (function expected, got "
       .. type(handler) .. ")", 2)
   end
-  local conf, err, l, host
+  local conf, err
   local plain = addr:match("^tls://(.*)$")
   if plain then
     conf, err = tls.server(opts, 3, "listen")
     if not conf then return nil, "listen " .. addr .. ": " .. err end
-    addr = plain
   end
-  l, err, host = C.listen(addr, handler, conf)
-  if l then return l end
-  if not host then return nil, err end
-  local ips, lerr = lookup(host)
-  if not ips then return nil, "listen " .. addr .. ": " .. lerr end
-  local ip = ips[1]
-  local port = addr:match(":(%d+)$")
-  local numeric = (ip:find(":", 1, true) and "[" .. ip .. "]" or ip) .. ":"
-    .. port
-  l, err = C.listen(numeric, handler, conf)
-  if l then return l end
-  return nil, (err:gsub("^listen [^ ]+:", "listen " .. addr .. " ("
-    .. numeric .. "):", 1))
+  lifecycle.own(handler)
+  local l
+  l, err = listen(plain or addr, handler, lifecycle.main_version(), conf)
+  if not l then
+    if plain then err = err:gsub("^listen ", "listen tls://", 1) end
+    lifecycle.listen_failed(err)
+  end
+  return l, err
 end
 
 return _M
