@@ -41,6 +41,7 @@ local STALL = 3            -- seconds a member may stay behind
 local LIMIT = 1024 * 1024  -- bytes waiting for one member, at most
 local SUB_SIZE = 131072    -- room messages waiting for a worker's pump
 local ACK_WAIT = 5         -- seconds a sender waits for acks, at most
+local JOIN_WAIT = 30       -- seconds a newcomer waits for its join
 
 local info = host.info()
 local NODE = tostring(info.worker)
@@ -105,7 +106,22 @@ function env.publish(msg) bus.publish(TOPIC, msg) end
 
 function env.reply(m, text)
   local tr = m.transport
-  tr.group:send_to(m.conn, tr.frame(text))
+  if m.ready then -- not in the room's group yet: only the welcome
+    m.conn:write(tr.frame(text))
+  else
+    tr.group:send_to(m.conn, tr.frame(text))
+  end
+end
+
+-- joined adds a newcomer to its group when the pump meets its join (if
+-- its connection closed meanwhile, its handler's next read says so).
+function env.joined(m)
+  local ready = m.ready
+  if ready then
+    m.transport.group:add(m.conn, { limit = LIMIT })
+    m.ready = nil
+    ready:close()
+  end
 end
 
 function env.send(text, except)
@@ -207,9 +223,14 @@ local function serve(conn)
   if st.stopping then return end
   local tr = st.lines
   st.next_id = st.next_id + 1
-  local m = { id = st.next_id, conn = conn, transport = tr }
-  if not tr.group:add(conn, { limit = LIMIT }) then return end
+  local m = { id = st.next_id, conn = conn, transport = tr,
+    ready = coronet.chan() }
   if not Room.join(room, m) then return end
+  m.ready:recv(JOIN_WAIT) -- closed by env.joined
+  if m.ready then -- the pump is stuck: give up
+    Room.leave(room, m)
+    return
+  end
   log.debug("chat: %s joined from %s on worker %s", m.name,
     tostring(conn:remote_addr()), NODE)
   local dec = proto.decoder(Room.MAX_LINE)

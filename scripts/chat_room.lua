@@ -20,6 +20,8 @@
 --   env.send(text, except)  one line to every member of this node but
 --                       except (nil: all)
 --   env.acked()         acks came: waiting senders may go on
+--   env.joined(m)       this node's member m joined: what the room says
+--                       from now on reaches it (send must include it)
 local concat, sort = table.concat, table.sort
 local find, match, format, sub = string.find, string.match, string.format,
   string.sub
@@ -56,7 +58,9 @@ local function owner(room, m) return room.node .. ":" .. m.id end
 -- -- Members' side ------------------------------------------------------
 
 -- room:join(m) gives member m (m.id unique on this node) a guest name,
--- welcomes it and tells the room. The welcome is m's first line.
+-- welcomes it and tells the room. The welcome is m's first line; m hears
+-- the room from its own join on (env.joined), so nothing said before it
+-- joined reaches it, on any node.
 -- Returns false when no name could be had (the store is full).
 function Room:join(m)
   local store = self.env.store
@@ -190,8 +194,9 @@ end
 function deliver.J(room, msg)
   local node, id, name = match(msg, "^J\t([^\t]*)\t(%d+)\t([^\t]*)$")
   if node then
-    join_or_leave(room, "* " .. name .. " joined",
-      local_member(room, node, id), "joined")
+    local m = local_member(room, node, id)
+    if m then room.env.joined(m) end
+    join_or_leave(room, "* " .. name .. " joined", m, "joined")
   end
 end
 
