@@ -33,6 +33,7 @@ uint64_t lcn_deadline_at(lua_State *L, double t);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
+cn_tls_conf_t *lcn_tls_conf(lua_State *L, int idx);
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
 void lcn_net_version_end(lua_State *L, int version, int ok);
 
@@ -58,5 +59,6 @@ int luaopen_coronet_shared(lua_State *L);
 int luaopen_coronet_group(lua_State *L);
 int luaopen_coronet_http(lua_State *L);
 int luaopen_coronet_ws(lua_State *L);
+int luaopen_coronet_tls(lua_State *L);
 
 #endif
