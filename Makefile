@@ -33,7 +33,8 @@ FUZZ_NAMES = $(patsubst t/fuzz/fuzz_%.c,%,$(wildcard t/fuzz/fuzz_*.c))
 FUZZ_REPLAYS = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
 
 .PHONY: all deps test check asan valgrind run bench format lint clean \
-        install uninstall help fuzz fuzz-build fuzz-merge test-edge
+        install uninstall help fuzz fuzz-build fuzz-merge test-edge \
+        soak
 
 all: $(BIN)
 
@@ -131,6 +132,12 @@ run: $(BIN)
 bench: $(BIN)
 	bench/run.sh
 
+# Mixed traffic and reloads for SOAK_SECONDS, sampling the servers'
+# resources; fails when one grows after the warm-up (bench/soak.sh).
+SOAK_SECONDS ?= 120
+soak: $(BIN)
+	SOAK_SECONDS=$(SOAK_SECONDS) bench/soak.sh
+
 format:
 	clang-format -i host/*.c host/*.h t/c/*.c
 
@@ -161,6 +168,7 @@ help:
 	@echo "make fuzz       libFuzzer harnesses, FUZZ_SECONDS=$(FUZZ_SECONDS) each"
 	@echo "make fuzz-merge add what fuzzing found to t/fuzz/corpus"
 	@echo "make bench      benchmarks against the peers in ../shared/bench"
+	@echo "make soak       SOAK_SECONDS=$(SOAK_SECONDS) of mixed traffic and reloads"
 	@echo "make install    PREFIX=$(PREFIX) (binary and lua/ modules)"
 	@echo "make format     clang-format the C sources"
 	@echo "make lint       cppcheck and luarocks lint"
