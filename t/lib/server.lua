@@ -14,7 +14,7 @@
 --                        direction; the rest whole): s.addr is the relay's,
 --                        s.direct the server's own address.
 --   CORONET_EDGE=reload  every server is reloaded (SIGHUP, and start()
---                        waits for each worker's reload line) once it
+--                        waits for the reload's log line) once it
 --                        listens and again before each t.test, as
 --                        Test::Nginx's HUP mode does.
 -- A server that cannot go through a mode (its test checks what the mode
@@ -110,32 +110,17 @@ local function spawn(argv, what, timeout)
   return s
 end
 
--- workers(opts) is the number of workers a server's options ask for.
-local function workers(opts)
-  for i = 1, #opts - 1 do
-    if opts[i] == "--workers" or opts[i] == "-w" then
-      local n = tonumber(opts[i + 1])
-      if n then return n end
-      local f = assert(io.popen("nproc"))
-      n = tonumber(f:read("*l"))
-      f:close()
-      return n or 1
-    end
-  end
-  return 1
-end
-
--- edge_reload(s) sends s SIGHUP and waits (10 s at most) until each worker
--- has logged how its reload ended; those lines leave s.lines (tests that
--- count reloads or log lines see only their own) for s.edge_lines.
--- Returns true if every worker reloaded in time.
+-- edge_reload(s) sends s SIGHUP and waits (10 s at most) until it logs
+-- how the reload ended (one line for all workers); that line leaves
+-- s.lines (tests that count reloads or log lines see only their own) for
+-- s.edge_lines. Returns true if the reload ended in time.
 local function reload_line(line)
   return line:find("reloaded ", 1, true) or line:find("reload failed", 1, true)
     or line:find("reload superseded", 1, true)
 end
 
 local function edge_reload(s)
-  local from, want = #s.lines + 1, s.workers or 1
+  local from, want = #s.lines + 1, 1
   local deadline = coronet.now() + 10
   s:signal("HUP")
   s.edge_lines = s.edge_lines or {}
@@ -179,7 +164,6 @@ function _M.start(o)
       s.addr, tostring(EDGE_GAP), tostring(EDGE_TRICKLE) }, "edge relay")
     s.direct, s.addr = s.addr, s.relay.addr
   elseif edge == "reload" then
-    s.workers = workers(o.opts or {})
     live[s] = true
     edge_reload(s)
   end
