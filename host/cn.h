@@ -116,20 +116,30 @@ struct cn_waiter_s {
 typedef struct cn_timer_s cn_timer_t;
 typedef void (*cn_timer_cb)(cn_timer_t *t);
 
+typedef struct cn_tlink_s {
+  struct cn_tlink_s *next, *prev;
+} cn_tlink_t;
+
 struct cn_timer_s {
-  cn_timer_t *parent, *left, *right; /* the worker's heap */
+  cn_tlink_t link; /* first: its wheel slot's list */
   uint64_t when;
-  uint32_t seq; /* orders timers with the same deadline */
-  uint8_t on;   /* in the heap */
   cn_timer_cb cb;
+  uint16_t slot; /* level * CN_WHEEL_SIZE + index, while on */
+  uint8_t on;
 };
 
 #define CN_TIMER_BATCH 1024 /* timers fired per loop turn, at most */
+#define CN_WHEEL_BITS 6
+#define CN_WHEEL_SIZE (1 << CN_WHEEL_BITS)
+#define CN_WHEEL_LEVELS 6 /* 64^6 ms: two years; later ones wait at the top */
 
+/* A worker's timers: a hierarchical timing wheel (level k has 64 slots of
+** 64^k ms each) driven by one uv_timer_t. */
 typedef struct cn_timers_s {
-  cn_timer_t *root;
+  cn_tlink_t slots[CN_WHEEL_LEVELS * CN_WHEEL_SIZE];
+  uint64_t used[CN_WHEEL_LEVELS]; /* a bit per non-empty slot */
+  uint64_t now; /* ms: the wheel has fired everything due before it */
   size_t n;
-  uint32_t seq;
   int armed; /* h runs, due at armed_when */
   uint64_t armed_when;
   uv_timer_t h;

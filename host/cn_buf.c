@@ -429,3 +429,16 @@ int cn_buf_append_shared(cn_buf_t *b, cn_sblock_t *s, size_t off, size_t n) {
   b->len += n;
   return 0;
 }
+
+
+/* cn_buf_span returns the first n bytes of b when they lie in one block
+** (a pointer into it, valid until b changes; "" when n is 0), else NULL:
+** the caller gathers them another way. */
+const char *cn_buf_span(const cn_buf_t *b, size_t n) {
+  const cn_block_t *h = b->head;
+  if (n == 0)
+    return "";
+  if (h == NULL || h->wpos - h->rpos < n)
+    return NULL;
+  return cn_block_bytes(h) + h->rpos;
+}

@@ -111,16 +111,18 @@ int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
 }
 
 
-/* lcn_deadline_in returns the loop time (ms) seconds from now. */
+/* lcn_deadline_in returns the first loop time (ms) at least seconds from
+** now. The loop's time is uv_hrtime() in whole ms, rounded down: rounding
+** the deadline up from the precise clock keeps it from firing early, and
+** late by less than a millisecond. */
 uint64_t lcn_deadline_in(lua_State *L, double seconds) {
-  uv_loop_t *loop = &cn_worker_self()->loop;
+  uint64_t now = uv_hrtime();
   (void)L;
-  uv_update_time(loop);
   if (!(seconds > 0))
-    return uv_now(loop);
+    return now / 1000000;
   if (seconds > 1e9)
     seconds = 1e9;
-  return uv_now(loop) + (uint64_t)ceil(seconds * 1000) + 1; /* ms floor */
+  return (now + (uint64_t)ceil(seconds * 1e9) + 999999) / 1000000;
 }
 
 
