@@ -52,6 +52,8 @@ $(BUILD)/test_%: t/c/test_%.c $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o $(HEADERS)
 	  $(PKG_LIBS)
 
 # The tests run under the host: `coronet --run t/NNN-topic.t` prints TAP.
+# t/9*.t start their own redis-server (Debian: redis-server); without it
+# they skip, unless CI is set.
 test check: $(BIN) $(CTESTS)
 	CORONET=$(abspath $(BIN)) CORONET_BUILD=$(abspath $(BUILD)) \
 	  $(PROVE) $(PROVE_FLAGS) -e '$(BIN) --run' t/*.t

@@ -10,6 +10,7 @@
 
 #include "cn_buf.h"
 #include "cn_errno.h"
+#include "cn_resp.h"
 
 #define CN_VERSION "0.1.0"
 

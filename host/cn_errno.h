@@ -16,7 +16,8 @@
   XX(CN_EUNEXPEOF, "EUNEXPEOF", -5006, "unexpected eof")                     \
   XX(CN_ERESET, "ERESET", -5007, "reset")                                    \
   XX(CN_ENOMEM, "ENOMEM", -5008, "out of memory")                            \
-  XX(CN_EADDR, "EADDR", -5009, "bad address")
+  XX(CN_EADDR, "EADDR", -5009, "bad address")                               \
+  XX(CN_EPROTO, "EPROTO", -5010, "protocol error")
 
 enum {
   CN_EOF = UV_EOF,

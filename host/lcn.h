@@ -18,6 +18,8 @@ size_t lcn_data_len(lua_State *L, int idx);
 int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
                    int (*fn)(void *ud, const char *p, size_t k), void *ud);
 int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what);
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what);
 int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what);
 
 /* lcn_earliest returns the earlier of two deadlines, 0 meaning none. */
@@ -36,5 +38,6 @@ int luaopen_coronet_host(lua_State *L);
 int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
+int luaopen_coronet_redis(lua_State *L);
 
 #endif

@@ -410,6 +410,7 @@ int cn__host_start(cn_worker_t *w) {
   preload(L, "coronet.c.net", luaopen_coronet_net);
   preload(L, "coronet.c.proc", luaopen_coronet_proc);
   preload(L, "coronet.c.fs", luaopen_coronet_fs);
+  preload(L, "coronet.c.redis", luaopen_coronet_redis);
   set_path(L, cfg);
   set_args(L, cfg);
   lua_pushcfunction(L, require_boot);
