@@ -363,6 +363,75 @@ void cn__host_serve(cn_worker_t *w, cn_listener_t *l);
 void cn__host_reload(cn_worker_t *w);
 void cn__host_close(cn_worker_t *w);
 
+/* -- Bus between workers (cn_bus.c) ----------------------------------- */
+
+/* A bus message: immutable bytes under a topic, shared by reference by
+** every worker that gets it; freed with its last reference. */
+typedef struct cn_bus_msg_s {
+  uint32_t refs; /* atomic */
+  uint32_t tlen;
+  size_t len;
+  char bytes[]; /* the topic, '\0', then the len message bytes */
+} cn_bus_msg_t;
+
+static inline const char *cn_bus_msg_data(const cn_bus_msg_t *m) {
+  return m->bytes + m->tlen + 1;
+}
+
+/* A bridge carries topics beyond the process (see cn_bus_set_bridge). */
+typedef struct cn_bus_bridge_s {
+  void (*publish)(void *ud, cn_bus_msg_t *m);
+  void (*interest)(void *ud, const char *topic, size_t tlen, int on);
+  void *ud;
+} cn_bus_bridge_t;
+
+typedef struct cn_bus_stats_s {
+  uint64_t published, delivered, dropped;
+  size_t topics;
+} cn_bus_stats_t;
+
+int cn_bus_publish(cn_worker_t *from, const char *topic, size_t tlen,
+                   const void *p, size_t n);
+int cn_bus_interest(cn_worker_t *w, const char *topic, size_t tlen,
+                    size_t cap);
+cn_bus_msg_t *cn_bus_take(cn_worker_t *w, uint64_t *lost);
+void cn_bus_wait(cn_worker_t *w, cn_waiter_t *wt);
+void cn_bus_unwait(void *w, cn_waiter_t *wt);
+void cn_bus_kick(cn_worker_t *w);
+void cn_bus_worker_close(cn_worker_t *w);
+void cn_bus_msg_ref(cn_bus_msg_t *m);
+void cn_bus_msg_unref(cn_bus_msg_t *m);
+void cn_bus_set_bridge(const cn_bus_bridge_t *b);
+void cn_bus_count(uint64_t delivered, uint64_t dropped);
+void cn_bus_stats(cn_bus_stats_t *st);
+
+/* -- Shared dictionaries (cn_shared.c) -------------------------------- */
+
+typedef struct cn_shared_s cn_shared_t;
+enum { CN_SHARED_NIL, CN_SHARED_STRING, CN_SHARED_NUMBER, CN_SHARED_BOOL };
+enum { CN_SHARED_SET, CN_SHARED_ADD, CN_SHARED_REPLACE };
+
+/* A value: num holds a number or a boolean (0 or 1), str/len a string. */
+typedef struct cn_shared_val_s {
+  int type;
+  double num;
+  const char *str;
+  size_t len;
+} cn_shared_val_t;
+
+cn_shared_t *cn_shared_open(const char *name, size_t bytes);
+void cn_shared_release(cn_shared_t *d);
+const char *cn_shared_name(const cn_shared_t *d);
+int cn_shared_get(cn_shared_t *d, const char *k, size_t n,
+                  cn_shared_val_t *out, char **buf, size_t *cap);
+int cn_shared_set(cn_shared_t *d, const char *k, size_t n,
+                  const cn_shared_val_t *v, double ttl, int mode);
+int cn_shared_incr(cn_shared_t *d, const char *k, size_t n, double by,
+                   const double *init, double *result);
+char *cn_shared_keys(cn_shared_t *d, size_t max, size_t *count);
+void cn_shared_flush(cn_shared_t *d);
+void cn_shared_usage(cn_shared_t *d, size_t *used, size_t *capacity);
+
 /* -- Scheduler (cn_sched.c) -------------------------------------------- */
 
 typedef void (*cn_cancel_cb)(void *obj, cn_waiter_t *w);

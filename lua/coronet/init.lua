@@ -176,4 +176,9 @@ _M.ticker = time.ticker
 -- waitgroup() -> wg: wg:add([n]), wg:done(), wg:wait([timeout]).
 _M.waitgroup = sync.waitgroup
 
+-- shared(name [, {bytes = N}]) -> the dictionary name, one for every
+-- worker of the process, kept across reloads: get, set(k, v [, ttl]),
+-- add, replace, incr(k, n [, init]), delete, keys([max]), flush_all.
+_M.shared = require "coronet.c.shared"
+
 return _M
