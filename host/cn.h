@@ -405,6 +405,46 @@ void cn_bus_set_bridge(const cn_bus_bridge_t *b);
 void cn_bus_count(uint64_t delivered, uint64_t dropped);
 void cn_bus_stats(cn_bus_stats_t *st);
 
+/* cn_hash_bytes returns the 32-bit FNV-1a hash of s[0..n), for hash
+** tables of names. */
+static inline uint32_t cn_hash_bytes(const char *s, size_t n) {
+  uint32_t h = 2166136261u;
+  while (n-- > 0)
+    h = (h ^ (uint8_t)*s++) * 16777619u;
+  return h;
+}
+
+/* -- Redis URLs (cn_redisurl.c) ---------------------------------------- */
+
+#define CN_REDIS_USER 128
+#define CN_REDIS_PASSWORD 256
+
+typedef struct cn_redis_url_s {
+  char dial[300]; /* "host:port", "[v6]:port" or "unix:PATH" */
+  char user[CN_REDIS_USER], password[CN_REDIS_PASSWORD]; /* "": none */
+  int db;
+} cn_redis_url_t;
+
+int cn_redis_url_parse(const char *url, cn_redis_url_t *u);
+
+/* -- The bus across processes, through Redis (cn_busredis.c) --------- */
+
+typedef struct cn_busredis_stats_s {
+  int configured; /* --bus was given */
+  int up;         /* both connections to Redis work */
+  uint64_t published; /* messages Redis took from this process */
+  uint64_t received;  /* messages from other processes delivered here */
+  uint64_t dropped;   /* dropped from the full outbox */
+  uint64_t lost;      /* sent but unconfirmed when a connection failed */
+  uint64_t outages;   /* times the bus went down */
+  size_t outbox;      /* messages waiting for Redis */
+  char where[264];    /* Redis's address */
+} cn_busredis_stats_t;
+
+int cn_busredis_start(const char *url);
+void cn_busredis_stop(void);
+void cn_busredis_stats(cn_busredis_stats_t *st);
+
 /* -- Shared dictionaries (cn_shared.c) -------------------------------- */
 
 typedef struct cn_shared_s cn_shared_t;

@@ -39,6 +39,7 @@ int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
 int luaopen_coronet_redis(lua_State *L);
+int luaopen_coronet_busredis(lua_State *L);
 int luaopen_coronet_bus(lua_State *L);
 int luaopen_coronet_shared(lua_State *L);
 

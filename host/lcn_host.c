@@ -411,6 +411,7 @@ int cn__host_start(cn_worker_t *w) {
   preload(L, "coronet.c.proc", luaopen_coronet_proc);
   preload(L, "coronet.c.fs", luaopen_coronet_fs);
   preload(L, "coronet.c.redis", luaopen_coronet_redis);
+  preload(L, "coronet.c.busredis", luaopen_coronet_busredis);
   preload(L, "coronet.c.bus", luaopen_coronet_bus);
   preload(L, "coronet.c.shared", luaopen_coronet_shared);
   set_path(L, cfg);

@@ -480,7 +480,29 @@ static int redis_new(lua_State *L) {
 }
 
 
+/* parse_url(addr) -> dial, user, password, db | nil
+** Splits a Redis address (see cn_redis_url_parse); user and password are
+** nil when absent. */
+static int redis_parse_url(lua_State *L) {
+  cn_redis_url_t u;
+  if (cn_redis_url_parse(luaL_checkstring(L, 1), &u) < 0)
+    return 0;
+  lua_pushstring(L, u.dial);
+  if (u.user[0] != '\0')
+    lua_pushstring(L, u.user);
+  else
+    lua_pushnil(L);
+  if (u.password[0] != '\0')
+    lua_pushstring(L, u.password);
+  else
+    lua_pushnil(L);
+  lua_pushinteger(L, u.db);
+  return 4;
+}
+
+
 static const luaL_Reg funcs[] = {{"new", redis_new},
+                                 {"parse_url", redis_parse_url},
                                  {"send", redis_send},
                                  {"idle", redis_idle},
                                  {NULL, NULL}};

@@ -17,11 +17,10 @@
 local C = require "coronet.c.redis"
 local coronet = require "coronet"
 local net = require "coronet.net"
-local type, error, select, tostring, tonumber = type, error, select,
-  tostring, tonumber
+local type, error, select, tostring = type, error, select, tostring
 local pairs, ipairs = pairs, ipairs
 local setmetatable, getmetatable, pcall = setmetatable, getmetatable, pcall
-local remove, concat, char = table.remove, table.concat, string.char
+local remove, concat = table.remove, table.concat
 local wait, now = coronet.wait, coronet.now
 local send, read, idle, new_parser = C.send, C.read, C.idle, C.new
 
@@ -411,33 +410,6 @@ local function take(key, o, p)
   return nil
 end
 
--- unescape decodes a URL's %XX escapes.
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
-end
-
--- target parses addr: "host:port", "unix:PATH" or
--- "redis://[[user]:password@]host[:port][/db]". Returns what to dial and
--- the user, password and db the URL names, or nil.
-local function target(addr)
-  local rest = addr:match("^redis://(.*)$")
-  if not rest then return addr end
-  local auth, hostport = rest:match("^(.*)@([^@]*)$")
-  local user, password
-  if auth then
-    user, password = auth:match("^([^:]*):(.*)$")
-    if not user then user = auth end
-    user = user ~= "" and unescape(user) or nil
-    password = password and unescape(password)
-  else
-    hostport = rest
-  end
-  local hp, db = hostport:match("^([^/]+)/?(%d*)$")
-  if not hp then return nil end
-  if not hp:find(":%d+$") then hp = hp .. ":6379" end
-  return hp, user, password, tonumber(db)
-end
-
 -- connect(addr [, opts]) -> r | nil, err
 -- addr: "host:port", "unix:PATH" or "redis://[[user]:password@]host[:port]
 -- [/db]". opts: timeout (seconds, for connecting and for each command),
@@ -452,7 +424,7 @@ function _M.connect(addr, opts)
     argerror(2, "connect", "table", opts)
   end
   local o = opts or {}
-  local dial, user, password, db = target(addr)
+  local dial, user, password, db = C.parse_url(addr)
   if not dial then return nil, "bad address '" .. addr .. "'" end
   user, password = o.user or user, o.password or password
   db = o.db or db or 0
