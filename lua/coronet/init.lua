@@ -4,6 +4,7 @@ local sched = require "coronet.c.sched"
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local co_yield, isyieldable = coroutine.yield, coroutine.isyieldable
 local park, unpark, now = sched.park, sched.unpark, sched.now
+local SLEEP = sched.waits.sleep
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -109,7 +110,7 @@ function _M.sleep(s)
   end
   local deadline = now() + s
   repeat
-    park(deadline - now())
+    park(deadline - now(), SLEEP)
   until not wait("sleep") or now() >= deadline
 end
 
