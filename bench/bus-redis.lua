@@ -6,7 +6,7 @@
 --     (latency: publish to delivery, from the time in each message)
 --   coronet --bus URL --run bench/bus-redis.lua pub TOPIC N RATE SIZE
 --     publishes N messages of SIZE bytes, RATE a second (0: flat out),
---     then prints "done secs=S" once the outbox is empty
+--     then prints "done secs=S" once Redis took them all
 local coronet = require "coronet"
 local bus = require "coronet.bus"
 local format, rep, floor = string.format, string.rep, math.floor
@@ -55,6 +55,10 @@ for i = 1, n do
     coronet.yield()
   end
 end
-while select(2, bus.status()).outbox > 0 do coronet.sleep(0.005) end
+while true do -- until Redis took every message
+  local _, st = bus.status()
+  if st.outbox + st.unconfirmed == 0 then break end
+  coronet.sleep(0.005)
+end
 print(format("done secs=%.3f", now() - t0))
 os.exit(0)

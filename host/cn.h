@@ -494,6 +494,7 @@ typedef struct cn_busredis_stats_s {
   uint64_t dropped;   /* dropped from the full outbox */
   uint64_t lost;      /* sent but unconfirmed when a connection failed */
   uint64_t outages;   /* times the bus went down */
+  uint64_t unconfirmed; /* sent, Redis's answer not in yet */
   size_t outbox;      /* messages waiting for Redis */
   char where[264];    /* Redis's address */
 } cn_busredis_stats_t;

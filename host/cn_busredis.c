@@ -77,7 +77,8 @@ typedef struct {
   size_t inflight; /* leading bytes of out owned by wreq */
   cn_resp_t p;     /* frames replies as they arrive */
   size_t fed;
-  uint64_t pending;  /* publisher: messages sent, not yet answered */
+  uint64_t pending;  /* publisher: messages sent, not yet answered (atomic:
+                        the stats read it) */
   uint64_t last_rx;  /* loop time of the last byte received */
   uint64_t ping_at;  /* loop time of the unanswered PING, or 0 */
 } link_t;
@@ -514,6 +515,13 @@ static void deliver(const char *chan, size_t clen, const char *p, size_t n) {
 }
 
 
+/* confirmed counts a reply to one of the PUBLISH commands in flight. */
+static void confirmed(link_t *l) {
+  if (l->pending > 0)
+    __atomic_sub_fetch(&l->pending, 1, __ATOMIC_RELAXED);
+}
+
+
 /* on_reply acts on a whole reply; returns -1 when the link failed. */
 static int on_reply(link_t *l, const reply_t *r) {
   const char *what = l->kind == L_SUB ? "subscriber" : "publisher";
@@ -522,7 +530,7 @@ static int on_reply(link_t *l, const reply_t *r) {
       fail("%s: %.*s", what, (int)r->sl[0], r->s[0]);
       return -1;
     }
-    l->pending -= l->pending > 0; /* a PUBLISH refused */
+    confirmed(l); /* a PUBLISH refused */
     __atomic_add_fetch(&br.lost, 1, __ATOMIC_RELAXED);
     return 0;
   }
@@ -531,7 +539,7 @@ static int on_reply(link_t *l, const reply_t *r) {
     return 0;
   }
   if (r->type == CN_RESP_INT && l->kind == L_PUB) {
-    l->pending -= l->pending > 0;
+    confirmed(l);
     __atomic_add_fetch(&br.published, 1, __ATOMIC_RELAXED);
   } else if (r->type == CN_RESP_STATUS && is(r, 0, "PONG") && !l->ready) {
     on_ready(l);
@@ -749,7 +757,7 @@ static void fail(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(why, sizeof why, fmt, ap);
   va_end(ap);
-  br.link[L_PUB].pending = 0;
+  __atomic_store_n(&br.link[L_PUB].pending, 0, __ATOMIC_RELAXED);
   if (br.up) {
     br.up = 0;
     __atomic_store_n(&br.status_up, 0, __ATOMIC_RELAXED);
@@ -789,7 +797,7 @@ static void pump(void) {
       put_publish(l, batch[i]);
       cn_bus_msg_unref(batch[i]);
     }
-    l->pending += n;
+    __atomic_add_fetch(&l->pending, n, __ATOMIC_RELAXED);
   }
   link_write(l);
 }
@@ -1001,6 +1009,7 @@ void cn_busredis_stats(cn_busredis_stats_t *st) {
   st->dropped = __atomic_load_n(&br.dropped, __ATOMIC_RELAXED);
   st->lost = __atomic_load_n(&br.lost, __ATOMIC_RELAXED);
   st->outages = __atomic_load_n(&br.outages, __ATOMIC_RELAXED);
+  st->unconfirmed = __atomic_load_n(&br.link[L_PUB].pending, __ATOMIC_RELAXED);
   uv_mutex_lock(&br.lock);
   st->outbox = br.rcount;
   uv_mutex_unlock(&br.lock);

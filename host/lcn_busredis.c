@@ -14,19 +14,20 @@ static void set_count(lua_State *L, const char *name, uint64_t v) {
 
 
 /* status() -> "up" | "down" | "local", {published=, received=, dropped=,
-** lost=, outages=, outbox=, redis=}
+** lost=, outages=, outbox=, unconfirmed=, redis=}
 ** "local" without --bus (the bus spans this process only). */
 static int busredis_status(lua_State *L) {
   cn_busredis_stats_t st;
   cn_busredis_stats(&st);
   lua_pushstring(L, !st.configured ? "local" : st.up ? "up" : "down");
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 8);
   set_count(L, "published", st.published);
   set_count(L, "received", st.received);
   set_count(L, "dropped", st.dropped);
   set_count(L, "lost", st.lost);
   set_count(L, "outages", st.outages);
   set_count(L, "outbox", st.outbox);
+  set_count(L, "unconfirmed", st.unconfirmed);
   if (st.configured) {
     lua_pushstring(L, st.where);
     lua_setfield(L, -2, "redis");
