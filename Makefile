@@ -61,6 +61,8 @@ $(BUILD)/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/replay.c t/fuzz/fuzz.h $(OBJS)
 	  $(filter-out $(BUILD)/main.o,$(OBJS)) $(PKG_LIBS)
 
 # The tests run under the host: `coronet --run t/NNN-topic.t` prints TAP.
+# t/9*.t start their own redis-server (Debian: redis-server); without it
+# they skip, unless CI is set.
 test check: $(BIN) $(CTESTS)
 	CORONET=$(abspath $(BIN)) CORONET_BUILD=$(abspath $(BUILD)) \
 	  $(PROVE) $(PROVE_FLAGS) -e '$(BIN) --run' t/*.t
