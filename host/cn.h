@@ -12,6 +12,7 @@
 #include "cn_errno.h"
 #include "cn_http.h"
 #include "cn_ws.h"
+#include "cn_resp.h"
 
 #define CN_VERSION "0.1.0"
 
@@ -623,6 +624,47 @@ int cn_group_send_to(cn_group_t *g, cn_conn_t *c, cn_sblock_t *s);
 size_t cn_group_drop_behind(cn_group_t *g);
 int cn_group_wait(cn_group_t *g, cn_waiter_t *w);
 void cn_group_unwait(void *group, cn_waiter_t *w);
+
+/* cn_hash_bytes returns the 32-bit FNV-1a hash of s[0..n), for hash
+** tables of names. */
+static inline uint32_t cn_hash_bytes(const char *s, size_t n) {
+  uint32_t h = 2166136261u;
+  while (n-- > 0)
+    h = (h ^ (uint8_t)*s++) * 16777619u;
+  return h;
+}
+
+/* -- Redis URLs (cn_redisurl.c) ---------------------------------------- */
+
+#define CN_REDIS_USER 128
+#define CN_REDIS_PASSWORD 256
+
+typedef struct cn_redis_url_s {
+  char dial[300]; /* "host:port", "[v6]:port" or "unix:PATH" */
+  char user[CN_REDIS_USER], password[CN_REDIS_PASSWORD]; /* "": none */
+  int db;
+} cn_redis_url_t;
+
+int cn_redis_url_parse(const char *url, cn_redis_url_t *u);
+
+/* -- The bus across processes, through Redis (cn_busredis.c) --------- */
+
+typedef struct cn_busredis_stats_s {
+  int configured; /* --bus was given */
+  int up;         /* both connections to Redis work */
+  uint64_t published; /* messages Redis took from this process */
+  uint64_t received;  /* messages from other processes delivered here */
+  uint64_t dropped;   /* dropped from the full outbox */
+  uint64_t lost;      /* sent but unconfirmed when a connection failed */
+  uint64_t outages;   /* times the bus went down */
+  uint64_t unconfirmed; /* sent, Redis's answer not in yet */
+  size_t outbox;      /* messages waiting for Redis */
+  char where[264];    /* Redis's address */
+} cn_busredis_stats_t;
+
+int cn_busredis_start(const char *url);
+void cn_busredis_stop(void);
+void cn_busredis_stats(cn_busredis_stats_t *st);
 
 /* -- Shared dictionaries (cn_shared.c) -------------------------------- */
 

@@ -22,6 +22,8 @@ int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what);
 int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                   size_t dlen, uint64_t timeout, uint64_t deadline,
                   const char *what);
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what);
 int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what);
 
 /* lcn_earliest returns the earlier of two deadlines, 0 meaning none. */
@@ -54,6 +56,8 @@ int luaopen_coronet_host(lua_State *L);
 int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
+int luaopen_coronet_redis(lua_State *L);
+int luaopen_coronet_busredis(lua_State *L);
 int luaopen_coronet_bus(lua_State *L);
 int luaopen_coronet_shared(lua_State *L);
 int luaopen_coronet_group(lua_State *L);

@@ -21,6 +21,8 @@
 
 #define DEFAULT_LISTEN "127.0.0.1:7000"
 
+static const char *bus_url; /* --bus */
+
 static const char usage_text[] =
   "usage: coronet [options] SCRIPT [ARGS...]\n"
   "       coronet --run SCRIPT [ARGS...]\n"
@@ -69,6 +71,9 @@ static const char usage_text[] =
   "      --lua-memory BYTES  Lua heap per worker; past it the allocating\n"
   "                          task fails with 'not enough memory' (default\n"
   "                          1g; k, m and g allowed)\n"
+  "      --bus URL           coronet.bus spans every process attached to the\n"
+  "                          Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB],\n"
+  "                          HOST:PORT or unix:PATH\n"
   "      --log-level LEVEL   error, warn, info (default) or debug\n"
   "  -q, --quiet             same as --log-level warn\n"
   "  -h, --help              show this help\n"
@@ -316,6 +321,10 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL ||
           parse_size(v, &cfg->write_hwm) < 0)
         return usage_error("%s needs a size in bytes (k and m allowed)", a);
+    } else if (is(a, NULL, "--bus", &eq)) {
+      if ((v = need_value(argc, argv, &i, eq)) == NULL)
+        return usage_error("%s needs a Redis URL", a);
+      bus_url = v;
     } else if (is(a, NULL, "--log-level", &eq)) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL ||
           (cn_log_level = cn_log_parse_level(v)) < 0)
@@ -399,7 +408,11 @@ int main(int argc, char **argv) {
     }
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (bus_url != NULL && cn_busredis_start(bus_url) < 0)
+    return usage_error("bad --bus URL '%s': expected redis://HOST[:PORT][/DB]"
+                       ", HOST:PORT or unix:PATH", bus_url);
   rc = cn_run(&cfg, &lcn_host_hooks);
+  cn_busredis_stop();
   cn_tls_conf_unref(cfg.tls);
   cn_tls_cleanup();
   return rc;
