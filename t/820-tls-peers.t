@@ -185,6 +185,12 @@ t.test("coronet dials openssl s_server, TLS 1.3 and TLS 1.2", function()
       t.is(i.alpn, "http/1.1", v .. ": ALPN")
       c:write("hello\n")
       t.is(c:read_line(), "olleh", v .. ": s_server -rev answers")
+      c:write("last\n")
+      t.ok(c:close_write(), v .. ": close_write sends close_notify")
+      t.is(c:read_line(), "tsal", v .. ": what was sent before it arrives")
+      local _, err = util.read_all(c)
+      t.ok(err == "eof" or err == "reset", v .. ": then the peer ends: "
+        .. tostring(err))
       c:close()
     end
     p:stop()
