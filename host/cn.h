@@ -21,6 +21,7 @@ typedef struct cn_pump_s cn_pump_t;
 typedef struct cn_config_s cn_config_t;
 typedef struct cn_addr_s cn_addr_t;
 typedef struct cn_task_s cn_task_t;
+typedef struct cn_conn_watch_s cn_conn_watch_t;
 struct lua_State;
 
 /* What a task is (cn_sched_set_kind) and what its park waits for
@@ -72,6 +73,7 @@ struct cn_addr_s {
 
 int cn_addr_parse(const char *s, cn_addr_t *a);
 int cn_addr_resolve(cn_addr_t *a);
+void cn_addr_set_port(cn_addr_t *a, uv_os_sock_t fd);
 void cn_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
 /* -- Configuration (main.c fills it) ----------------------------------- */
@@ -91,6 +93,10 @@ struct cn_config_s {
   double grace; /* seconds open connections get at shutdown */
   size_t read_hwm, write_hwm;
   const char *moddir; /* where lua/coronet/ lives */
+  int reuseport;      /* share listen addresses with other processes */
+  int keepalive;      /* TCP keepalive idle seconds, 0 = off */
+  double task_slice;  /* seconds a task may run without yielding, 0 = off */
+  size_t lua_memory;  /* bytes of Lua heap per worker */
 };
 
 /* -- Waiting ----------------------------------------------------------- */
@@ -188,7 +194,18 @@ struct cn_conn_s {
   uint8_t skip; /* discard input through the next delimiter (line too long) */
   struct sockaddr_in6 peer;      /* remote address as accepted */
   cn_task_t *task; /* the owner's: the task that closes c when it ends */
+  cn_conn_watch_t *watchers;
 };
+
+/* A watcher hears of its connection's events: fn(w, c, CN_CONN_EV_CLOSED)
+** once, when c closes (w is unlinked first), and fn(w, c,
+** CN_CONN_EV_DRAINED) each time c's write chain is at or below its
+** low-water mark after a write. fn must not unwatch other watchers. */
+struct cn_conn_watch_s {
+  cn_conn_watch_t *prev, *next;
+  void (*fn)(cn_conn_watch_t *w, cn_conn_t *c, int event);
+};
+enum { CN_CONN_EV_CLOSED, CN_CONN_EV_DRAINED };
 
 cn_conn_t *cn_conn_new(cn_worker_t *w, int pipe);
 int cn_conn_open(cn_conn_t *c, uv_os_sock_t fd);
@@ -200,6 +217,9 @@ void cn_conn_unwait(void *conn, cn_waiter_t *wt);
 void cn_conn_consumed(cn_conn_t *c);
 void cn_conn_kick(cn_conn_t *c);
 int cn_conn_write(cn_conn_t *c, const char *p, size_t n);
+int cn_conn_write_shared(cn_conn_t *c, cn_sblock_t *s);
+void cn_conn_watch(cn_conn_t *c, cn_conn_watch_t *w);
+void cn_conn_unwatch(cn_conn_t *c, cn_conn_watch_t *w);
 int cn_conn_writable(const cn_conn_t *c);
 void cn_conn_flush(cn_conn_t *c);
 int cn_conn_close_write(cn_conn_t *c);
@@ -344,6 +364,7 @@ int cn_listen_socket(const cn_addr_t *a, int reuseport, uv_os_sock_t *fd,
 int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
                       cn_listener_t **out);
 void cn_listener_close(cn_listener_t *l);
+void cn_tcp_keepalive(uv_os_sock_t fd, int idle);
 void cn__listen_resume(cn_worker_t *w);
 
 /* -- Watching the script (cn_watch.c) -------------------------------- */
@@ -363,6 +384,38 @@ int cn_watch_start(cn_watch_t *w, uv_loop_t *loop, const char *script,
 void cn_watch_close(cn_watch_t *w);
 
 /* -- Workers (cn_worker.c) --------------------------------------------- */
+
+/* What a worker asks of its Lua side (lcn_host.c's lcn_host_hooks; main.c
+** hands them to cn_run). Each runs in the worker's thread. */
+typedef struct cn_hooks_s {
+  /* start makes the worker's Lua state and starts the script's main chunk;
+  ** 0, or -1 after logging why not. */
+  int (*start)(cn_worker_t *w);
+  /* serve gives the connections of listener l to the script's handler. */
+  void (*serve)(cn_worker_t *w, cn_listener_t *l);
+  void (*reload)(cn_worker_t *w); /* load the script again */
+  void (*stopping)(cn_worker_t *w); /* shutdown began */
+  void (*idle)(cn_worker_t *w); /* the loop has little to do: collect */
+  void (*close)(cn_worker_t *w); /* free the Lua state */
+  /* stalled: w's turn has run past the task slice. Called from the
+  ** control thread while w runs: it may only arm what w checks. */
+  void (*stalled)(cn_worker_t *w);
+} cn_hooks_t;
+
+/* What the control thread and the runaway guard see of a worker's loop:
+** written by the worker, read from other threads (relaxed atomics). */
+typedef struct cn_loopwatch_s {
+  uint64_t busy_since; /* uv_hrtime when the running turn began; 0: polling */
+  uint64_t armed;      /* busy_since of the turn the task-slice hook is for */
+  uint64_t armed_at;   /* when the hook was set */
+  uint64_t fired;      /* armed_at of the arming the hook answered */
+  uint64_t reported;   /* busy_since of the last stall logged */
+  uint64_t stalls;     /* turns longer than the task slice */
+  uint64_t stopped;    /* tasks stopped by the task slice */
+  uint64_t lag_max_ns; /* longest turn so far */
+  uint64_t lag_last_ns; /* the last turn's length */
+  uint64_t busy_ns;    /* time spent in turns, in all */
+} cn_loopwatch_t;
 
 struct cn_worker_s {
   uv_loop_t loop;
@@ -403,6 +456,20 @@ struct cn_worker_s {
   int closed;       /* async is closed: no more messages */
   int signum;       /* the signal behind CN_MSG_STOP or CN_MSG_KILL */
   uv_mutex_t lock;
+  const cn_hooks_t *hooks;
+  cn_loopwatch_t watch;
+  uv_prepare_t prepare; /* ends a turn: the loop is about to poll */
+  uv_check_t turn_check; /* begins a turn: the poll returned */
+  uv_timer_t gc_timer;   /* drives the Lua GC while the loop is idle */
+  uint64_t gc_busy;      /* watch.busy_ns at the last GC tick */
+  size_t lua_bytes;      /* Lua heap (the allocator counts) */
+  size_t lua_peak;       /* its highest so far */
+  size_t lua_after_full; /* right after the last full GC cycle */
+  int lua_refused;       /* the allocator refused since the last tick */
+  size_t nfiles;         /* files open (cn_fs.c) */
+  int accept_paused;     /* a listener waits for connections to close */
+  unsigned reload_asked; /* the newest reload asked (under lock) */
+  unsigned reload_gen;   /* the reload being run */
   uv_os_sock_t *fds; /* listening sockets handed over at start */
   int *fd_pipe;
   int nfds;
@@ -413,7 +480,9 @@ struct cn_worker_s {
   void *ctl; /* the control structure (main.c) */
 };
 
-enum { CN_MSG_STOP = 1, CN_MSG_RELOAD = 2, CN_MSG_KILL = 4 };
+enum {
+  CN_MSG_STOP = 1, CN_MSG_RELOAD = 2, CN_MSG_KILL = 4, CN_MSG_RESUME = 8
+};
 
 cn_worker_t *cn_worker_self(void);
 uint64_t cn_worker_conn_id(void);
@@ -421,13 +490,102 @@ void cn_worker_send(cn_worker_t *w, unsigned msg, int signum);
 void cn_worker_exit(cn_worker_t *w, int code);
 void cn__worker_conn_closed(cn_worker_t *w);
 void cn__worker_started(cn_worker_t *w, int ok);
-int cn_run(const cn_config_t *cfg);
+void cn_worker_reloaded(cn_worker_t *w, int ok, const char *msg);
+int cn_worker_stopping(const cn_worker_t *w);
+int cn_run(const cn_config_t *cfg, const cn_hooks_t *hooks);
 
-/* The Lua side of a worker, in lcn_host.c. */
-int cn__host_start(cn_worker_t *w);
-void cn__host_serve(cn_worker_t *w, cn_listener_t *l);
-void cn__host_reload(cn_worker_t *w);
-void cn__host_close(cn_worker_t *w);
+/* -- Bus between workers (cn_bus.c) ----------------------------------- */
+
+/* A bus message: immutable bytes under a topic, shared by reference by
+** every worker that gets it; freed with its last reference. */
+typedef struct cn_bus_msg_s {
+  uint32_t refs; /* atomic */
+  uint32_t tlen;
+  size_t len;
+  char bytes[]; /* the topic, '\0', then the len message bytes */
+} cn_bus_msg_t;
+
+static inline const char *cn_bus_msg_data(const cn_bus_msg_t *m) {
+  return m->bytes + m->tlen + 1;
+}
+
+/* A bridge carries topics beyond the process (see cn_bus_set_bridge). */
+typedef struct cn_bus_bridge_s {
+  void (*publish)(void *ud, cn_bus_msg_t *m);
+  void (*interest)(void *ud, const char *topic, size_t tlen, int on);
+  void *ud;
+} cn_bus_bridge_t;
+
+typedef struct cn_bus_stats_s {
+  uint64_t published, delivered, dropped;
+  size_t topics;
+} cn_bus_stats_t;
+
+int cn_bus_publish(cn_worker_t *from, const char *topic, size_t tlen,
+                   const void *p, size_t n);
+int cn_bus_interest(cn_worker_t *w, const char *topic, size_t tlen,
+                    size_t cap);
+cn_bus_msg_t *cn_bus_take(cn_worker_t *w, uint64_t *lost);
+void cn_bus_wait(cn_worker_t *w, cn_waiter_t *wt);
+void cn_bus_unwait(void *w, cn_waiter_t *wt);
+void cn_bus_kick(cn_worker_t *w);
+void cn_bus_worker_close(cn_worker_t *w);
+void cn_bus_msg_ref(cn_bus_msg_t *m);
+void cn_bus_msg_unref(cn_bus_msg_t *m);
+void cn_bus_set_bridge(const cn_bus_bridge_t *b);
+void cn_bus_count(uint64_t delivered, uint64_t dropped);
+void cn_bus_stats(cn_bus_stats_t *st);
+
+/* -- Groups of connections (cn_group.c) ------------------------------ */
+
+/* A group: connections of one worker that one call writes to. A member
+** is behind from the send that took its write chain past the high-water
+** mark until the chain drains to the low-water mark. */
+typedef struct cn_group_s {
+  struct cn_member_s **members;
+  size_t n, size;
+  size_t behind;    /* members behind */
+  uint64_t dropped; /* members closed at their limit */
+  cn_waiter_t **waiters; /* woken when none is behind */
+  size_t nwait, wsize;
+} cn_group_t;
+
+cn_group_t *cn_group_new(void);
+void cn_group_free(cn_group_t *g);
+int cn_group_add(cn_group_t *g, cn_conn_t *c, size_t limit);
+int cn_group_remove(cn_group_t *g, cn_conn_t *c);
+size_t cn_group_send(cn_group_t *g, cn_sblock_t *s, cn_conn_t *except);
+int cn_group_send_to(cn_group_t *g, cn_conn_t *c, cn_sblock_t *s);
+size_t cn_group_drop_behind(cn_group_t *g);
+int cn_group_wait(cn_group_t *g, cn_waiter_t *w);
+void cn_group_unwait(void *group, cn_waiter_t *w);
+
+/* -- Shared dictionaries (cn_shared.c) -------------------------------- */
+
+typedef struct cn_shared_s cn_shared_t;
+enum { CN_SHARED_NIL, CN_SHARED_STRING, CN_SHARED_NUMBER, CN_SHARED_BOOL };
+enum { CN_SHARED_SET, CN_SHARED_ADD, CN_SHARED_REPLACE };
+
+/* A value: num holds a number or a boolean (0 or 1), str/len a string. */
+typedef struct cn_shared_val_s {
+  int type;
+  double num;
+  const char *str;
+  size_t len;
+} cn_shared_val_t;
+
+cn_shared_t *cn_shared_open(const char *name, size_t bytes);
+void cn_shared_release(cn_shared_t *d);
+const char *cn_shared_name(const cn_shared_t *d);
+int cn_shared_get(cn_shared_t *d, const char *k, size_t n,
+                  cn_shared_val_t *out, char **buf, size_t *cap);
+int cn_shared_set(cn_shared_t *d, const char *k, size_t n,
+                  const cn_shared_val_t *v, double ttl, int mode);
+int cn_shared_incr(cn_shared_t *d, const char *k, size_t n, double by,
+                   const double *init, double *result);
+char *cn_shared_keys(cn_shared_t *d, size_t max, size_t *count);
+void cn_shared_flush(cn_shared_t *d);
+void cn_shared_usage(cn_shared_t *d, size_t *used, size_t *capacity);
 
 /* -- Scheduler (cn_sched.c) -------------------------------------------- */
 
@@ -474,6 +632,8 @@ void cn_sched_unpark(cn_task_t *t);
 int cn_sched_wake_with(cn_task_t *t, struct lua_State *from, int n);
 cn_task_t *cn_sched_lookup(struct lua_State *L, int idx);
 uint64_t cn_sched_task_id(cn_task_t *t);
+uint64_t cn_sched_task_conn_id(cn_task_t *t);
+void cn_sched_set_conn_id(cn_task_t *t, uint64_t id);
 uint32_t cn_sched_parked_as(cn_task_t *t);
 cn_task_t *cn_sched_first(cn_worker_t *w);
 cn_task_t *cn_sched_next(cn_task_t *t);

@@ -30,6 +30,10 @@ void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
+void lcn_net_version_end(lua_State *L, int version, int ok);
+
+/* lcn_host_hooks: the Lua side of a worker, for cn_run (lcn_host.c). */
+extern const cn_hooks_t lcn_host_hooks;
 
 /* Reads through LuaJIT's FFI (lua/coronet/conn.lua): box is a connection
 ** object's payload; out[0] the length of the bytes returned, out[1] what
@@ -45,5 +49,8 @@ int luaopen_coronet_host(lua_State *L);
 int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
+int luaopen_coronet_bus(lua_State *L);
+int luaopen_coronet_shared(lua_State *L);
+int luaopen_coronet_group(lua_State *L);
 
 #endif

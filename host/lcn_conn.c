@@ -64,6 +64,7 @@ static void owner_end(cn_task_t *t, int status) {
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c) {
   c->task = t;
   cn_sched_set_data(t, c);
+  cn_sched_set_conn_id(t, c->id);
   cn_sched_set_end(t, owner_end);
 }
 
@@ -105,7 +106,7 @@ static cn_conn_t *check_conn(lua_State *L, int idx) {
 /* push_bytes pushes the first n bytes of b as a string and drops them. */
 static void push_bytes(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
   if (b->head != NULL && b->head->wpos - b->head->rpos >= n) {
-    lua_pushlstring(L, b->head->data + b->head->rpos, n);
+    lua_pushlstring(L, cn_block_bytes(b->head) + b->head->rpos, n);
   } else {
     luaL_Buffer lb;
     cn_block_t *h;
@@ -115,7 +116,7 @@ static void push_bytes(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
       size_t k = h->wpos - h->rpos;
       if (k > left)
         k = left;
-      luaL_addlstring(&lb, h->data + h->rpos, k);
+      luaL_addlstring(&lb, cn_block_bytes(h) + h->rpos, k);
       left -= k;
     }
     luaL_pushresult(&lb);
