@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,9 +41,11 @@ static const char usage_text[] =
   "                          first task, arguments after SCRIPT are its own\n"
   "                          (in 'arg' and '...'), and coronet exits when the\n"
   "                          chunk ends or calls os.exit\n"
-  "  -c, --max-connections N accept at most N connections at once per worker\n"
-  "                          (default: the open-file limit less 64); more\n"
-  "                          wait in the kernel's accept queue\n"
+  "  -c, --max-connections N accept at most N connections at once, all\n"
+  "                          workers together (default: no limit but file\n"
+  "                          descriptors: accepting pauses while fewer than\n"
+  "                          a reserve of them are free); more wait in the\n"
+  "                          kernel's accept queue\n"
   "  -g, --grace SECONDS     at SIGINT/SIGTERM, stop accepting and give open\n"
   "                          connections this long to finish (default 10);\n"
   "                          a second signal closes them at once\n"
@@ -165,16 +166,6 @@ static const char *find_moddir(void) {
     }
   }
   return CN_LUADIR;
-}
-
-
-static size_t default_max_conns(int workers) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-    return 100000;
-  if (rl.rlim_cur < 128)
-    return 64;
-  return (size_t)(rl.rlim_cur - 64) / (size_t)workers;
 }
 
 
@@ -309,7 +300,7 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
   if (cfg->run)
     cfg->workers = 1;
   if (!max_set)
-    cfg->max_conns = default_max_conns(cfg->workers);
+    cfg->max_conns = (size_t)-1; /* descriptors bound it (cn_listen.c) */
   return -1;
 }
 
