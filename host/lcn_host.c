@@ -367,6 +367,7 @@ static cn_task_t *spawn_main(cn_worker_t *w, cn_end_cb on_end) {
   for (i = 0; i < w->cfg->argc; i++)
     lua_pushstring(L, w->cfg->argv[i]);
   t = cn_sched_spawn(L, w->cfg->argc); /* pushes its coroutine */
+  cn_sched_set_kind(t, CN_TASK_MAIN);
   life_call(L, "begin", 1, 0);
   cn_sched_set_end(t, on_end);
   return t;
@@ -540,7 +541,8 @@ void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c) {
   lcn_push_conn(L, c);
   t = cn_sched_spawn(L, 2);
   lua_pop(L, 1);
-  cn_sched_set_conn(t, c);
+  cn_sched_set_kind(t, CN_TASK_HANDLER);
+  lcn_conn_own(t, c);
   cn_conn_start(c);
   if (cn_log_level >= CN_LOG_DEBUG) {
     char peer[CN_ADDRSTRLEN] = "?";
@@ -695,12 +697,18 @@ static int host_start(cn_worker_t *w) {
   count_alloc(w, L);
   luaL_openlibs(L);
   cn_sched_init(w);
+  w->after_run = cn__conn_flush_dirty; /* what a task wrote leaves */
   preload(L, "coronet.c.sched", luaopen_coronet_sched);
   preload(L, "coronet.c.conn", luaopen_coronet_conn);
   preload(L, "coronet.c.host", luaopen_coronet_host);
   preload(L, "coronet.c.net", luaopen_coronet_net);
   preload(L, "coronet.c.proc", luaopen_coronet_proc);
   preload(L, "coronet.c.fs", luaopen_coronet_fs);
+  preload(L, "coronet.c.bus", luaopen_coronet_bus);
+  preload(L, "coronet.c.shared", luaopen_coronet_shared);
+  preload(L, "coronet.c.http", luaopen_coronet_http);
+  preload(L, "coronet.c.ws", luaopen_coronet_ws);
+  preload(L, "coronet.c.group", luaopen_coronet_group);
   set_path(L, cfg);
   set_args(L, cfg);
   lua_pushcfunction(L, require_boot);

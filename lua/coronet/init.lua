@@ -4,6 +4,7 @@ local sched = require "coronet.c.sched"
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local co_yield, isyieldable = coroutine.yield, coroutine.isyieldable
 local park, unpark, now = sched.park, sched.unpark, sched.now
+local SLEEP = sched.waits.sleep
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -163,7 +164,7 @@ function _M.sleep(s)
   end
   local deadline = now() + s
   repeat
-    park(deadline - now())
+    park(deadline - now(), SLEEP)
   until not wait("sleep") or now() >= deadline
 end
 
@@ -230,6 +231,10 @@ _M.ticker = time.ticker
 -- waitgroup() -> wg: wg:add([n]), wg:done(), wg:wait([timeout]).
 _M.waitgroup = sync.waitgroup
 
+-- shared(name [, {bytes = N}]) -> the dictionary name, one for every
+-- worker of the process, kept across reloads: get, set(k, v [, ttl]),
+-- add, replace, incr(k, n [, init]), delete, keys([max]), flush_all.
+_M.shared = require "coronet.c.shared"
 -- stopping() -> a channel closed when shutdown begins (SIGINT/SIGTERM):
 -- long-lived handlers select on it to say goodbye and end early.
 -- superseded() -> a channel closed once a newer version of the script
@@ -240,5 +245,12 @@ inherit = lifecycle.inherit
 lifecycle.set_trampoline(_M._run_handler)
 _M.stopping = lifecycle.stopping
 _M.superseded = lifecycle.superseded
+
+-- group() -> a set of connections that one call writes to: add(conn [,
+-- {limit = bytes}]), remove(conn), send(data [, except]), send_to(conn,
+-- data), len(), behind(), wait([timeout]), drop_behind(), dropped().
+local group = require "coronet.c.group"
+_M.blocking(group.methods, "wait", "group")
+_M.group = group.new
 
 return _M
