@@ -169,6 +169,24 @@ static const char *find_moddir(void) {
 }
 
 
+/* bad_listen reports a listen address that cannot be parsed, saying why
+** when it can tell: a port out of range, or a script given to -l. */
+static int bad_listen(const char *v) {
+  const char *colon = strrchr(v, ':');
+  size_t n = strlen(v);
+  char *end;
+  long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
+  if (colon != NULL && colon[1] != '\0' && *end == '\0' && port > 65535)
+    return usage_error("bad listen address '%s': port %ld out of range "
+                       "(0..65535)", v, port);
+  if (n > 4 && strcmp(v + n - 4, ".lua") == 0)
+    return usage_error("bad listen address '%s': a script? -l takes "
+                       "HOST:PORT, [IPV6]:PORT or unix:PATH", v);
+  return usage_error("bad listen address '%s': expected HOST:PORT, "
+                     "[IPV6]:PORT or unix:PATH", v);
+}
+
+
 /* need_value returns the option's value (from "--opt=value" or the next
 ** argument), or NULL after a usage error. */
 static const char *need_value(int argc, char **argv, int *i, const char *eq) {
@@ -203,6 +221,7 @@ static int is(const char *arg, const char *s, const char *l, const char **eq) {
 static int parse_args(int argc, char **argv, cn_config_t *cfg) {
   int i, opts = 1, max_set = 0;
   static char *args[1024];
+  cn_addr_t addr;
   const char *eq, *v;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -228,6 +247,8 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
     } else if (is(a, "-l", "--listen", &eq)) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL)
         return usage_error("%s needs an address", a);
+      if (cn_addr_parse(v, &addr) < 0)
+        return bad_listen(v);
       if (cfg->nlisten == CN_MAX_LISTEN)
         return usage_error("too many listen addresses (at most %s)", "16");
       cfg->listen[cfg->nlisten++] = v;

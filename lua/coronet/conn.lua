@@ -11,9 +11,10 @@ local _M = { metatable = C.metatable, methods = methods }
 
 -- The methods that may wait; conn:write(data) -> count | nil, err,
 -- count_queued takes a string or a table of strings, sent in one writev.
-for _, name in ipairs { "read", "read_full", "peek", "read_line",
-  "read_until", "write" } do
-  coronet.blocking(methods, name, "conn")
+for _, m in ipairs { { "read", "number?" }, { "read_full", "number" },
+  { "peek", "number" }, { "read_line", "number?" },
+  { "read_until", "string", "number?" }, { "write" } } do
+  coronet.blocking(methods, m[1], "conn", m[2], m[3])
 end
 -- conn:lines([max]) -> iterator over lines (without "\n" or "\r\n"), as
 -- Go's bufio.Scanner: it never raises. The loop ends at EOF, at a close,
