@@ -839,6 +839,14 @@ local function pool_put(key, e)
   list[#list + 1] = e
 end
 
+-- close_idle() closes every idle pooled connection of this worker.
+function _M.close_idle()
+  for k, list in pairs(pool) do
+    for i = 1, #list do list[i].conn:close() end
+    pool[k] = nil
+  end
+end
+
 -- pool_size([key]) -> the count of idle pooled connections (for tests).
 function _M.pool_size(key)
   local n = 0
