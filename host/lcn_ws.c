@@ -52,12 +52,14 @@ static int protocol_fail(lua_State *L, int code) {
 
 
 /* frame_wait parks until want bytes are buffered, at most timeout ms
-** (0: none) from the start of the read. */
+** (0: none) from the start of the read, and not past the connection's
+** read deadline. */
 static int frame_wait(lua_State *L, cn_conn_t *c, size_t want,
                       uint64_t timeout) {
   int err = c->rerr;
   if (err == 0) {
-    err = lcn_conn_wait(L, c, want, NULL, 0, timeout, 0, "ws:recv");
+    err = lcn_conn_wait(L, c, want, NULL, 0, timeout, c->rdeadline,
+                        "ws:recv");
     if (err == 0) {
       lua_pushboolean(L, 0);
       return 1;

@@ -1073,6 +1073,10 @@ function _M.request(o)
   end
 end
 
+-- body_left(req) -> bytes of req's body not read yet (-1: unknown,
+-- chunked; 0: none left).
+function _M.body_left(req) return body_left(req.P) end
+
 -- client_parser() -> a parser for responses, for coronet.websocket.
 function _M.client_parser() return C.parser(CLIENT_PARSER) end
 _M.read_head = read_head
