@@ -25,6 +25,26 @@ typedef struct cn_addr_s cn_addr_t;
 typedef struct cn_task_s cn_task_t;
 struct lua_State;
 
+/* What a task is (cn_sched_set_kind) and what its park waits for
+** (cn_sched_park): for counters and introspection. */
+enum { CN_TASK_SPAWNED, CN_TASK_MAIN, CN_TASK_HANDLER, CN_TASK_NKINDS };
+enum {
+  CN_WAIT_OTHER, CN_WAIT_READ, CN_WAIT_WRITE, CN_WAIT_SLEEP, CN_WAIT_CHANNEL,
+  CN_WAIT_BUS, CN_WAIT_DIAL, CN_WAIT_FILE, CN_WAIT_PROCESS, CN_WAIT_NKINDS
+};
+
+/* Loop lag: how long woken tasks waited to run, in log2 buckets of
+** microseconds (bucket 0: under 1 us; bucket k: [2^(k-1), 2^k) us; the
+** last one takes the rest). */
+#define CN_LAG_BUCKETS 24
+
+typedef struct cn_sched_stats_s {
+  uint64_t resumes, turns;
+  uint64_t long_turns; /* turns that ended on their time budget */
+  uint64_t parks[CN_WAIT_NKINDS];
+  uint64_t lag[CN_LAG_BUCKETS];
+} cn_sched_stats_t;
+
 /* -- Logging (cn_log.c) ------------------------------------------------ */
 
 enum { CN_LOG_ERROR, CN_LOG_WARN, CN_LOG_INFO, CN_LOG_DEBUG };
@@ -83,6 +103,38 @@ struct cn_waiter_s {
   void (*wake)(cn_waiter_t *w);
 };
 
+/* -- Timers (cn_timer.c) ---------------------------------------------- */
+
+/* A timer is a node its owner embeds (a task's deadline, a Lua timer): it
+** costs no allocation. It fires once, calling cb, at loop time when (ms). */
+typedef struct cn_timer_s cn_timer_t;
+typedef void (*cn_timer_cb)(cn_timer_t *t);
+
+struct cn_timer_s {
+  cn_timer_t *parent, *left, *right; /* the worker's heap */
+  uint64_t when;
+  uint32_t seq; /* orders timers with the same deadline */
+  uint8_t on;   /* in the heap */
+  cn_timer_cb cb;
+};
+
+#define CN_TIMER_BATCH 1024 /* timers fired per loop turn, at most */
+
+typedef struct cn_timers_s {
+  cn_timer_t *root;
+  size_t n;
+  uint32_t seq;
+  int armed; /* h runs, due at armed_when */
+  uint64_t armed_when;
+  uv_timer_t h;
+  uv_prepare_t prepare; /* points h at the earliest deadline before polls */
+} cn_timers_t;
+
+void cn_timers_init(cn_timers_t *ts, uv_loop_t *loop);
+void cn_timers_close(cn_timers_t *ts);
+void cn_timer_start(cn_timers_t *ts, cn_timer_t *t, uint64_t when);
+int cn_timer_stop(cn_timers_t *ts, cn_timer_t *t);
+
 /* -- Connections (cn_conn.c) ------------------------------------------- */
 
 enum {
@@ -127,7 +179,7 @@ struct cn_conn_s {
   uint64_t rdeadline, wdeadline; /* loop ms, 0 = none */
   uint8_t skip; /* discard input through the next delimiter (line too long) */
   struct sockaddr_in6 peer;      /* remote address as accepted */
-  cn_task_t *task; /* the handler task that closes c when it ends */
+  cn_task_t *task; /* the owner's: the task that closes c when it ends */
 };
 
 cn_conn_t *cn_conn_new(cn_worker_t *w, int pipe);
@@ -314,7 +366,9 @@ struct cn_worker_s {
   /* scheduler (cn_sched.c) */
   cn_task_t *runq_head, *runq_tail;
   size_t runq_len;
-  unsigned turn; /* counts the scheduler's runs, one per loop turn */
+  cn_task_t *yielded_head, *yielded_tail; /* wait for the next turn */
+  int in_turn;
+  uint64_t clock; /* ns: read as a turn starts and every few resumes */
   cn_task_t *current;
   cn_task_t *tasks;     /* every live task */
   cn_task_t *free_tasks;
@@ -322,6 +376,9 @@ struct cn_worker_s {
   uv_check_t check;
   uv_idle_t idle;
   int tasks_ref; /* registry: coroutine -> task */
+  void (*after_run)(cn_worker_t *w); /* after each resume (flushes writes) */
+  cn_sched_stats_t stats;
+  cn_timers_t timers;
   /* connections (cn_conn.c, cn_listen.c) */
   cn_conn_t *dirty;
   cn_conn_t *conns;
@@ -365,29 +422,125 @@ void cn__host_serve(cn_worker_t *w, cn_listener_t *l);
 void cn__host_reload(cn_worker_t *w);
 void cn__host_close(cn_worker_t *w);
 
+/* -- Bus between workers (cn_bus.c) ----------------------------------- */
+
+/* A bus message: immutable bytes under a topic, shared by reference by
+** every worker that gets it; freed with its last reference. */
+typedef struct cn_bus_msg_s {
+  uint32_t refs; /* atomic */
+  uint32_t tlen;
+  size_t len;
+  char bytes[]; /* the topic, '\0', then the len message bytes */
+} cn_bus_msg_t;
+
+static inline const char *cn_bus_msg_data(const cn_bus_msg_t *m) {
+  return m->bytes + m->tlen + 1;
+}
+
+/* A bridge carries topics beyond the process (see cn_bus_set_bridge). */
+typedef struct cn_bus_bridge_s {
+  void (*publish)(void *ud, cn_bus_msg_t *m);
+  void (*interest)(void *ud, const char *topic, size_t tlen, int on);
+  void *ud;
+} cn_bus_bridge_t;
+
+typedef struct cn_bus_stats_s {
+  uint64_t published, delivered, dropped;
+  size_t topics;
+} cn_bus_stats_t;
+
+int cn_bus_publish(cn_worker_t *from, const char *topic, size_t tlen,
+                   const void *p, size_t n);
+int cn_bus_interest(cn_worker_t *w, const char *topic, size_t tlen,
+                    size_t cap);
+cn_bus_msg_t *cn_bus_take(cn_worker_t *w, uint64_t *lost);
+void cn_bus_wait(cn_worker_t *w, cn_waiter_t *wt);
+void cn_bus_unwait(void *w, cn_waiter_t *wt);
+void cn_bus_kick(cn_worker_t *w);
+void cn_bus_worker_close(cn_worker_t *w);
+void cn_bus_msg_ref(cn_bus_msg_t *m);
+void cn_bus_msg_unref(cn_bus_msg_t *m);
+void cn_bus_set_bridge(const cn_bus_bridge_t *b);
+void cn_bus_count(uint64_t delivered, uint64_t dropped);
+void cn_bus_stats(cn_bus_stats_t *st);
+
+/* -- Shared dictionaries (cn_shared.c) -------------------------------- */
+
+typedef struct cn_shared_s cn_shared_t;
+enum { CN_SHARED_NIL, CN_SHARED_STRING, CN_SHARED_NUMBER, CN_SHARED_BOOL };
+enum { CN_SHARED_SET, CN_SHARED_ADD, CN_SHARED_REPLACE };
+
+/* A value: num holds a number or a boolean (0 or 1), str/len a string. */
+typedef struct cn_shared_val_s {
+  int type;
+  double num;
+  const char *str;
+  size_t len;
+} cn_shared_val_t;
+
+cn_shared_t *cn_shared_open(const char *name, size_t bytes);
+void cn_shared_release(cn_shared_t *d);
+const char *cn_shared_name(const cn_shared_t *d);
+int cn_shared_get(cn_shared_t *d, const char *k, size_t n,
+                  cn_shared_val_t *out, char **buf, size_t *cap);
+int cn_shared_set(cn_shared_t *d, const char *k, size_t n,
+                  const cn_shared_val_t *v, double ttl, int mode);
+int cn_shared_incr(cn_shared_t *d, const char *k, size_t n, double by,
+                   const double *init, double *result);
+char *cn_shared_keys(cn_shared_t *d, size_t max, size_t *count);
+void cn_shared_flush(cn_shared_t *d);
+void cn_shared_usage(cn_shared_t *d, size_t *used, size_t *capacity);
+
 /* -- Scheduler (cn_sched.c) -------------------------------------------- */
+
+/* A loop turn runs ready tasks, first come first run, until none is left
+** or CN_TURN_NS have passed (then the rest wait, in order, for the next
+** turn, after a poll). A task that yields without waiting for anything
+** runs again only in the next turn. */
+#define CN_TURN_NS 500000
 
 typedef void (*cn_cancel_cb)(void *obj, cn_waiter_t *w);
 typedef void (*cn_end_cb)(cn_task_t *t, int status);
 
+enum { CN_TASK_READY, CN_TASK_RUNNING, CN_TASK_PARKED };
+
+/* What cn_sched_info tells of a task. */
+typedef struct cn_task_info_s {
+  uint64_t id;
+  int kind;  /* CN_TASK_SPAWNED, _MAIN, _HANDLER */
+  int state; /* CN_TASK_READY, _RUNNING, _PARKED */
+  int wait;  /* CN_WAIT_* of its park (the last one unless parked) */
+  uint64_t since;    /* uv_hrtime() ns at which it parked or became ready */
+  uint64_t deadline; /* loop ms at which its park times out, 0: none */
+  struct lua_State *co;
+  void *data;
+} cn_task_info_t;
+
 void cn_sched_init(cn_worker_t *w);
 void cn_sched_close(cn_worker_t *w);
 cn_task_t *cn_sched_spawn(struct lua_State *L, int nargs);
-void cn_sched_set_conn(cn_task_t *t, cn_conn_t *c);
-void cn__sched_conn_gone(cn_task_t *t);
+void cn_sched_set_kind(cn_task_t *t, int kind);
 void cn_sched_set_end(cn_task_t *t, cn_end_cb cb);
+void cn_sched_set_data(cn_task_t *t, void *data);
+void *cn_sched_data(cn_task_t *t);
+void cn_sched_log_error(cn_task_t *t, const char *where);
 struct lua_State *cn_sched_thread(cn_task_t *t);
 cn_task_t *cn_sched_task(struct lua_State *L, const char *what);
 cn_waiter_t *cn_sched_waiter(cn_task_t *t);
 uint64_t cn_sched_op_start(cn_task_t *t);
 void cn_sched_op_done(cn_task_t *t);
-void cn_sched_park(cn_task_t *t, uint64_t deadline, cn_cancel_cb cancel,
-                   void *obj);
+void cn_sched_park(cn_task_t *t, int wait, uint64_t deadline,
+                   cn_cancel_cb cancel, void *obj);
 int cn_sched_timed_out(cn_task_t *t);
 void cn_sched_unpark(cn_task_t *t);
 int cn_sched_wake_with(cn_task_t *t, struct lua_State *from, int n);
 cn_task_t *cn_sched_lookup(struct lua_State *L, int idx);
 uint64_t cn_sched_task_id(cn_task_t *t);
 uint32_t cn_sched_parked_as(cn_task_t *t);
+cn_task_t *cn_sched_first(cn_worker_t *w);
+cn_task_t *cn_sched_next(cn_task_t *t);
+void cn_sched_info(cn_task_t *t, cn_task_info_t *info);
+const char *cn_sched_kind_name(int kind);
+const char *cn_sched_wait_name(int wait);
 
 #endif

@@ -33,6 +33,7 @@ uint64_t lcn_deadline_at(lua_State *L, double t);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
+void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
 
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);
@@ -42,5 +43,7 @@ int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
 int luaopen_coronet_http(lua_State *L);
 int luaopen_coronet_ws(lua_State *L);
+int luaopen_coronet_bus(lua_State *L);
+int luaopen_coronet_shared(lua_State *L);
 
 #endif

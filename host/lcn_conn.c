@@ -2,6 +2,7 @@
 ** finishes at once when it can; when it must wait it parks the task and
 ** returns false, and its wrapper in lua/coronet/conn.lua yields and calls
 ** it again. The scheduler never pushes results: a retried call finds them. */
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -17,12 +18,53 @@ typedef struct {
 } conn_box;
 
 
+/* disown breaks the link between c and the task that owns it, if any. */
+static void disown(cn_conn_t *c) {
+  if (c->task != NULL) {
+    cn_sched_set_data(c->task, NULL);
+    c->task = NULL;
+  }
+}
+
+
+/* on_close is c's close hook: c is about to be freed. */
 static void on_close(cn_conn_t *c) {
   conn_box *b = c->data;
+  disown(c);
   if (b != NULL) {
     b->c = NULL;
     memcpy(&b->peer, &c->peer, sizeof b->peer);
   }
+}
+
+
+/* owner_end is the end hook of a task that owns a connection: it logs an
+** error that escaped the handler and closes the connection. */
+static void owner_end(cn_task_t *t, int status) {
+  cn_conn_t *c = cn_sched_data(t);
+  if (status != 0) {
+    char where[CN_ADDRSTRLEN + 48] = "", peer[CN_ADDRSTRLEN] = "?";
+    if (c != NULL) {
+      cn_conn_addr(c, 0, peer, sizeof peer);
+      snprintf(where, sizeof where, " (conn %llu from %s)",
+               (unsigned long long)c->id, peer);
+    }
+    cn_sched_log_error(t, where);
+  }
+  if (c != NULL) {
+    disown(c);
+    cn_conn_close(c);
+  }
+}
+
+
+/* lcn_conn_own makes task t the owner of c (already pushed as a Lua
+** object): t closes c when it ends, and an error t ends with is logged
+** with c's id and peer. */
+void lcn_conn_own(cn_task_t *t, cn_conn_t *c) {
+  c->task = t;
+  cn_sched_set_data(t, c);
+  cn_sched_set_end(t, owner_end);
 }
 
 
@@ -110,7 +152,8 @@ int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
     return CN_ETIMEOUT;
   start = cn_sched_op_start(t);
   cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
-  cn_sched_park(t, lcn_earliest(timeout ? start + timeout : 0, deadline),
+  cn_sched_park(t, CN_WAIT_READ,
+                lcn_earliest(timeout ? start + timeout : 0, deadline),
                 cn_conn_unwait, c);
   return 0;
 }
@@ -334,7 +377,7 @@ int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what) {
   if (cn_sched_timed_out(t))
     return CN_ETIMEOUT;
   start = cn_sched_op_start(t); /* also with only a deadline set */
-  cn_sched_park(t,
+  cn_sched_park(t, CN_WAIT_WRITE,
                 lcn_earliest(c->wtimeout ? start + c->wtimeout : 0, c->wdeadline),
                 cn_conn_unwait, c);
   cn_conn_wait_write(c, cn_sched_waiter(t));
@@ -433,7 +476,8 @@ static int pump_park(lua_State *L, pump_box *pb) {
   }
   cn_sched_op_start(t);
   pb->p.waiter = cn_sched_waiter(t);
-  cn_sched_park(t, lcn_earliest(idle, lcn_earliest(src->rdeadline, dst->wdeadline)),
+  cn_sched_park(t, CN_WAIT_READ,
+                lcn_earliest(idle, lcn_earliest(src->rdeadline, dst->wdeadline)),
                 NULL, NULL);
   lua_pushboolean(L, 0);
   lua_pushvalue(L, 1);
@@ -614,6 +658,7 @@ static int conn_tostring(lua_State *L) {
 static int conn_gc(lua_State *L) {
   conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
   if (b->c != NULL) {
+    disown(b->c); /* the owner may end after the state is gone */
     b->c->data = NULL;
     b->c->on_close = NULL;
     cn_conn_close(b->c);

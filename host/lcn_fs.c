@@ -88,7 +88,7 @@ static int park(lua_State *L, file_box *b, int want, cn_task_t *t) {
   b->want = want;
   cn_sched_op_start(t);
   b->f->waiter = cn_sched_waiter(t);
-  cn_sched_park(t, 0, cn_file_unwait, b->f);
+  cn_sched_park(t, CN_WAIT_FILE, 0, cn_file_unwait, b->f);
   lua_pushboolean(L, 0);
   return 1;
 }

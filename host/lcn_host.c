@@ -385,6 +385,7 @@ void cn__host_reload(cn_worker_t *w) {
     lua_pushstring(L, w->cfg->argv[i]);
   w->reload_task = cn_sched_spawn(L, w->cfg->argc);
   lua_pop(L, 1);
+  cn_sched_set_kind(w->reload_task, CN_TASK_MAIN);
   cn_sched_set_end(w->reload_task, reload_end);
 }
 
@@ -404,6 +405,7 @@ int cn__host_start(cn_worker_t *w) {
   w->handler_ref = LUA_NOREF;
   luaL_openlibs(L);
   cn_sched_init(w);
+  w->after_run = cn__conn_flush_dirty; /* what a task wrote leaves */
   preload(L, "coronet.c.sched", luaopen_coronet_sched);
   preload(L, "coronet.c.conn", luaopen_coronet_conn);
   preload(L, "coronet.c.host", luaopen_coronet_host);
@@ -412,6 +414,8 @@ int cn__host_start(cn_worker_t *w) {
   preload(L, "coronet.c.fs", luaopen_coronet_fs);
   preload(L, "coronet.c.http", luaopen_coronet_http);
   preload(L, "coronet.c.ws", luaopen_coronet_ws);
+  preload(L, "coronet.c.bus", luaopen_coronet_bus);
+  preload(L, "coronet.c.shared", luaopen_coronet_shared);
   set_path(L, cfg);
   set_args(L, cfg);
   lua_pushcfunction(L, require_boot);
@@ -433,6 +437,7 @@ int cn__host_start(cn_worker_t *w) {
     lua_pushstring(L, cfg->argv[i]);
   t = cn_sched_spawn(L, cfg->argc);
   lua_pop(L, 1);
+  cn_sched_set_kind(t, CN_TASK_MAIN);
   cn_sched_set_end(t, main_end);
   return 0;
 }
@@ -450,7 +455,8 @@ void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c) {
   lcn_push_conn(L, c);
   t = cn_sched_spawn(L, 2);
   lua_pop(L, 1);
-  cn_sched_set_conn(t, c);
+  cn_sched_set_kind(t, CN_TASK_HANDLER);
+  lcn_conn_own(t, c);
   cn_conn_start(c);
   if (cn_log_level >= CN_LOG_DEBUG) {
     char peer[CN_ADDRSTRLEN] = "?";

@@ -4,6 +4,7 @@ local sched = require "coronet.c.sched"
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local co_yield, isyieldable = coroutine.yield, coroutine.isyieldable
 local park, unpark, now = sched.park, sched.unpark, sched.now
+local SLEEP = sched.waits.sleep
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -109,7 +110,7 @@ function _M.sleep(s)
   end
   local deadline = now() + s
   repeat
-    park(deadline - now())
+    park(deadline - now(), SLEEP)
   until not wait("sleep") or now() >= deadline
 end
 
@@ -175,5 +176,10 @@ _M.ticker = time.ticker
 
 -- waitgroup() -> wg: wg:add([n]), wg:done(), wg:wait([timeout]).
 _M.waitgroup = sync.waitgroup
+
+-- shared(name [, {bytes = N}]) -> the dictionary name, one for every
+-- worker of the process, kept across reloads: get, set(k, v [, ttl]),
+-- add, replace, incr(k, n [, init]), delete, keys([max]), flush_all.
+_M.shared = require "coronet.c.shared"
 
 return _M
