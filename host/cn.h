@@ -74,6 +74,7 @@ struct cn_addr_s {
 
 int cn_addr_parse(const char *s, cn_addr_t *a);
 int cn_addr_resolve(cn_addr_t *a);
+void cn_addr_set_port(cn_addr_t *a, uv_os_sock_t fd);
 void cn_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
 /* -- Configuration (main.c fills it) ----------------------------------- */
@@ -93,6 +94,10 @@ struct cn_config_s {
   double grace; /* seconds open connections get at shutdown */
   size_t read_hwm, write_hwm;
   const char *moddir; /* where lua/coronet/ lives */
+  int reuseport;      /* share listen addresses with other processes */
+  int keepalive;      /* TCP keepalive idle seconds, 0 = off */
+  double task_slice;  /* seconds a task may run without yielding, 0 = off */
+  size_t lua_memory;  /* bytes of Lua heap per worker */
 };
 
 /* -- Waiting ----------------------------------------------------------- */
@@ -337,6 +342,7 @@ int cn_listen_socket(const cn_addr_t *a, int reuseport, uv_os_sock_t *fd,
 int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
                       cn_listener_t **out);
 void cn_listener_close(cn_listener_t *l);
+void cn_tcp_keepalive(uv_os_sock_t fd, int idle);
 void cn__listen_resume(cn_worker_t *w);
 
 /* -- Watching the script (cn_watch.c) -------------------------------- */
@@ -356,6 +362,38 @@ int cn_watch_start(cn_watch_t *w, uv_loop_t *loop, const char *script,
 void cn_watch_close(cn_watch_t *w);
 
 /* -- Workers (cn_worker.c) --------------------------------------------- */
+
+/* What a worker asks of its Lua side (lcn_host.c's lcn_host_hooks; main.c
+** hands them to cn_run). Each runs in the worker's thread. */
+typedef struct cn_hooks_s {
+  /* start makes the worker's Lua state and starts the script's main chunk;
+  ** 0, or -1 after logging why not. */
+  int (*start)(cn_worker_t *w);
+  /* serve gives the connections of listener l to the script's handler. */
+  void (*serve)(cn_worker_t *w, cn_listener_t *l);
+  void (*reload)(cn_worker_t *w); /* load the script again */
+  void (*stopping)(cn_worker_t *w); /* shutdown began */
+  void (*idle)(cn_worker_t *w); /* the loop has little to do: collect */
+  void (*close)(cn_worker_t *w); /* free the Lua state */
+  /* stalled: w's turn has run past the task slice. Called from the
+  ** control thread while w runs: it may only arm what w checks. */
+  void (*stalled)(cn_worker_t *w);
+} cn_hooks_t;
+
+/* What the control thread and the runaway guard see of a worker's loop:
+** written by the worker, read from other threads (relaxed atomics). */
+typedef struct cn_loopwatch_s {
+  uint64_t busy_since; /* uv_hrtime when the running turn began; 0: polling */
+  uint64_t armed;      /* busy_since of the turn the task-slice hook is for */
+  uint64_t armed_at;   /* when the hook was set */
+  uint64_t fired;      /* armed_at of the arming the hook answered */
+  uint64_t reported;   /* busy_since of the last stall logged */
+  uint64_t stalls;     /* turns longer than the task slice */
+  uint64_t stopped;    /* tasks stopped by the task slice */
+  uint64_t lag_max_ns; /* longest turn so far */
+  uint64_t lag_last_ns; /* the last turn's length */
+  uint64_t busy_ns;    /* time spent in turns, in all */
+} cn_loopwatch_t;
 
 struct cn_worker_s {
   uv_loop_t loop;
@@ -396,6 +434,20 @@ struct cn_worker_s {
   int closed;       /* async is closed: no more messages */
   int signum;       /* the signal behind CN_MSG_STOP or CN_MSG_KILL */
   uv_mutex_t lock;
+  const cn_hooks_t *hooks;
+  cn_loopwatch_t watch;
+  uv_prepare_t prepare; /* ends a turn: the loop is about to poll */
+  uv_check_t turn_check; /* begins a turn: the poll returned */
+  uv_timer_t gc_timer;   /* drives the Lua GC while the loop is idle */
+  uint64_t gc_busy;      /* watch.busy_ns at the last GC tick */
+  size_t lua_bytes;      /* Lua heap (the allocator counts) */
+  size_t lua_peak;       /* its highest so far */
+  size_t lua_after_full; /* right after the last full GC cycle */
+  int lua_refused;       /* the allocator refused since the last tick */
+  size_t nfiles;         /* files open (cn_fs.c) */
+  int accept_paused;     /* a listener waits for connections to close */
+  unsigned reload_asked; /* the newest reload asked (under lock) */
+  unsigned reload_gen;   /* the reload being run */
   uv_os_sock_t *fds; /* listening sockets handed over at start */
   int *fd_pipe;
   int nfds;
@@ -406,7 +458,9 @@ struct cn_worker_s {
   void *ctl; /* the control structure (main.c) */
 };
 
-enum { CN_MSG_STOP = 1, CN_MSG_RELOAD = 2, CN_MSG_KILL = 4 };
+enum {
+  CN_MSG_STOP = 1, CN_MSG_RELOAD = 2, CN_MSG_KILL = 4, CN_MSG_RESUME = 8
+};
 
 cn_worker_t *cn_worker_self(void);
 uint64_t cn_worker_conn_id(void);
@@ -414,13 +468,9 @@ void cn_worker_send(cn_worker_t *w, unsigned msg, int signum);
 void cn_worker_exit(cn_worker_t *w, int code);
 void cn__worker_conn_closed(cn_worker_t *w);
 void cn__worker_started(cn_worker_t *w, int ok);
-int cn_run(const cn_config_t *cfg);
-
-/* The Lua side of a worker, in lcn_host.c. */
-int cn__host_start(cn_worker_t *w);
-void cn__host_serve(cn_worker_t *w, cn_listener_t *l);
-void cn__host_reload(cn_worker_t *w);
-void cn__host_close(cn_worker_t *w);
+void cn_worker_reloaded(cn_worker_t *w, int ok, const char *msg);
+int cn_worker_stopping(const cn_worker_t *w);
+int cn_run(const cn_config_t *cfg, const cn_hooks_t *hooks);
 
 /* -- Bus between workers (cn_bus.c) ----------------------------------- */
 
@@ -536,6 +586,8 @@ void cn_sched_unpark(cn_task_t *t);
 int cn_sched_wake_with(cn_task_t *t, struct lua_State *from, int n);
 cn_task_t *cn_sched_lookup(struct lua_State *L, int idx);
 uint64_t cn_sched_task_id(cn_task_t *t);
+uint64_t cn_sched_task_conn_id(cn_task_t *t);
+void cn_sched_set_conn_id(cn_task_t *t, uint64_t id);
 uint32_t cn_sched_parked_as(cn_task_t *t);
 cn_task_t *cn_sched_first(cn_worker_t *w);
 cn_task_t *cn_sched_next(cn_task_t *t);

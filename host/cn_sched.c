@@ -27,6 +27,7 @@ struct cn_task_s {
   cn_end_cb on_end;
   void *data; /* the owner's */
   uint64_t id;
+  uint64_t conn_id;  /* the connection it serves, for logs (0: none) */
   uint64_t op_start; /* loop ms at which the running operation began */
   uint64_t since;    /* ns: when it parked or became ready */
   int nargs;         /* values on co's stack for the next resume */
@@ -220,10 +221,22 @@ void cn_sched_set_kind(cn_task_t *t, int kind) { t->kind = (uint8_t)kind; }
 ** default, which logs an error with cn_sched_log_error. */
 void cn_sched_set_end(cn_task_t *t, cn_end_cb cb) { t->on_end = cb; }
 void cn_sched_set_data(cn_task_t *t, void *data) { t->data = data; }
+
+
+/* cn_sched_set_conn_id names the connection t serves, for logs and for
+** other threads (the watchdog), which may read it while t runs. */
+void cn_sched_set_conn_id(cn_task_t *t, uint64_t id) {
+  __atomic_store_n(&t->conn_id, id, __ATOMIC_RELAXED);
+}
+
+
 void *cn_sched_data(cn_task_t *t) { return t->data; }
 lua_State *cn_sched_thread(cn_task_t *t) { return t->co; }
 cn_waiter_t *cn_sched_waiter(cn_task_t *t) { return &t->waiter; }
 uint64_t cn_sched_task_id(cn_task_t *t) { return t->id; }
+uint64_t cn_sched_task_conn_id(cn_task_t *t) {
+  return __atomic_load_n(&t->conn_id, __ATOMIC_RELAXED);
+}
 
 
 /* cn_sched_parked_as returns the number of t's current park if t is

@@ -34,6 +34,10 @@ void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
+void lcn_net_version_end(lua_State *L, int version, int ok);
+
+/* lcn_host_hooks: the Lua side of a worker, for cn_run (lcn_host.c). */
+extern const cn_hooks_t lcn_host_hooks;
 
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);

@@ -64,6 +64,7 @@ static void owner_end(cn_task_t *t, int status) {
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c) {
   c->task = t;
   cn_sched_set_data(t, c);
+  cn_sched_set_conn_id(t, c->id);
   cn_sched_set_end(t, owner_end);
 }
 
