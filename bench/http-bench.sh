@@ -43,22 +43,9 @@ WS_IDLE=${WS_IDLE:-5000}
 TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 PORT=${HTTP_PORT_BASE:-$((17600 + $$ % 40 * 10))}
 
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  PIDS=()
-}
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
 trap cleanup EXIT
-note() { echo "$*" >&2; }
-
-PIN=0
-command -v taskset >/dev/null 2>&1 && [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] && PIN=1
-pin() {
-  local cpu=$1; shift
-  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
-}
 
 # start NAME CMD...: starts a server pinned to SERVER_CPU; pid in LAST_PID.
 start() {
@@ -86,28 +73,18 @@ wait_port() {
   return 1
 }
 
-# ticks PID: user + system clock ticks of PID and its children (nginx's
-# worker).
-ticks() {
+# proc_sum PID FILE AWK: the sum over PID and its children (nginx's
+# worker) of what AWK prints from /proc/P/FILE.
+proc_sum() {
   local p sum=0 t
   for p in $1 $(pgrep -P "$1" 2>/dev/null); do
-    t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-    sum=$((sum + t))
+    t=$(awk "$3" "/proc/$p/$2" 2>/dev/null)
+    sum=$((sum + ${t:-0}))
   done
   echo "$sum"
 }
-
-rss_kib() {
-  local p sum=0 t
-  for p in $1 $(pgrep -P "$1" 2>/dev/null); do
-    t=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
-    sum=$((sum + t))
-  done
-  echo "$sum"
-}
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+ticks() { proc_sum "$1" stat '{ print $14 + $15 }'; }    # user + system
+rss_kib() { proc_sum "$1" status '/^VmRSS:/ { print $2 }'; }
 
 # wrk_rate PID URL [WRK ARGS... [-- SCRIPT ARGS...]]: runs wrk against URL
 # for HTTP_SECS, prints "REQS_PER_S CPU_US_PER_REQ" (the server's CPU).

@@ -27,6 +27,14 @@ local function closed_with(c, code, what)
   t.ok(httpc.closed(c), what .. ": then the connection closes")
 end
 
+-- refused(bytes, code, what [, path]) sends bytes on a new socket (to
+-- /echo unless path) and checks the close that answers them.
+local function refused(bytes, code, what, path)
+  local c = wsraw.connect(s, path or "/echo")
+  c:write(bytes)
+  closed_with(c, code, what)
+end
+
 t.test("the handshake answers 101 with the accept value", function()
   local c, r = wsraw.connect(s, "/echo")
   t.is(r.headers["sec-websocket-accept"], wsraw.ACCEPT, "RFC 6455's example")
@@ -114,28 +122,22 @@ t.test("the 126 and 127 length forms carry 200 and 70,000 bytes",
   end)
 
 t.test("a length in a longer form than needed is refused", function()
-  local c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(2, "abc", { form = 126 }))
-  closed_with(c, 1002, "3 bytes in the 126 form")
+  refused(wsraw.frame(2, "abc", { form = 126 }), 1002,
+    "3 bytes in the 126 form")
 end)
 
 t.test("a 2^63 length is refused at once, nothing allocated", function()
-  local c = wsraw.connect(s, "/echo")
   local rss = util.rss_kib(s.proc.pid)
-  c:write(wsraw.frame(2, "", { form = 127,
-    raw_len = char(0x80, 0, 0, 0, 0, 0, 0, 0) }))
-  closed_with(c, 1002, "2^63")
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(2, "", { form = 127,
-    raw_len = char(0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff) }))
-  closed_with(c, 1009, "2^63 - 1: too big")
+  refused(wsraw.frame(2, "", { form = 127,
+    raw_len = char(0x80, 0, 0, 0, 0, 0, 0, 0) }), 1002, "2^63")
+  refused(wsraw.frame(2, "", { form = 127,
+    raw_len = char(0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff) }), 1009,
+    "2^63 - 1: too big")
   t.ok(util.rss_kib(s.proc.pid) < rss + 1024, "the server did not grow")
 end)
 
 t.test("an unmasked client frame is refused with 1002", function()
-  local c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(1, "hello", { mask = false }))
-  closed_with(c, 1002, "unmasked")
+  refused(wsraw.frame(1, "hello", { mask = false }), 1002, "unmasked")
 end)
 
 t.test("text fragmented inside a UTF-8 sequence is reassembled", function()
@@ -151,16 +153,11 @@ t.test("text fragmented inside a UTF-8 sequence is reassembled", function()
 end)
 
 t.test("invalid UTF-8 closes with 1007", function()
-  local c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(1, "ab\192\175"))
-  closed_with(c, 1007, "an overlong slash")
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(1, "ab\226\130", { fin = false })
-    .. wsraw.frame(0, "", { fin = true }))
-  closed_with(c, 1007, "a sequence cut at the message's end")
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(1, "\237\160\128"))
-  closed_with(c, 1007, "a surrogate")
+  refused(wsraw.frame(1, "ab\192\175"), 1007, "an overlong slash")
+  refused(wsraw.frame(1, "ab\226\130", { fin = false })
+    .. wsraw.frame(0, "", { fin = true }), 1007,
+    "a sequence cut at the message's end")
+  refused(wsraw.frame(1, "\237\160\128"), 1007, "a surrogate")
 end)
 
 t.test("a ping inside a fragmented message is answered first", function()
@@ -175,27 +172,18 @@ t.test("a ping inside a fragmented message is answered first", function()
 end)
 
 t.test("control frames: at most 125 bytes, never fragmented", function()
-  local c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(9, rep("p", 126)))
-  closed_with(c, 1002, "a 126-byte ping")
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(9, "p", { fin = false }))
-  closed_with(c, 1002, "a fragmented ping")
+  refused(wsraw.frame(9, rep("p", 126)), 1002, "a 126-byte ping")
+  refused(wsraw.frame(9, "p", { fin = false }), 1002, "a fragmented ping")
 end)
 
 t.test("fragments out of order and reserved bits are refused", function()
-  local c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(0, "x"))
-  closed_with(c, 1002, "a continuation with nothing to continue")
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(1, "a", { fin = false }) .. wsraw.frame(1, "b"))
-  closed_with(c, 1002, "a new message inside a fragmented one")
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(1, "a", { rsv = 0x40 }))
-  closed_with(c, 1002, "RSV1 without an extension")
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(3, "a"))
-  closed_with(c, 1002, "a reserved opcode")
+  refused(wsraw.frame(0, "x"), 1002,
+    "a continuation with nothing to continue")
+  refused(wsraw.frame(1, "a", { fin = false }) .. wsraw.frame(1, "b"), 1002,
+    "a new message inside a fragmented one")
+  refused(wsraw.frame(1, "a", { rsv = 0x40 }), 1002,
+    "RSV1 without an extension")
+  refused(wsraw.frame(3, "a"), 1002, "a reserved opcode")
 end)
 
 t.test("max_message bounds a message, fragments included (1009)",
@@ -209,23 +197,13 @@ t.test("max_message bounds a message, fragments included (1009)",
   end)
 
 t.test("close codes: echoed, checked", function()
-  local c = wsraw.connect(s, "/echo")
-  c:write(wsraw.close(1000, "done"))
-  closed_with(c, 1000, "1000 is echoed")
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.close(3000))
-  closed_with(c, 3000, "3000 (registered) is echoed")
+  refused(wsraw.close(1000, "done"), 1000, "1000 is echoed")
+  refused(wsraw.close(3000), 3000, "3000 (registered) is echoed")
   for _, code in ipairs { 999, 1004, 1005, 1006, 1015, 5000 } do
-    c = wsraw.connect(s, "/echo")
-    c:write(wsraw.close(code))
-    closed_with(c, 1002, "code " .. code .. " is not to be sent")
+    refused(wsraw.close(code), 1002, "code " .. code .. " is not to be sent")
   end
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.frame(8, "\3"))
-  closed_with(c, 1002, "a one-byte close body")
-  c = wsraw.connect(s, "/echo")
-  c:write(wsraw.close(1000, "\255"))
-  closed_with(c, 1007, "a reason that is not UTF-8")
+  refused(wsraw.frame(8, "\3"), 1002, "a one-byte close body")
+  refused(wsraw.close(1000, "\255"), 1007, "a reason that is not UTF-8")
 end)
 
 t.test("a silent socket gets a ping, then a close at its deadline",

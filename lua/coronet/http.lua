@@ -21,8 +21,7 @@ local concat = table.concat
 local os_time, os_date, floor = os.time, os.date, math.floor
 local xpcall, traceback = xpcall, debug.traceback
 local wait, now = coronet.wait, coronet.now
-local read_head_raw, read_body_raw, discard_raw, body_left =
-  C.read_head, C.read_body, C.discard, C.body_left
+local body_left = C.body_left
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -93,33 +92,26 @@ local function date_header()
   return date_field
 end
 
--- blocking versions of the parser's calls: they return false when parked.
-local function read_head(conn, P, t, head_request)
-  local a, b, c = read_head_raw(conn, P, t, head_request)
-  while a == false do
-    wait("http")
-    a, b, c = read_head_raw(conn, P, t, head_request)
+-- blocking(raw, what) -> a function calling raw(...) that, while raw
+-- returns false (it parked the task), waits and calls again. For
+-- coronet's own modules (http, websocket).
+local function blocking(raw, what)
+  return function(a, b, c, d)
+    local x, y, z, w = raw(a, b, c, d)
+    while x == false do
+      wait(what)
+      x, y, z, w = raw(a, b, c, d)
+    end
+    return x, y, z, w
   end
-  return a, b, c
 end
+_M.blocking = blocking
 
-local function read_body(conn, P, n)
-  local s, err = read_body_raw(conn, P, n)
-  while s == false do
-    wait("http")
-    s, err = read_body_raw(conn, P, n)
-  end
-  return s, err
-end
-
-local function discard(conn, P, limit)
-  local ok, err = discard_raw(conn, P, limit)
-  while ok == false do
-    wait("http")
-    ok, err = discard_raw(conn, P, limit)
-  end
-  return ok, err
-end
+-- The parser's calls, blocking: read_head(conn, P, t [, head_request]),
+-- read_body(conn, P, n), discard(conn, P, limit).
+local read_head = blocking(C.read_head, "http:read_head")
+local read_body = blocking(C.read_body, "http:read_body")
+local discard = blocking(C.discard, "http:read_body")
 
 -- is_token says whether s is a token (a field name, a method).
 local function is_token(s)
@@ -449,30 +441,29 @@ local DEFAULTS = {
 }
 _M.defaults = DEFAULTS
 
-local function options(opts, fname)
+-- options(defaults, opts, fname) -> defaults overridden by opts, which
+-- must name only options in defaults, each of the same type (numbers
+-- >= 0). For coronet's own modules (http, websocket).
+local function options(defaults, opts, fname)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to '" .. fname .. "' (table expected, got "
       .. type(opts) .. ")", 3)
   end
   local o = {}
-  for k, v in pairs(DEFAULTS) do o[k] = v end
+  for k, v in pairs(defaults) do o[k] = v end
   for k, v in pairs(opts or {}) do
-    if DEFAULTS[k] == nil then
-      error("bad argument #2 to '" .. fname .. "' (unknown option " .. k
+    local want = defaults[k] == false and type(v) or type(defaults[k])
+    if defaults[k] == nil or type(v) ~= want
+        or (want == "number" and v < 0) then
+      error("bad argument #2 to '" .. fname .. "' (" .. tostring(k) .. ": "
+        .. (defaults[k] == nil and "unknown option" or want .. " expected")
         .. ")", 3)
-    end
-    if type(v) ~= "number" or v < 0 then
-      error("bad argument #2 to '" .. fname .. "' (" .. k
-        .. " must be a number >= 0)", 3)
     end
     o[k] = v
   end
-  if o.max_head > 16384 then
-    error("bad argument #2 to '" .. fname .. "' (max_head is at most 16384)",
-      3)
-  end
   return o
 end
+_M.options = options
 
 -- linger ends a connection the server refuses: the response leaves, the
 -- write side closes, and what the client still sends is read and dropped
@@ -565,7 +556,10 @@ function _M.server(handler, opts)
     error("bad argument #1 to 'server' (function expected, got " .. th
       .. ")", 2)
   end
-  local o = options(opts, "server")
+  local o = options(DEFAULTS, opts, "server")
+  if o.max_head > 16384 then
+    error("bad argument #2 to 'server' (max_head is at most 16384)", 2)
+  end
   return function(conn)
     return serve(conn, handler, o)
   end

@@ -14,42 +14,27 @@ local find, sub, lower, format, char = string.find, string.sub,
   string.lower, string.format, string.char
 local concat, floor = table.concat, math.floor
 local now = coronet.now
-local read_frame_raw, frame, head, utf8 = C.read_frame, C.frame, C.head,
-  C.utf8
-local wait = coronet.wait
+local frame, head, utf8 = C.frame, C.head, C.utf8
 
 local _M = { _VERSION = "0.1.0" }
 
 local TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
 local KIND = { [TEXT] = "text", [BINARY] = "binary" }
 
+-- Options; false marks one without a default (any type).
 local DEFAULTS = {
   max_message = 1048576, -- bytes of a message, fragments reassembled (1009)
   timeout = 60,          -- seconds of silence before the socket is closed;
-                         -- a ping goes out at half of it
+                         -- a ping goes out at half of it (0: never)
   close_wait = 2,        -- seconds to wait for the peer's close frame
+  protocols = false,     -- subprotocols, a list of strings
+  headers = false,       -- dial: more handshake fields, {name = value}
+  origin = false,        -- dial: the Origin field
+  handshake_timeout = 10, -- dial: seconds for the connect and handshake
 }
 _M.defaults = DEFAULTS
 
-local function options(opts, fname)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument to '" .. fname .. "' (options table expected, got "
-      .. type(opts) .. ")", 3)
-  end
-  local o = {}
-  for k, v in pairs(DEFAULTS) do o[k] = v end
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return o
-end
-
-local function read_frame(conn, R, t)
-  local a, b, c, d = read_frame_raw(conn, R, t)
-  while a == false do
-    wait("ws:recv")
-    a, b, c, d = read_frame_raw(conn, R, t)
-  end
-  return a, b, c, d
-end
+local read_frame = http.blocking(C.read_frame, "ws:recv")
 
 local WS = {}
 WS.__index = WS
@@ -312,7 +297,7 @@ end
 -- version). opts: max_message, timeout, close_wait (see DEFAULTS),
 -- protocols = {...} (the first the client also lists is chosen; ws.protocol).
 function _M.upgrade(req, res, opts)
-  local o = options(opts, "upgrade")
+  local o = http.options(DEFAULTS, opts, "upgrade")
   local h = req.headers
   if req.method ~= "GET" or req.version ~= "1.1" then
     return refuse(res, 400, "websocket: GET over HTTP/1.1 expected")
@@ -355,13 +340,13 @@ function _M.dial(url, opts)
     error("bad argument #1 to 'dial' (string expected, got " .. type(url)
       .. ")", 2)
   end
-  local o = options(opts, "dial")
+  local o = http.options(DEFAULTS, opts, "dial")
   local scheme, host, port, target = http.parse_url(url)
   if not scheme then return nil, host end
   if scheme ~= "ws" and scheme ~= "wss" then
     return nil, "websocket: ws:// or wss:// expected"
   end
-  local timeout = o.handshake_timeout or 10
+  local timeout = o.handshake_timeout
   local conn, err = http.dial(scheme, host, port, timeout)
   if not conn then return nil, err end
   local key = C.key()

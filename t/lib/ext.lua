@@ -52,8 +52,9 @@ local function drain(conn, into, key, left)
 end
 
 -- run(argv [, stdin [, timeout [, env]]]) runs a program to its end and
--- returns its exit code (nil if killed at the timeout, default 30 s),
--- stdout and stderr.
+-- returns its exit code, stdout, stderr and the signal that ended it; the
+-- code is nil when it was still running at the timeout (default 30 s)
+-- and was killed.
 function _M.run(argv, stdin, timeout, env)
   local spec = { stdin = stdin and "pipe" or "null", stdout = "pipe",
     stderr = "pipe", env = env }
@@ -68,14 +69,13 @@ function _M.run(argv, stdin, timeout, env)
       p.stdin:close()
     end)
   end
-  local code = p:wait(timeout or 30)
+  local code, sig = p:wait(timeout or 30)
   if not code then
     p:kill("KILL")
     p:wait(5)
   end
-  local deadline = coronet.now() + 5
-  while left[1] > 0 and coronet.now() < deadline do coronet.sleep(0.005) end
-  return code, outs.out or "", outs.err or ""
+  while left[1] > 0 do coronet.sleep(0.005) end
+  return code, outs.out or "", outs.err or "", sig
 end
 
 -- start(argv [, env]) starts a long-running program (a peer server);

@@ -28,33 +28,12 @@ function _M.path(rel) return root .. "/" .. rel end
 function _M.run(args, timeout)
   local argv = { _M.bin }
   for i = 1, #args do argv[#argv + 1] = args[i] end
-  argv.stdout, argv.stderr = "pipe", "pipe"
-  local p = assert(process.spawn(argv))
-  local outs = {}
-  local pending = 2
-  local function drain(conn, key)
-    coronet.spawn(function()
-      local parts = {}
-      while true do
-        local s = conn:read(65536)
-        if not s then break end
-        parts[#parts + 1] = s
-      end
-      outs[key] = table_concat(parts)
-      pending = pending - 1
-    end)
-  end
-  drain(p.stderr, "err")
-  drain(p.stdout, "out")
-  local code, sig = p:wait(timeout or 30)
+  local code, out, err, sig = require("lib.ext").run(argv, nil, timeout or 30)
   if not code then
-    p:kill("KILL")
-    p:wait()
     error("coronet " .. table_concat(args, " ") .. ": still running after "
       .. (timeout or 30) .. "s", 2)
   end
-  while pending > 0 do coronet.sleep(0.001) end
-  return code, outs.err, outs.out, sig
+  return code, err, out, sig
 end
 
 -- start{script=, args=, opts=, listen=, timeout=, prefix=} starts a server
