@@ -23,6 +23,7 @@ typedef struct cn_pump_s cn_pump_t;
 typedef struct cn_config_s cn_config_t;
 typedef struct cn_addr_s cn_addr_t;
 typedef struct cn_task_s cn_task_t;
+typedef struct cn_conn_watch_s cn_conn_watch_t;
 struct lua_State;
 
 /* What a task is (cn_sched_set_kind) and what its park waits for
@@ -115,20 +116,30 @@ struct cn_waiter_s {
 typedef struct cn_timer_s cn_timer_t;
 typedef void (*cn_timer_cb)(cn_timer_t *t);
 
+typedef struct cn_tlink_s {
+  struct cn_tlink_s *next, *prev;
+} cn_tlink_t;
+
 struct cn_timer_s {
-  cn_timer_t *parent, *left, *right; /* the worker's heap */
+  cn_tlink_t link; /* first: its wheel slot's list */
   uint64_t when;
-  uint32_t seq; /* orders timers with the same deadline */
-  uint8_t on;   /* in the heap */
   cn_timer_cb cb;
+  uint16_t slot; /* level * CN_WHEEL_SIZE + index, while on */
+  uint8_t on;
 };
 
 #define CN_TIMER_BATCH 1024 /* timers fired per loop turn, at most */
+#define CN_WHEEL_BITS 6
+#define CN_WHEEL_SIZE (1 << CN_WHEEL_BITS)
+#define CN_WHEEL_LEVELS 6 /* 64^6 ms: two years; later ones wait at the top */
 
+/* A worker's timers: a hierarchical timing wheel (level k has 64 slots of
+** 64^k ms each) driven by one uv_timer_t. */
 typedef struct cn_timers_s {
-  cn_timer_t *root;
+  cn_tlink_t slots[CN_WHEEL_LEVELS * CN_WHEEL_SIZE];
+  uint64_t used[CN_WHEEL_LEVELS]; /* a bit per non-empty slot */
+  uint64_t now; /* ms: the wheel has fired everything due before it */
   size_t n;
-  uint32_t seq;
   int armed; /* h runs, due at armed_when */
   uint64_t armed_when;
   uv_timer_t h;
@@ -185,7 +196,18 @@ struct cn_conn_s {
   uint8_t skip; /* discard input through the next delimiter (line too long) */
   struct sockaddr_in6 peer;      /* remote address as accepted */
   cn_task_t *task; /* the owner's: the task that closes c when it ends */
+  cn_conn_watch_t *watchers;
 };
+
+/* A watcher hears of its connection's events: fn(w, c, CN_CONN_EV_CLOSED)
+** once, when c closes (w is unlinked first), and fn(w, c,
+** CN_CONN_EV_DRAINED) each time c's write chain is at or below its
+** low-water mark after a write. fn must not unwatch other watchers. */
+struct cn_conn_watch_s {
+  cn_conn_watch_t *prev, *next;
+  void (*fn)(cn_conn_watch_t *w, cn_conn_t *c, int event);
+};
+enum { CN_CONN_EV_CLOSED, CN_CONN_EV_DRAINED };
 
 cn_conn_t *cn_conn_new(cn_worker_t *w, int pipe);
 int cn_conn_open(cn_conn_t *c, uv_os_sock_t fd);
@@ -197,6 +219,9 @@ void cn_conn_unwait(void *conn, cn_waiter_t *wt);
 void cn_conn_consumed(cn_conn_t *c);
 void cn_conn_kick(cn_conn_t *c);
 int cn_conn_write(cn_conn_t *c, const char *p, size_t n);
+int cn_conn_write_shared(cn_conn_t *c, cn_sblock_t *s);
+void cn_conn_watch(cn_conn_t *c, cn_conn_watch_t *w);
+void cn_conn_unwatch(cn_conn_t *c, cn_conn_watch_t *w);
 int cn_conn_writable(const cn_conn_t *c);
 void cn_conn_flush(cn_conn_t *c);
 int cn_conn_close_write(cn_conn_t *c);
@@ -513,6 +538,30 @@ void cn_bus_msg_unref(cn_bus_msg_t *m);
 void cn_bus_set_bridge(const cn_bus_bridge_t *b);
 void cn_bus_count(uint64_t delivered, uint64_t dropped);
 void cn_bus_stats(cn_bus_stats_t *st);
+
+/* -- Groups of connections (cn_group.c) ------------------------------ */
+
+/* A group: connections of one worker that one call writes to. A member
+** is behind from the send that took its write chain past the high-water
+** mark until the chain drains to the low-water mark. */
+typedef struct cn_group_s {
+  struct cn_member_s **members;
+  size_t n, size;
+  size_t behind;    /* members behind */
+  uint64_t dropped; /* members closed at their limit */
+  cn_waiter_t **waiters; /* woken when none is behind */
+  size_t nwait, wsize;
+} cn_group_t;
+
+cn_group_t *cn_group_new(void);
+void cn_group_free(cn_group_t *g);
+int cn_group_add(cn_group_t *g, cn_conn_t *c, size_t limit);
+int cn_group_remove(cn_group_t *g, cn_conn_t *c);
+size_t cn_group_send(cn_group_t *g, cn_sblock_t *s, cn_conn_t *except);
+int cn_group_send_to(cn_group_t *g, cn_conn_t *c, cn_sblock_t *s);
+size_t cn_group_drop_behind(cn_group_t *g);
+int cn_group_wait(cn_group_t *g, cn_waiter_t *w);
+void cn_group_unwait(void *group, cn_waiter_t *w);
 
 /* -- Shared dictionaries (cn_shared.c) -------------------------------- */
 

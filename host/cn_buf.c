@@ -1,5 +1,6 @@
-/* cn_buf.c: chained byte buffer. Used by cn_conn.c for read and write
-** chains; tested on its own by t/c/test_buf.c. */
+/* cn_buf.c: chained byte buffer, and the shared blocks that chains show by
+** reference. Used by cn_conn.c for read and write chains; tested on its
+** own by t/c/test_buf.c. */
 #include "cn_buf.h"
 
 #include <stdlib.h>
@@ -17,8 +18,8 @@
 
 
 void cn_pool_init(cn_pool_t *p, size_t max_free) {
-  p->free = p->free_small = NULL;
-  p->nfree = p->nfree_small = 0;
+  p->free = p->free_small = p->free_ref = NULL;
+  p->nfree = p->nfree_small = p->nfree_ref = 0;
   p->max_free = max_free;
   p->nlive = 0;
 }
@@ -36,7 +37,11 @@ void cn_pool_close(cn_pool_t *p) {
     p->free_small = b->next;
     free(b);
   }
-  p->nfree = p->nfree_small = 0;
+  while ((b = p->free_ref) != NULL) {
+    p->free_ref = b->next;
+    free(b);
+  }
+  p->nfree = p->nfree_small = p->nfree_ref = 0;
 }
 
 
@@ -57,6 +62,17 @@ static cn_block_t *block_get(cn_pool_t *p, cn_block_t **list, size_t *n,
 }
 
 
+/* ref_size is the size of a block that refers to a shared block. */
+#define REF_SIZE (sizeof(cn_block_t) + sizeof(cn_sblock_t *))
+
+
+static cn_sblock_t *block_sblock(const cn_block_t *b) {
+  cn_sblock_t *s;
+  memcpy(&s, b->data, sizeof s);
+  return s;
+}
+
+
 /* cn_block_get returns an empty block, or NULL when memory runs out. */
 cn_block_t *cn_block_get(cn_pool_t *p) {
   return block_get(p, &p->free, &p->nfree,
@@ -68,6 +84,17 @@ void cn_block_put(cn_pool_t *p, cn_block_t *b) {
   int small = b->cap == CN_SMALL_DATA;
   size_t *n = small ? &p->nfree_small : &p->nfree;
   p->nlive--;
+  if (b->cap == CN_BLOCK_REF) {
+    cn_sblock_unref(block_sblock(b));
+    if (p->nfree_ref >= 64 * p->max_free) {
+      free(b);
+      return;
+    }
+    b->next = p->free_ref;
+    p->free_ref = b;
+    p->nfree_ref++;
+    return;
+  }
   if (*n >= (small ? 16 * p->max_free : p->max_free)) {
     free(b);
     return;
@@ -112,9 +139,9 @@ static void buf_link(cn_buf_t *b, cn_block_t *blk) {
 ** cn_buf_commit says so. Returns 0 or CN_ENOMEM. */
 int cn_buf_reserve(cn_buf_t *b, char **p, size_t *n) {
   cn_block_t *t = b->tail;
-  if (t != NULL && t->rpos == t->wpos)
+  if (t != NULL && t->cap != CN_BLOCK_REF && t->rpos == t->wpos)
     t->rpos = t->wpos = 0; /* empty tail: reuse from the start */
-  if (t == NULL || t->cap - t->wpos < RESERVE_MIN) {
+  if (t == NULL || t->cap == CN_BLOCK_REF || t->cap - t->wpos < RESERVE_MIN) {
     if ((t = cn_block_get(b->pool)) == NULL)
       return CN_ENOMEM;
     buf_link(b, t);
@@ -218,7 +245,7 @@ size_t cn_buf_copyout(const cn_buf_t *b, size_t off, void *dst, size_t n) {
     avail -= off;
     if (avail > n - done)
       avail = n - done;
-    memcpy(d + done, h->data + h->rpos + off, avail);
+    memcpy(d + done, cn_block_bytes(h) + h->rpos + off, avail);
     done += avail;
     off = 0;
   }
@@ -237,7 +264,7 @@ const char *cn_buf_peek(cn_buf_t *b, size_t n) {
   if (n == 0)
     return "";
   if (h->wpos - h->rpos >= n)
-    return h->data + h->rpos;
+    return cn_block_bytes(h) + h->rpos;
   if ((nb = cn_block_get(b->pool)) == NULL)
     return NULL;
   cn_buf_copyout(b, 0, nb->data, n);
@@ -260,7 +287,7 @@ static int match_at(const cn_block_t *h, size_t pos, const char *d, size_t dn) {
       if (h != NULL)
         pos = h->rpos;
     }
-    if (h == NULL || h->data[pos] != d[i])
+    if (h == NULL || cn_block_bytes(h)[pos] != d[i])
       return 0;
   }
   return 1;
@@ -277,14 +304,15 @@ int64_t cn_buf_find(const cn_buf_t *b, size_t from, const char *d,
     return from <= b->len ? (int64_t)from : -1;
   for (h = b->head; h != NULL; h = h->next) {
     size_t avail = h->wpos - h->rpos;
-    const char *start = h->data + h->rpos, *end = start + avail, *p;
+    const char *bytes = cn_block_bytes(h);
+    const char *start = bytes + h->rpos, *end = start + avail, *p;
     if (from >= base + avail) {
       base += avail;
       continue;
     }
     p = start + (from > base ? from - base : 0);
     while (p < end && (p = memchr(p, d[0], (size_t)(end - p))) != NULL) {
-      if (dn == 1 || match_at(h, (size_t)(p - h->data), d, dn))
+      if (dn == 1 || match_at(h, (size_t)(p - bytes), d, dn))
         return (int64_t)(base + (size_t)(p - start));
       p++;
     }
@@ -295,8 +323,9 @@ int64_t cn_buf_find(const cn_buf_t *b, size_t from, const char *d,
 
 
 /* cn_buf_move moves the first n bytes (at most src's length) of src to the
-** end of dst: large blocks are relinked, small remainders copied. Returns
-** the count moved; less than asked only when memory runs out. */
+** end of dst: large blocks and references to shared blocks are relinked,
+** small remainders copied. Returns the count moved; less than asked only
+** when memory runs out. */
 size_t cn_buf_move(cn_buf_t *dst, cn_buf_t *src, size_t n) {
   size_t moved = 0;
   if (n > src->len)
@@ -304,7 +333,7 @@ size_t cn_buf_move(cn_buf_t *dst, cn_buf_t *src, size_t n) {
   while (moved < n) {
     cn_block_t *h = src->head;
     size_t avail = h->wpos - h->rpos, take = n - moved;
-    if (avail <= take && avail >= MOVE_MIN) {
+    if (avail <= take && (avail >= MOVE_MIN || h->cap == CN_BLOCK_REF)) {
       src->head = h->next;
       if (src->head == NULL)
         src->tail = NULL;
@@ -316,7 +345,7 @@ size_t cn_buf_move(cn_buf_t *dst, cn_buf_t *src, size_t n) {
     }
     if (take > avail)
       take = avail;
-    if (cn_buf_append(dst, h->data + h->rpos, take) < 0)
+    if (cn_buf_append(dst, cn_block_bytes(h) + h->rpos, take) < 0)
       break;
     cn_buf_consume(src, take);
     moved += take;
@@ -336,10 +365,75 @@ int cn_buf_iov(const cn_buf_t *b, size_t skip, uv_buf_t *iov, int max) {
       skip -= avail;
       continue;
     }
-    iov[n].base = (char *)h->data + h->rpos + skip;
+    iov[n].base = (char *)cn_block_bytes(h) + h->rpos + skip;
     iov[n].len = avail - skip;
     skip = 0;
     n++;
   }
   return n;
+}
+
+
+/* -- Shared blocks ------------------------------------------------------ */
+
+
+/* cn_sblock_new returns a shared block holding a copy of p[0..n), with
+** one reference (the caller's), or NULL when memory runs out. */
+cn_sblock_t *cn_sblock_new(const void *p, size_t n) {
+  cn_sblock_t *s = malloc(sizeof *s + n);
+  if (s == NULL)
+    return NULL;
+  s->refs = 1;
+  s->len = n;
+  if (n > 0)
+    memcpy(s->data, p, n);
+  return s;
+}
+
+
+void cn_sblock_ref(cn_sblock_t *s) {
+  __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+}
+
+
+void cn_sblock_unref(cn_sblock_t *s) {
+  if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    free(s);
+}
+
+
+/* cn_buf_append_shared adds s's bytes [off, off+n) to the end of b by
+** reference (b holds a reference to s until they are consumed). Returns 0
+** or CN_ENOMEM. */
+int cn_buf_append_shared(cn_buf_t *b, cn_sblock_t *s, size_t off, size_t n) {
+  cn_pool_t *p = b->pool;
+  cn_block_t *r;
+  if (n == 0)
+    return 0;
+  if (off + n > s->len || off + n > UINT32_MAX)
+    return CN_ENOMEM;
+  r = block_get(p, &p->free_ref, &p->nfree_ref, REF_SIZE);
+  if (r == NULL)
+    return CN_ENOMEM;
+  r->cap = CN_BLOCK_REF;
+  r->rpos = (uint32_t)off;
+  r->wpos = (uint32_t)(off + n);
+  memcpy(r->data, &s, sizeof s);
+  cn_sblock_ref(s);
+  buf_link(b, r);
+  b->len += n;
+  return 0;
+}
+
+
+/* cn_buf_span returns the first n bytes of b when they lie in one block
+** (a pointer into it, valid until b changes; "" when n is 0), else NULL:
+** the caller gathers them another way. */
+const char *cn_buf_span(const cn_buf_t *b, size_t n) {
+  const cn_block_t *h = b->head;
+  if (n == 0)
+    return "";
+  if (h == NULL || h->wpos - h->rpos < n)
+    return NULL;
+  return cn_block_bytes(h) + h->rpos;
 }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #ifndef CN_BLOCK_SIZE
@@ -19,15 +20,37 @@ typedef struct cn_buf_s cn_buf_t;
 #define CN_SMALL_SIZE 1024 /* small blocks hold a few waiting bytes */
 #endif
 
+/* A block holds its bytes in data, or, when cap is CN_BLOCK_REF, refers
+** to a shared block whose bytes it shows: data then holds the pointer.
+** Readers take a block's bytes from cn_block_bytes, never from data. */
 struct cn_block_s {
   cn_block_t *next;
-  uint32_t rpos, wpos; /* unread bytes are data[rpos, wpos) */
-  uint32_t cap;        /* CN_BLOCK_DATA or CN_SMALL_DATA */
+  uint32_t rpos, wpos; /* unread bytes are bytes[rpos, wpos) */
+  uint32_t cap;        /* CN_BLOCK_DATA, CN_SMALL_DATA or CN_BLOCK_REF */
   char data[];
 };
 
 #define CN_BLOCK_DATA CN_BLOCK_SIZE
 #define CN_SMALL_DATA (CN_SMALL_SIZE - (int)sizeof(cn_block_t))
+#define CN_BLOCK_REF 0
+
+/* A shared block: immutable bytes with an atomic reference count, which
+** any number of chains, of any worker, show by reference
+** (cn_buf_append_shared): one copy of a message for every connection it
+** goes to. */
+typedef struct cn_sblock_s {
+  uint32_t refs;
+  size_t len;
+  char data[];
+} cn_sblock_t;
+
+static inline const char *cn_block_bytes(const cn_block_t *b) {
+  cn_sblock_t *s;
+  if (b->cap != CN_BLOCK_REF)
+    return b->data;
+  memcpy(&s, b->data, sizeof s);
+  return s->data;
+}
 
 /* A pool hands out blocks and keeps up to max_free returned ones (and 16
 ** times as many small ones). */
@@ -37,6 +60,8 @@ struct cn_pool_s {
   size_t nlive; /* blocks handed out and not yet returned */
   cn_block_t *free_small;
   size_t nfree_small;
+  cn_block_t *free_ref; /* blocks that refer to shared blocks */
+  size_t nfree_ref;
 };
 
 struct cn_buf_s {
@@ -63,6 +88,12 @@ const char *cn_buf_peek(cn_buf_t *b, size_t n);
 int64_t cn_buf_find(const cn_buf_t *b, size_t from, const char *d, size_t dn);
 size_t cn_buf_move(cn_buf_t *dst, cn_buf_t *src, size_t n);
 int cn_buf_iov(const cn_buf_t *b, size_t skip, uv_buf_t *iov, int max);
+const char *cn_buf_span(const cn_buf_t *b, size_t n);
+
+cn_sblock_t *cn_sblock_new(const void *p, size_t n);
+void cn_sblock_ref(cn_sblock_t *s);
+void cn_sblock_unref(cn_sblock_t *s);
+int cn_buf_append_shared(cn_buf_t *b, cn_sblock_t *s, size_t off, size_t n);
 
 static inline size_t cn_buf_len(const cn_buf_t *b) { return b->len; }
 

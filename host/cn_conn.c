@@ -278,12 +278,27 @@ void cn_conn_flush(cn_conn_t *c) {
 }
 
 
+/* notify tells c's watchers of event (CN_CONN_EV_*). */
+static void notify(cn_conn_t *c, int event) {
+  cn_conn_watch_t *w, *next;
+  for (w = c->watchers; w != NULL; w = next) {
+    next = w->next;
+    if (event == CN_CONN_EV_CLOSED)
+      cn_conn_unwatch(c, w);
+    w->fn(w, c, event);
+  }
+}
+
+
 /* write_progress runs after the write chain shrank: it wakes a parked
 ** writer, lets a pump's source read again, and finishes a half-close or a
 ** draining close once everything is sent. */
 static void write_progress(cn_conn_t *c) {
-  if (c->out.len <= write_lwm(c))
+  if (c->out.len <= write_lwm(c)) {
     wake(&c->writer);
+    if (c->watchers != NULL)
+      notify(c, CN_CONN_EV_DRAINED);
+  }
   if (c->pump_in != NULL)
     update_reading(c->pump_in->src);
   if (c->out.len > 0)
@@ -320,22 +335,64 @@ void cn__conn_flush_dirty(cn_worker_t *w) {
 }
 
 
-/* cn_conn_write appends n bytes to c's write chain. They leave when the
-** task parks, or at once when a block's worth is waiting. Returns 0, or
-** CN_ECLOSED or the connection's write error. */
-int cn_conn_write(cn_conn_t *c, const char *p, size_t n) {
-  int err;
+static int write_error(const cn_conn_t *c) {
   if (c->flags & (CN_CONN_CLOSED | CN_CONN_WSHUT))
     return CN_ECLOSED;
-  if (c->werr != 0)
-    return c->werr;
-  if ((err = cn_buf_append(&c->out, p, n)) < 0)
-    return err;
+  return c->werr;
+}
+
+
+/* written sends c's write chain at once when a block's worth waits, else
+** when the task parks. */
+static void written(cn_conn_t *c) {
   if (c->out.len - c->inflight >= CN_BLOCK_DATA)
     cn_conn_flush(c);
   else
     mark_dirty(c);
+}
+
+
+/* cn_conn_write appends n bytes to c's write chain. They leave when the
+** task parks, or at once when a block's worth is waiting. Returns 0, or
+** CN_ECLOSED or the connection's write error. */
+int cn_conn_write(cn_conn_t *c, const char *p, size_t n) {
+  int err = write_error(c);
+  if (err < 0 || (err = cn_buf_append(&c->out, p, n)) < 0)
+    return err;
+  written(c);
   return 0;
+}
+
+
+/* cn_conn_write_shared appends shared block s to c's write chain by
+** reference, as cn_conn_write appends bytes. */
+int cn_conn_write_shared(cn_conn_t *c, cn_sblock_t *s) {
+  int err = write_error(c);
+  if (err < 0 || (err = cn_buf_append_shared(&c->out, s, 0, s->len)) < 0)
+    return err;
+  written(c);
+  return 0;
+}
+
+
+/* cn_conn_watch adds w to c's watchers (see cn_conn_watch_t). */
+void cn_conn_watch(cn_conn_t *c, cn_conn_watch_t *w) {
+  w->prev = NULL;
+  w->next = c->watchers;
+  if (c->watchers != NULL)
+    c->watchers->prev = w;
+  c->watchers = w;
+}
+
+
+void cn_conn_unwatch(cn_conn_t *c, cn_conn_watch_t *w) {
+  if (w->prev != NULL)
+    w->prev->next = w->next;
+  else
+    c->watchers = w->next;
+  if (w->next != NULL)
+    w->next->prev = w->prev;
+  w->prev = w->next = NULL;
 }
 
 
@@ -398,6 +455,7 @@ static void free_handle(uv_handle_t *h) { free(h); }
 
 static void mark_closed(cn_conn_t *c) {
   c->flags |= CN_CONN_CLOSED;
+  notify(c, CN_CONN_EV_CLOSED);
   if (c->pump_out != NULL)
     pump_end(c->pump_out, CN_ECLOSED);
   if (c->pump_in != NULL)

@@ -39,15 +39,24 @@ void lcn_net_version_end(lua_State *L, int version, int ok);
 /* lcn_host_hooks: the Lua side of a worker, for cn_run (lcn_host.c). */
 extern const cn_hooks_t lcn_host_hooks;
 
+/* Reads through LuaJIT's FFI (lua/coronet/conn.lua): box is a connection
+** object's payload; out[0] the length of the bytes returned, out[1] what
+** lcn_conn_ffi_drop must consume. */
+const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
+                               size_t max, int line, size_t *out);
+const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out);
+void lcn_conn_ffi_drop(void *box, size_t n);
+
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);
 int luaopen_coronet_host(lua_State *L);
 int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
-int luaopen_coronet_http(lua_State *L);
-int luaopen_coronet_ws(lua_State *L);
 int luaopen_coronet_bus(lua_State *L);
 int luaopen_coronet_shared(lua_State *L);
+int luaopen_coronet_group(lua_State *L);
+int luaopen_coronet_http(lua_State *L);
+int luaopen_coronet_ws(lua_State *L);
 
 #endif

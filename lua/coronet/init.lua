@@ -246,4 +246,11 @@ lifecycle.set_trampoline(_M._run_handler)
 _M.stopping = lifecycle.stopping
 _M.superseded = lifecycle.superseded
 
+-- group() -> a set of connections that one call writes to: add(conn [,
+-- {limit = bytes}]), remove(conn), send(data [, except]), send_to(conn,
+-- data), len(), behind(), wait([timeout]), drop_behind(), dropped().
+local group = require "coronet.c.group"
+_M.blocking(group.methods, "wait", "group")
+_M.group = group.new
+
 return _M

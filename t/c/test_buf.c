@@ -69,8 +69,15 @@ static int same(const cn_buf_t *b, const char *want, size_t n) {
     return 0;
   }
   for (h = b->head; h != NULL; h = h->next) {
-    if (h->rpos > h->wpos || h->wpos > h->cap ||
-        (h->cap != CN_BLOCK_DATA && h->cap != CN_SMALL_DATA)) {
+    size_t cap = h->cap;
+    if (h->cap == CN_BLOCK_REF) {
+      cn_sblock_t *sb;
+      memcpy(&sb, h->data, sizeof sb);
+      cap = sb->len;
+    }
+    if (h->rpos > h->wpos || h->wpos > cap ||
+        (h->cap != CN_BLOCK_DATA && h->cap != CN_SMALL_DATA &&
+         h->cap != CN_BLOCK_REF)) {
       diag("block with rpos %u wpos %u", h->rpos, h->wpos);
       return 0;
     }
@@ -541,9 +548,22 @@ static void test_random(void) {
   cn_buf_init(&a, &p);
   cn_buf_init(&b, &p);
   for (step = 0; step < 20000 && !bad; step++) {
-    uint32_t op = rnd() % 7;
+    uint32_t op = rnd() % 8;
     size_t k;
-    if (op <= 1) { /* append 0..3 blocks of random letters and delimiters */
+    if (op == 7) { /* a shared block, or part of it, by reference */
+      size_t n = rnd() % (DATA * 2), off, len;
+      cn_sblock_t *sb;
+      for (size_t i = 0; i < n; i++)
+        tmp[i] = "\r\nabxyzc"[rnd() % 8];
+      sb = cn_sblock_new(tmp, n);
+      off = n ? rnd() % n : 0;
+      len = n - off ? rnd() % (n - off) + 1 : 0;
+      if (alen + len <= cap && cn_buf_append_shared(&a, sb, off, len) == 0) {
+        memcpy(ra + alen, tmp + off, len);
+        alen += len;
+      }
+      cn_sblock_unref(sb);
+    } else if (op <= 1) { /* append 0..3 blocks of random letters and delimiters */
       k = rnd() % (op == 0 ? 64 : DATA * 3);
       if (alen + k > cap)
         k = cap - alen;
@@ -599,7 +619,8 @@ static void test_random(void) {
       bad++;
     }
   }
-  ok(!bad, "20000 random appends, consumes, peeks, settles and moves match a flat copy");
+  ok(!bad, "20000 random appends (shared blocks too), consumes, peeks, "
+          "settles and moves match a flat copy");
   ok(!findbad, "random finds match a naive search");
   ok(!peekbad, "random peeks match the reference");
   cn_buf_reset(&a);
@@ -609,6 +630,62 @@ static void test_random(void) {
   free(ra);
   free(rb);
   free(tmp);
+  cn_pool_close(&p);
+}
+
+
+/* test_shared: chains show shared blocks by reference, and every read
+** (copyout, peek, find, iov, consume, move) sees their bytes as its own. */
+static void test_shared(void) {
+  cn_pool_t p;
+  cn_buf_t a, b;
+  char want[64];
+  const char *s;
+  uv_buf_t iov[8];
+  cn_sblock_t *sb = cn_sblock_new("shared line\n", 12);
+  cn_pool_init(&p, 8);
+  cn_buf_init(&a, &p);
+  cn_buf_init(&b, &p);
+  cn_buf_append(&a, "head ", 5);
+  ok(cn_buf_append_shared(&a, sb, 0, 12) == 0 &&
+       cn_buf_append_shared(&b, sb, 0, 12) == 0,
+     "a shared block joins two chains");
+  ok(sb->refs == 3, "each chain holds a reference (refs %u)", sb->refs);
+  cn_buf_append(&a, "tail", 4);
+  ok(same(&a, "head shared line\ntail", 21), "copyout sees the bytes in "
+     "order, before and after");
+  ok(a.tail->cap != CN_BLOCK_REF, "an append after a shared block goes to "
+     "a block of its own");
+  ok(cn_buf_find(&a, 0, "line\nta", 7) == 12, "find matches across a "
+     "shared block and the next");
+  ok(cn_buf_iov(&a, 3, iov, 8) == 3 && iov[1].len == 12 &&
+       memcmp(iov[1].base, "shared line\n", 12) == 0,
+     "iov points into the shared bytes");
+  s = cn_buf_peek(&b, 6);
+  ok(s != NULL && memcmp(s, "shared", 6) == 0, "peek inside a shared block");
+  s = cn_buf_peek(&a, 9);
+  ok(s != NULL && memcmp(s, "head shar", 9) == 0 && sb->refs == 3 &&
+       same(&a, "head shared line\ntail", 21),
+     "a gathering peek copies and keeps the reference for the rest");
+  cn_buf_consume(&a, 12);
+  ok(same(&a, "line\ntail", 9), "consume inside a shared block");
+  ok(cn_buf_move(&b, &a, 3) == 3 && same(&b, "shared line\nlin", 15) &&
+       same(&a, "e\ntail", 6),
+     "a move of part of a shared block copies");
+  cn_buf_consume(&a, 2);
+  ok(sb->refs == 2, "consuming its last byte drops the chain's reference");
+  cn_buf_reset(&a);
+  cn_buf_append_shared(&a, sb, 7, 4);
+  ok(same(&a, "line", 4), "a chain can show part of a shared block");
+  ok(cn_buf_move(&b, &a, 4) == 4 && b.tail->cap == CN_BLOCK_REF &&
+       sb->refs == 3, "a move of a whole reference relinks it");
+  memcpy(want, "shared line\nlinline", 19);
+  ok(same(&b, want, 19), "and the bytes follow");
+  ok(cn_buf_append_shared(&a, sb, 5, 20) == CN_ENOMEM && cn_buf_len(&a) == 0,
+     "a range past the shared block's end is refused");
+  cn_buf_reset(&b);
+  ok(sb->refs == 1 && p.nlive == 0, "reset returns every reference");
+  cn_sblock_unref(sb);
   cn_pool_close(&p);
 }
 
@@ -643,6 +720,7 @@ int main(void) {
   test_move();
   test_iov();
   test_small();
+  test_shared();
   test_random();
   test_errors();
   printf("1..%d\n", count);

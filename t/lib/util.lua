@@ -134,11 +134,7 @@ function _M.settle(n)
 end
 
 -- queued(q) counts the nodes of a channel's wait queue.
-function _M.queued(q)
-  local k, n = 0, q.head
-  while n do k, n = k + 1, n.next end
-  return k
-end
+_M.queued = require("coronet.chan").queued
 
 -- svc_stats(addr) asks a t/lib/svc_mem.lua server for its coronet.stats()
 -- ("?\n" gets one line of key=value) and returns them as a table.
