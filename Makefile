@@ -6,6 +6,7 @@ LUADIR ?= $(PREFIX)/share/lua/5.1
 CC ?= cc
 PROVE ?= prove
 LISTEN ?= 127.0.0.1:7000
+WEB ?= 127.0.0.1:8080
 
 # Warnings are errors; WERROR= builds anyway with a compiler that finds new
 # ones.
@@ -73,7 +74,7 @@ valgrind: $(BIN) $(CTESTS)
 	  $(VALGRIND_TESTS)
 
 run: $(BIN)
-	$(BIN) scripts/chat.lua --listen $(LISTEN)
+	$(BIN) scripts/chat.lua --listen $(LISTEN) -- --web $(WEB)
 
 bench: $(BIN)
 	bench/run.sh
@@ -100,7 +101,7 @@ clean:
 
 help:
 	@echo "make            build host/coronet"
-	@echo "make run        serve scripts/chat.lua on $(LISTEN)"
+	@echo "make run        serve scripts/chat.lua on $(LISTEN), its page on $(WEB)"
 	@echo "make test       build and run the TAP suite with prove"
 	@echo "make asan       the suite under ASan + UBSan"
 	@echo "make valgrind   the core tests under valgrind"

@@ -6,22 +6,26 @@
 --
 -- scripts/chat.lua uses it when given --web ADDR:
 --   coronet scripts/chat.lua -l 127.0.0.1:7000 -- --web 127.0.0.1:8080
--- A browser member is served by the same session code as a telnet one:
--- member(ws) wraps the socket in the methods that code uses on a
--- connection (read_line, write, close, remote_addr, id).
+-- Browser members are served by the chat's own session code: their
+-- connections sit in a group of their own (transport), to which the room
+-- sends each line as one pre-framed WebSocket text frame (server frames
+-- are not masked: the same bytes suit every browser), and their messages
+-- come to the session as lines (reader).
 local http = require "coronet.http"
 local websocket = require "coronet.websocket"
 local coronet = require "coronet"
 local net = require "coronet.net"
 local log = require "coronet.log"
 local host = require "coronet.c.host"
-local setmetatable, type = setmetatable, type
-local find, sub, gsub, gmatch = string.find, string.sub, string.gsub,
-  string.gmatch
+local setmetatable = setmetatable
+local gsub = string.gsub
+local valid_utf8 = websocket.valid_utf8
 
 local _M = {}
 
-local MAX_LINE = 4096
+-- A message longer than a chat line still arrives, to be refused as a
+-- line ("* line too long"); past this the socket closes (1009).
+local MAX_MESSAGE = 65536
 
 _M.PAGE = [==[<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -150,51 +154,54 @@ connect();
 
 -- -- Members -------------------------------------------------------------
 
-local Member = {}
-Member.__index = Member
-
--- member(ws, conn) -> an object with the connection methods the chat's
--- session uses, over ws: each text message is a line, each line written
--- goes as one text message.
-function _M.member(ws, conn)
-  return setmetatable({ ws = ws, conn = conn }, Member)
+-- text(line) -> line as valid UTF-8 (a text frame must be): a line that
+-- is not has its bytes past ASCII replaced with "?".
+local function text(line)
+  if valid_utf8(line) then return line end
+  return (gsub(line, "[\128-\255]", "?"))
 end
 
--- read_line([max]) -> the next message as a line (newlines in it become
--- spaces) | nil, err ("line too long" past max; "eof" once closed)
-function Member:read_line(max)
+-- transport(group) -> what scripts/chat.lua sends lines to browser members
+-- through: group, and frame(line) -> the bytes of one text message.
+function _M.transport(group)
+  return { group = group,
+    frame = function(line) return websocket.frame(text(line)) end }
+end
+
+local Reader = {}
+Reader.__index = Reader
+
+-- reader(ws) -> a Reader of the socket's text messages as lines: each one
+-- comes with a "\n" (newlines inside it became spaces).
+function _M.reader(ws)
+  return setmetatable({ ws = ws }, Reader)
+end
+
+function Reader:read()
   while true do
     local msg, kind = self.ws:recv()
-    if not msg then
-      return nil, kind == "closed" and "eof" or kind
+    if not msg then -- "eof" after the browser's close frame
+      return nil, self.ws.peer_closed and "eof" or kind
     end
-    if kind == "text" then
-      if #msg > (max or MAX_LINE) then return nil, "line too long" end
-      return (gsub(msg, "\r?\n", " "))
-    end
+    if kind == "text" then return (gsub(msg, "\r?\n", " ")) .. "\n" end
   end
 end
 
--- write(data) -> #data | nil, err: data holds whole lines (a string or a
--- table of them), each sent as its own message without its "\n".
-function Member:write(data)
-  if type(data) == "table" then data = table.concat(data) end
-  for line in gmatch(data, "([^\n]*)\n") do
-    local ok, err = self.ws:send(line)
-    if not ok then return nil, err end
+-- writer(group, conn) -> how a browser member's socket sends its own
+-- frames (pongs, close): through the group once conn is in it, so that
+-- they never land inside a frame the room sends; before, straight.
+function _M.writer(group, conn)
+  return function(bytes)
+    local ok, err = group:send_to(conn, bytes)
+    if ok == nil and err == "not found" then return conn:write(bytes) end
+    return ok, err
   end
-  return #data
 end
-
-function Member:close() return self.ws:close(1001, "going away") end
-function Member:remote_addr() return self.conn:remote_addr() end
-function Member:local_addr() return self.conn:local_addr() end
-function Member:id() return self.conn:id() end
 
 -- -- Serving --------------------------------------------------------------
 
 -- router(session) -> the web handlers: GET / is the page, /ws runs
--- session(member) for each browser, to its end.
+-- session(ws, conn) for each browser, to its end.
 function _M.router(session)
   local r = http.router()
   r:get("/", function(_, res)
@@ -203,22 +210,26 @@ function _M.router(session)
     res:finish(_M.PAGE)
   end)
   r:get("/ws", function(req, res)
-    local ws = websocket.upgrade(req, res, { max_message = MAX_LINE + 64 })
-    if ws then session(_M.member(ws, req.conn)) end
+    local ws = websocket.upgrade(req, res, { max_message = MAX_MESSAGE })
+    if ws then session(ws, req.conn) end
   end)
   return r
 end
 
--- listen(addr, session) serves the page and /ws on addr, from the first
--- worker only (its members join the room of all workers), once: a
--- reloaded script calls it again and only its session changes. Returns
--- the bound address, or nil and the error.
-function _M.listen(addr, session)
+-- listen(addr, session, tr) serves the page and /ws on addr, from the
+-- first worker only (its members join the room of every worker), once: a
+-- reloaded script calls it again and only its session changes.
+-- session(ws, conn) serves one browser, whose frames go through tr.group.
+-- Returns the bound address, or nil and the error.
+function _M.listen(addr, session, tr)
   local st = coronet.state("chat_web")
-  st.session = session
+  st.session, st.tr = session, tr
   if host.info().worker ~= 1 then return nil, "not the first worker" end
   if st.listener then return st.listener:addr() end
-  local handler = http.server(_M.router(function(m) return st.session(m) end))
+  local handler = http.server(_M.router(function(ws, conn)
+    ws:set_writer(_M.writer(st.tr.group, conn))
+    return st.session(ws, conn)
+  end))
   local l, err = net.listen(addr, handler)
   if not l then
     log.error("chat: web %s", err)
@@ -227,16 +238,6 @@ function _M.listen(addr, session)
   st.listener = l
   log.info("chat: web page on http://%s/", l:addr())
   return l:addr()
-end
-
--- web_arg(args) -> the ADDR of "--web ADDR" among a script's arguments.
-function _M.web_arg(args)
-  for i = 1, #args do
-    if args[i] == "--web" then return args[i + 1] end
-    local v = find(args[i], "^%-%-web=") and sub(args[i], 7)
-    if v then return v end
-  end
-  return nil
 end
 
 return _M

@@ -13,7 +13,7 @@ local websocket = require "coronet.websocket"
 local format = string.format
 
 ext.need(t, "/usr/bin/chromium")
-local SCRIPT = "t/lib/chat_web_app.lua"
+local SCRIPT = "scripts/chat.lua"
 
 local function start(web)
   local s = server.start { script = SCRIPT,
@@ -53,6 +53,43 @@ t.test("/ws joins the same room as telnet members", function()
   a:expect("* " .. name .. " left", "its leaving is seen")
   a:close()
 end)
+
+t.test("a telnet line that is not UTF-8 still reaches browsers as text",
+  function()
+    local a = chat.must_join(s)
+    local ws = assert(websocket.dial("ws://" .. s.web .. "/ws"))
+    local name = (ws:recv(5) or ""):match(chat.WELCOME)
+    a:expect("* " .. tostring(name) .. " joined", "telnet sees it join")
+    a:say("caf\233 \195\169")
+    local msg, kind = ws:recv(5)
+    t.is(msg, a.name .. ": caf? ??", "bytes past ASCII became ?")
+    t.is(kind, "text", "in a text message")
+    ws:close()
+    a:close()
+  end)
+
+t.test("with two workers, browser and telnet members share one room",
+  function()
+    local s2 = server.start { script = SCRIPT, opts = { "--workers", "2" },
+      args = { "--web", "127.0.0.1:0" } }
+    local web = (s2:wait_log("chat: web page on http://%S+/") or "")
+      :match("http://(%S+)/")
+    local ws = assert(websocket.dial("ws://" .. tostring(web) .. "/ws"))
+    local name = (ws:recv(5) or ""):match(chat.WELCOME)
+    local ms = {}
+    for i = 1, 6 do -- the kernel spreads them over both workers
+      ms[i] = chat.must_join(s2)
+      t.is(ws:recv(5), "* " .. ms[i].name .. " joined", "join " .. i .. " seen")
+    end
+    ws:send("to everyone")
+    for i = 1, 6 do
+      for j = i + 1, 6 do ms[i]:expect("* " .. ms[j].name .. " joined") end
+      ms[i]:expect(name .. ": to everyone", "telnet member " .. i .. " reads it")
+    end
+    for _, m in ipairs(ms) do m:close() end
+    ws:close()
+    t.is(s2:stop(), 0, "that server exits cleanly")
+  end)
 
 local b, why = require("lib.cdp").launch()
 t.ok(b, "chromium starts " .. tostring(why))

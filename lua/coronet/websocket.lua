@@ -18,6 +18,9 @@ local frame, head, utf8 = C.frame, C.head, C.utf8
 
 local _M = { _VERSION = "0.1.0" }
 
+-- valid_utf8(s) -> whether s is valid UTF-8 (what a text message must be)
+_M.valid_utf8 = utf8
+
 local TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
 local KIND = { [TEXT] = "text", [BINARY] = "binary" }
 
@@ -44,12 +47,25 @@ local function new_ws(conn, client, o)
     R = C.reader(client, o.max_message) }, WS)
 end
 
+-- ws:set_writer(fn) -> ws: every frame the socket sends (messages, pongs,
+-- close) goes through fn(bytes) -> ok, err instead of conn:write, e.g.
+-- group:send_to when the connection is in a coronet.group, so that a
+-- frame never lands inside another writer's.
+function WS:set_writer(fn)
+  self.writer = fn
+  return self
+end
+
+-- out sends one whole frame.
+local function out(self, bytes)
+  local w = self.writer
+  if w then return w(bytes) end
+  return self.conn:write(bytes)
+end
+
 -- control sends a control frame (masked from a client).
 local function control(self, op, payload)
-  if self.client then
-    return self.conn:write(frame(op, payload, true, true))
-  end
-  return self.conn:write(head(op, #payload) .. payload)
+  return out(self, frame(op, payload, true, self.client))
 end
 
 local function close_payload(code, reason)
@@ -75,7 +91,7 @@ end
 -- their close code: "protocol error" (1002), "message too big" (1009),
 -- "invalid utf-8" (1007). Silence for opts.timeout closes it ("timeout");
 -- timeout (seconds) here bounds this call only ("timeout", the socket
--- stays).
+-- stays). After the peer's close frame, ws.peer_closed is true.
 function WS:recv(timeout)
   if self.done then
     return nil, "closed", self.close_code, self.close_reason
@@ -119,6 +135,7 @@ function WS:recv(timeout)
       if op == PING then
         if not self.close_sent then control(self, PONG, data) end
       elseif op == CLOSE then
+        self.peer_closed = true
         self.close_code, self.close_reason = code, data
         finish(self, code, "")
         return nil, "closed", code, data
@@ -153,9 +170,11 @@ function WS:send(data, kind)
   end
   local ok, err
   if self.client then
-    ok, err = self.conn:write(frame(op, data, true, true))
+    ok, err = out(self, frame(op, data, true, true))
+  elseif self.writer or #data < 4096 then
+    ok, err = out(self, frame(op, data, true, false))
   else
-    ok, err = self.conn:write({ head(op, #data), data })
+    ok, err = self.conn:write({ head(op, #data), data }) -- no copy
   end
   if not ok then return nil, err end
   return #data
