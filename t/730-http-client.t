@@ -96,6 +96,38 @@ t.test("a pooled connection the server closed is replaced", function()
   t.is(r and r.text, "user 8\n", "the request succeeds (" .. tostring(err) .. ")")
 end)
 
+t.test("the pool keeps at most pool.per_host idle connections a host",
+  function()
+    http.close_idle()
+    local per_host = http.pool.per_host
+    http.pool.per_host = 3
+    local wg = coronet.waitgroup()
+    for _ = 1, 6 do
+      wg:add(1)
+      coronet.spawn(function()
+        get("/sleep/100")
+        wg:done()
+      end)
+    end
+    wg:wait(20)
+    t.is(http.pool_size(), 3, "six at once, three kept")
+    http.pool.per_host = per_host
+  end)
+
+t.test("a pooled connection idle past pool.idle is not reused", function()
+  http.close_idle()
+  local idle = http.pool.idle
+  http.pool.idle = 0.1
+  local r = assert(http.request { url = base .. "/" })
+  local conn = r.body.e.conn
+  r:read_all()
+  coronet.sleep(0.3)
+  r = assert(http.request { url = base .. "/" })
+  t.ok(r.body.e.conn ~= conn, "a fresh connection")
+  r:read_all()
+  http.pool.idle = idle
+end)
+
 t.test("a slow answer meets the timeout", function()
   local t0 = coronet.now()
   local r, err = get("/sleep/2000", { timeout = 0.3 })

@@ -13,7 +13,7 @@ local ext = require "lib.ext"
 local util = require "lib.util"
 local coronet = require "coronet"
 local websocket = require "coronet.websocket"
-local rep, char = string.rep, string.char
+local rep, char, format = string.rep, string.char, string.format
 
 local s = server.start { script = "t/lib/ws_app.lua" }
 local url = "ws://" .. s.addr
@@ -205,6 +205,19 @@ t.test("close codes: echoed, checked", function()
   refused(wsraw.frame(8, "\3"), 1002, "a one-byte close body")
   refused(wsraw.close(1000, "\255"), 1007, "a reason that is not UTF-8")
 end)
+
+t.test("ws:close waits close_wait for the peer's close, then closes",
+  function()
+    local c = wsraw.connect(s, "/bye")
+    local f = wsraw.read(c)
+    t.is(f and f.data, "bye", "the message")
+    local t0 = coronet.now()
+    f = wsraw.read(c)
+    t.is(f and f.code, 4001, "the close frame")
+    t.ok(httpc.closed(c, 10), "no answer: the server closes")
+    local took = coronet.now() - t0
+    t.ok(took > 1.5 and took < 4, format("after close_wait, 2 s (%.2f)", took))
+  end)
 
 t.test("a silent socket gets a ping, then a close at its deadline",
   function()

@@ -799,8 +799,10 @@ end
 
 -- -- The client -------------------------------------------------------------
 
-local POOL_PER_HOST = 16
-local POOL_IDLE = 30 -- seconds a pooled connection may wait
+-- The client's keep-alive pool: idle connections kept per host, and how
+-- long one may wait (seconds) before it is closed instead of reused.
+local POOL = { per_host = 16, idle = 30 }
+_M.pool = POOL
 
 -- The keep-alive pool of this worker: "scheme://host:port" -> list of
 -- {conn=, P=, since=}.
@@ -811,7 +813,7 @@ local function pool_take(key)
   while list and #list > 0 do
     local e = list[#list]
     list[#list] = nil
-    if now() - e.since < POOL_IDLE and e.conn:buffered() == 0 then
+    if now() - e.since < POOL.idle and e.conn:buffered() == 0 then
       return e
     end
     e.conn:close()
@@ -825,7 +827,7 @@ local function pool_put(key, e)
     list = {}
     pool[key] = list
   end
-  if #list >= POOL_PER_HOST then
+  if #list >= POOL.per_host then
     e.conn:close()
     return
   end

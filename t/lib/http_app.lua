@@ -105,6 +105,10 @@ r:get("/close", function(_, res)
   res:header("Connection", "close")
   res:finish("bye\n")
 end)
+r:get("/split", function(_, res)
+  res:header("X-Split", "a\r\nSet-Cookie: evil=1")
+  res:finish("not reached\n")
+end)
 if static then r:static("/static", static) end
 
 return http.server(r, opts)
