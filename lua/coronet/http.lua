@@ -216,6 +216,8 @@ end
 
 -- -- Responses ----------------------------------------------------------------
 
+local stopping = false -- shutdown began: responses say Connection: close
+
 local Res = {}
 Res.__index = Res
 
@@ -278,6 +280,7 @@ end
 -- length false means the body follows chunked (HTTP/1.1) or until close.
 local function head_parts(self, length)
   local code = self.code
+  if stopping then self.keep = false end
   local parts = { status_line(code, self.reason) }
   local n = 1
   if not self.dated then
@@ -519,19 +522,36 @@ local function finish_request(req, res, P, o)
   return discard(req.conn, P, o.discard) == true
 end
 
+-- Shutdown: connections waiting for their next request are closed when
+-- it begins, and responses then say "Connection: close".
+local waiting = setmetatable({}, { __mode = "k" })
+local watching = false
+
+local function watch_stop()
+  if watching or not coronet.stopping then return end
+  watching = true
+  coronet.spawn(function()
+    coronet.stopping():recv()
+    stopping = true
+    for conn in pairs(waiting) do conn:close() end
+  end)
+end
+
 local function serve(conn, handler, o)
   local P = C.parser(o)
   conn:set_timeout(nil, o.write_timeout)
-  while true do
+  while not stopping do
     local req = { conn = conn, P = P }
+    waiting[conn] = true
     local ok, keep, expect = read_head(conn, P, req)
+    waiting[conn] = nil
     if ok ~= true then
       if type(ok) == "number" then return refuse(conn, ok, o) end
       if keep == "timeout" and expect then return refuse(conn, 408, o) end
       return
     end
     local res = setmetatable({ conn = conn, req = req, code = 200,
-      keep = keep, head_only = req.method == "HEAD" }, Res)
+      keep = keep and not stopping, head_only = req.method == "HEAD" }, Res)
     req.res, req.expect = res, expect
     req.body = setmetatable({ req = req }, Body)
     setmetatable(req, Req)
@@ -548,7 +568,9 @@ end
 
 -- server(handler [, opts]) -> a connection handler serving HTTP/1.1 that
 -- calls handler(req, res) for each request. handler is a function or a
--- callable table (a router). opts: see DEFAULTS above.
+-- callable table (a router). opts: see DEFAULTS above. At shutdown
+-- (SIGINT, SIGTERM) kept-alive connections waiting for a request close,
+-- and requests in progress finish with "Connection: close".
 function _M.server(handler, opts)
   local th = type(handler)
   local mt = getmetatable(handler)
@@ -560,6 +582,7 @@ function _M.server(handler, opts)
   if o.max_head > 16384 then
     error("bad argument #2 to 'server' (max_head is at most 16384)", 2)
   end
+  watch_stop()
   return function(conn)
     return serve(conn, handler, o)
   end
