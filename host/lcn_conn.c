@@ -191,6 +191,16 @@ int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what) {
 }
 
 
+/* lcn_conn_park_want is lcn_conn_park_read for a reader that cannot go on
+** before want bytes are buffered (reading goes on past the high-water mark
+** up to there); input that ends with bytes buffered fails with "unexpected
+** eof". */
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what) {
+  return read_park(L, c, want, NULL, 0, what, 1);
+}
+
+
 /* conn:read([n]) -> data | nil, err
 ** Returns 1..n buffered bytes (n defaults to a block) at once; otherwise
 ** parks until data, EOF, an error, the deadline, or close. */
