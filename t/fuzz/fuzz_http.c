@@ -3,13 +3,13 @@
 ** rest is split into pieces; the head is scanned piece by piece and
 ** again in one piece (the verdicts must agree), a complete head is read
 ** field by field and judged, and the bytes after it go through the
-** chunked-body scanner. Build: see the fuzzing contract in
-** helpers/BRIEF.md (clang -fsanitize=fuzzer,address,undefined, linked
-** with every host C file but main.c). */
+** chunked-body scanner. `make fuzz FUZZ=http` runs it; `make test`
+** replays its corpus (t/fuzz/corpus/http). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cn_http.h"
+#include "fuzz.h"
 
 static void limits(cn_http_head_t *h, int response) {
   cn_http_head_init(h, response);
@@ -46,18 +46,17 @@ static void read_head(const char *p, size_t len, int response) {
   while (cn_http_next_field(p, len, &pos, &name, &value))
     if (rc == 0)
       rc = cn_http_field(&m, name, value);
-  if (pos != len)
-    abort(); /* the fields must end exactly at the head's end */
+  FUZZ_CHECK(pos == len); /* the fields end exactly at the head's end */
   if (rc == 0)
     cn_http_framing(&m, response, 0);
   cn_http_keep_alive(&m);
   if (!response && m.target.n > 0) {
     char *copy = malloc(m.target.n);
     size_t n = m.target.n;
+    FUZZ_CHECK(copy != NULL);
     memcpy(copy, m.target.p, n);
     cn_http_decode_path(copy, &n);
-    if (n > m.target.n)
-      abort();
+    FUZZ_CHECK(n <= m.target.n);
     free(copy);
   }
 }
@@ -81,8 +80,6 @@ static void chunks(const char *p, size_t n) {
 }
 
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cn_http_head_t a, b;
   size_t end_a, end_b;
@@ -96,8 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   limits(&b, response);
   ra = scan(&a, p, size, (size_t)(data[0] >> 4) + 1, &end_a);
   rb = scan(&b, p, size, size > 0 ? size : 1, &end_b);
-  if (ra != rb || (ra == CN_HTTP_DONE && (end_a != end_b || a.len != b.len)))
-    abort(); /* the split changed the verdict */
+  FUZZ_CHECK(ra == rb); /* the split does not change the verdict */
+  FUZZ_CHECK(ra != CN_HTTP_DONE || (end_a == end_b && a.len == b.len));
   if (ra == CN_HTTP_DONE) {
     read_head(p, a.len, response);
     chunks(p + end_a, size - end_a);

@@ -3,11 +3,13 @@
 ** with a size limit taken from its first byte; each header is written
 ** back with cn_ws_header and must parse the same; payloads are masked
 ** twice (unchanged) and checked as UTF-8 whole and in two pieces (same
-** verdict). Build: see the fuzzing contract in helpers/BRIEF.md. */
+** verdict). `make fuzz FUZZ=ws` runs it; `make test` replays its corpus
+** (t/fuzz/corpus/ws). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cn_ws.h"
+#include "fuzz.h"
 
 static int utf8_whole(const uint8_t *p, size_t n) {
   uint32_t st = 0;
@@ -26,13 +28,12 @@ static int utf8_split(const uint8_t *p, size_t n, size_t at) {
 
 static void payload(const cn_ws_frame_t *f, const uint8_t *p, size_t n) {
   uint8_t *copy = malloc(n + 1);
+  FUZZ_CHECK(copy != NULL);
   memcpy(copy, p, n);
   cn_ws_mask(copy, n, f->mask, 3);
   cn_ws_mask(copy, n, f->mask, 3);
-  if (memcmp(copy, p, n) != 0)
-    abort();
-  if (utf8_whole(p, n) != utf8_split(p, n, n / 2 + (n & 1)))
-    abort();
+  FUZZ_CHECK(memcmp(copy, p, n) == 0);
+  FUZZ_CHECK(utf8_whole(p, n) == utf8_split(p, n, n / 2 + (n & 1)));
   free(copy);
 }
 
@@ -42,13 +43,11 @@ static void roundtrip(const cn_ws_frame_t *f) {
   cn_ws_frame_t g;
   size_t n = cn_ws_header(h, f->fin, f->opcode, f->len,
                           f->masked ? f->mask : NULL);
-  if (cn_ws_parse(&g, h, n, UINT64_MAX) != (int)n || g.len != f->len
-      || g.fin != f->fin || g.opcode != f->opcode || g.masked != f->masked)
-    abort();
+  FUZZ_CHECK(cn_ws_parse(&g, h, n, UINT64_MAX) == (int)n);
+  FUZZ_CHECK(g.len == f->len && g.fin == f->fin && g.opcode == f->opcode
+             && g.masked == f->masked);
 }
 
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint64_t max;
