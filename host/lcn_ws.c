@@ -243,7 +243,8 @@ static int ws_head(lua_State *L) {
   int fin = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
   uint8_t h[CN_WS_MAX_HEADER];
   luaL_argcheck(L, n >= 0, 2, "length must not be negative");
-  lua_pushlstring(L, (const char *)h, cn_ws_header(h, fin, op, (uint64_t)n, NULL));
+  lua_pushlstring(L, (const char *)h,
+                  cn_ws_header(h, fin, op, (uint64_t)n, NULL));
   return 1;
 }
 

@@ -186,7 +186,8 @@ t.test("an unread body past the discard limit ends the connection",
 
 t.test("a body over max_body is refused with 413", function()
   local c = s:connect()
-  c:write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+  c:write("POST /echo HTTP/1.1\r\nHost: x\r\n"
+    .. "Transfer-Encoding: chunked\r\n\r\n")
   local chunk = format("%x\r\n%s\r\n", 100000, rep("c", 100000))
   local r
   coronet.spawn(function()

@@ -197,7 +197,8 @@ t.test("fileserver: one header line at a time meets the header timeout",
 t.test("fileserver: out of file descriptors, a file request gets 503",
   function()
     local small = server.start { script = "scripts/fileserver.lua",
-      args = { root }, prefix = { "sh", "-c", 'ulimit -n 48; exec "$@"', "sh" } }
+      args = { root },
+      prefix = { "sh", "-c", 'ulimit -n 48; exec "$@"', "sh" } }
     local conns, stuck = {}, nil
     for _ = 1, 60 do
       local c = assert(net.dial(small.addr))

@@ -93,7 +93,8 @@ t.test("a pooled connection the server closed is replaced", function()
   assert(get("/"))
   coronet.sleep(1) -- the server's idle time (0.5 s) passes
   local r, err = get("/users/8")
-  t.is(r and r.text, "user 8\n", "the request succeeds (" .. tostring(err) .. ")")
+  t.is(r and r.text, "user 8\n",
+    "the request succeeds (" .. tostring(err) .. ")")
 end)
 
 t.test("the pool keeps at most pool.per_host idle connections a host",
@@ -163,7 +164,8 @@ t.test("Python's http.server: an HTTP/1.0 answer ends at close", function()
   local port = line:match("port (%d+)")
   t.ok(port, "python serves: " .. line)
   local r, err = http.request { url = "http://127.0.0.1:" .. port .. "/f.txt" }
-  t.is(r and r:read_all(), "from python\n", "the file (" .. tostring(err) .. ")")
+  t.is(r and r:read_all(), "from python\n",
+    "the file (" .. tostring(err) .. ")")
   t.is(http.pool_size("http://127.0.0.1:" .. port), 0, "HTTP/1.0: not pooled")
   p:kill()
   p:wait(5)

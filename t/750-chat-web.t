@@ -24,7 +24,8 @@ local function start(web)
 end
 
 local s = start()
-t.ok(s.web, "the log names the web address beside the chat's: " .. tostring(s.web))
+t.ok(s.web, "the log names the web address beside the chat's: "
+  .. tostring(s.web))
 t.like(s:log(), "listening on " .. s.addr:gsub("%p", "%%%0"), "and the chat's")
 
 t.test("GET / is one page that fetches nothing from elsewhere", function()
@@ -84,7 +85,8 @@ t.test("with two workers, browser and telnet members share one room",
     ws:send("to everyone")
     for i = 1, 6 do
       for j = i + 1, 6 do ms[i]:expect("* " .. ms[j].name .. " joined") end
-      ms[i]:expect(name .. ": to everyone", "telnet member " .. i .. " reads it")
+      ms[i]:expect(name .. ": to everyone",
+        "telnet member " .. i .. " reads it")
     end
     for _, m in ipairs(ms) do m:close() end
     ws:close()
@@ -138,8 +140,10 @@ t.test("two pages and a telnet member chat with each other", function()
   t.ok(has_line(p1, "* " .. tostring(n2) .. " joined", "notice"),
     "page 1 shows page 2 joining, marked as a notice")
   tel = chat.must_join(s)
-  t.ok(has_line(p1, "* " .. tel.name .. " joined", "notice"), "page 1: telnet joined")
-  t.ok(has_line(p2, "* " .. tel.name .. " joined", "notice"), "page 2: telnet joined")
+  t.ok(has_line(p1, "* " .. tel.name .. " joined", "notice"),
+    "page 1: telnet joined")
+  t.ok(has_line(p2, "* " .. tel.name .. " joined", "notice"),
+    "page 2: telnet joined")
   say(p1, "hello from page one")
   tel:expect(n1 .. ": hello from page one", "telnet reads page 1")
   t.ok(has_line(p2, n1 .. ": hello from page one"), "page 2 reads page 1")
@@ -162,7 +166,8 @@ t.test("the member list follows joins, renames and leaves", function()
   say(p2, "/nick pagetwo")
   tel:expect("* " .. n2 .. " is now pagetwo", "telnet sees the rename")
   t.ok(p1:wait("[...document.querySelectorAll('#members li')].some("
-    .. "function(l){return l.textContent==='pagetwo'})"), "page 1 lists pagetwo")
+    .. "function(l){return l.textContent==='pagetwo'})"),
+    "page 1 lists pagetwo")
   n2 = "pagetwo"
   tel:say("/quit")
   t.ok(p1:wait("document.querySelectorAll('#members li').length==2"),

@@ -72,7 +72,7 @@ function _M.parse_date(s)
   local m = MONTH[mon]
   if not m then return nil end
   y, m, d = tonumber(y), m, tonumber(d)
-  -- days since the epoch (civil calendar, as in Howard Hinnant's days_from_civil)
+  -- days since the epoch, civil calendar (Howard Hinnant's days_from_civil)
   if m <= 2 then y = y - 1 end
   local era = floor(y / 400)
   local yoe = y - era * 400
@@ -428,7 +428,7 @@ function Res:copy(r, n)
   return moved, err
 end
 
--- -- The server ------------------------------------------------------------------
+-- -- The server ---------------------------------------------------------------
 
 local DEFAULTS = {
   max_target = 8192,        -- request-target bytes (414)
@@ -588,7 +588,7 @@ function _M.server(handler, opts)
   end
 end
 
--- -- The router ----------------------------------------------------------------
+-- -- The router ---------------------------------------------------------------
 
 local Router = {}
 Router.__index = Router
@@ -972,7 +972,9 @@ local function send_request(e, method, host_field, target, o)
   local body = o.body
   local head = { method, " ", target, " HTTP/1.1\r\nHost: ", host_field,
     "\r\n" }
-  for _, l in ipairs(header_lines(o.headers, MANAGED)) do head[#head + 1] = l end
+  for _, l in ipairs(header_lines(o.headers, MANAGED)) do
+    head[#head + 1] = l
+  end
   local tb = type(body)
   if tb == "string" then
     head[#head + 1] = "Content-Length: " .. #body .. "\r\n\r\n"

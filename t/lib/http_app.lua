@@ -23,7 +23,9 @@ r:route("*", "/info", function(req, res)
   local names = {}
   for k in pairs(req.headers) do names[#names + 1] = k end
   sort(names)
-  for _, k in ipairs(names) do lines[#lines + 1] = k .. ": " .. req.headers[k] end
+  for _, k in ipairs(names) do
+    lines[#lines + 1] = k .. ": " .. req.headers[k]
+  end
   res:header("Content-Type", "text/plain")
   res:finish(concat(lines, "\n") .. "\n")
 end)

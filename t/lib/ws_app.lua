@@ -56,7 +56,8 @@ r:get("/bye", function(req, res)
 end)
 
 r:get("/proto", function(req, res)
-  local ws = websocket.upgrade(req, res, { protocols = { "chat", "superchat" } })
+  local ws = websocket.upgrade(req, res,
+    { protocols = { "chat", "superchat" } })
   if not ws then return end
   ws:send(tostring(ws.protocol))
   ws:close()
