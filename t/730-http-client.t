@@ -34,6 +34,15 @@ t.test("a GET gets status, headers and body", function()
   t.is(r.text, "user 3\n", "body")
 end)
 
+t.test("headers go out; a Host given replaces the client's own", function()
+  local r = assert(get("/info", { headers = { ["X-Test"] = "yes",
+    Host = "example.org" } }))
+  t.like(r.text, "\nx%-test: yes\n", "X-Test")
+  t.like(r.text, "\nhost: example.org\n", "Host: example.org")
+  local ok = pcall(http.request, { url = base, headers = { X = "a\r\nb" } })
+  t.ok(not ok, "a CR or LF in a value raises")
+end)
+
 t.test("keep-alive: the second request reuses the pooled connection",
   function()
     assert(get("/"))

@@ -963,13 +963,18 @@ end
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true,
   OPTIONS = true }
 
+-- Fields the client writes itself (a Host given in headers replaces its
+-- own).
 local MANAGED = { host = true, ["content-length"] = true,
-  ["transfer-encoding"] = true, connection = false }
+  ["transfer-encoding"] = true }
 
 -- send_request writes the request head and body (a string, or a Reader
 -- sent chunked) on e.conn.
 local function send_request(e, method, host_field, target, o)
   local body = o.body
+  for k, v in pairs(o.headers or {}) do
+    if lower(k) == "host" then host_field = v end -- the caller's choice
+  end
   local head = { method, " ", target, " HTTP/1.1\r\nHost: ", host_field,
     "\r\n" }
   for _, l in ipairs(header_lines(o.headers, MANAGED)) do
