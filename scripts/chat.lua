@@ -48,8 +48,11 @@ local JOIN_WAIT = 30       -- seconds a newcomer waits for its join
 local info = host.info()
 local NODE = tostring(info.worker)
 local args, WEB = { ... }, nil -- "--web ADDR": a page and /ws for browsers
+local WEB_TLS = {} -- "--web-cert FILE --web-key FILE": over HTTPS and WSS
 for i = 1, #args - 1 do
   if args[i] == "--web" then WEB = args[i + 1] end
+  if args[i] == "--web-cert" then WEB_TLS.cert = args[i + 1] end
+  if args[i] == "--web-key" then WEB_TLS.key = args[i + 1] end
 end
 local web = WEB and require "chat_web"
 
@@ -292,7 +295,7 @@ end
 if WEB then
   web.listen(WEB, function(ws, conn)
     return serve(conn, st.web, web.reader(ws))
-  end, st.web)
+  end, st.web, WEB_TLS.cert and WEB_TLS)
 end
 
 return serve
