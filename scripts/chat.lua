@@ -242,16 +242,15 @@ local function serve(conn)
       break
     end
     local evs = dec:feed(data)
-    for i = 1, #evs do
+    for i = 1, #evs do -- after a quit, only telnet is answered
       local ev = evs[i]
       if ev[1] == "telnet" then
         local answer = proto.reply(ev[2], ev[3])
         if answer then tr.group:send_to(conn, answer) end
       end
-      local r = Room.input(room, m, ev)
+      local r = not quit and Room.input(room, m, ev)
       if r == "quit" then
         quit = true
-        break
       elseif r == "line" and Room.window_full(room) then
         wait_window(m)
       end

@@ -96,7 +96,7 @@ local function telnet(d, data, i, out)
     elseif st == "sb" then -- subnegotiation: skip to IAC SE
       if b == IAC then d.tn = "sbiac" end
     elseif st == "sbiac" then
-      d.tn = b == SE and nil or "sb"
+      if b == SE then d.tn = nil else d.tn = "sb" end
     else -- WILL, WONT, DO or DONT: b is the option
       out[#out + 1] = { "telnet", NAMES[st], b }
       d.tn = nil
