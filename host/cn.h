@@ -10,6 +10,8 @@
 
 #include "cn_buf.h"
 #include "cn_errno.h"
+#include "cn_http.h"
+#include "cn_ws.h"
 
 #define CN_VERSION "0.1.0"
 
@@ -23,6 +25,26 @@ typedef struct cn_addr_s cn_addr_t;
 typedef struct cn_task_s cn_task_t;
 typedef struct cn_conn_watch_s cn_conn_watch_t;
 struct lua_State;
+
+/* What a task is (cn_sched_set_kind) and what its park waits for
+** (cn_sched_park): for counters and introspection. */
+enum { CN_TASK_SPAWNED, CN_TASK_MAIN, CN_TASK_HANDLER, CN_TASK_NKINDS };
+enum {
+  CN_WAIT_OTHER, CN_WAIT_READ, CN_WAIT_WRITE, CN_WAIT_SLEEP, CN_WAIT_CHANNEL,
+  CN_WAIT_BUS, CN_WAIT_DIAL, CN_WAIT_FILE, CN_WAIT_PROCESS, CN_WAIT_NKINDS
+};
+
+/* Loop lag: how long woken tasks waited to run, in log2 buckets of
+** microseconds (bucket 0: under 1 us; bucket k: [2^(k-1), 2^k) us; the
+** last one takes the rest). */
+#define CN_LAG_BUCKETS 24
+
+typedef struct cn_sched_stats_s {
+  uint64_t resumes, turns;
+  uint64_t long_turns; /* turns that ended on their time budget */
+  uint64_t parks[CN_WAIT_NKINDS];
+  uint64_t lag[CN_LAG_BUCKETS];
+} cn_sched_stats_t;
 
 /* -- Logging (cn_log.c) ------------------------------------------------ */
 
@@ -53,6 +75,7 @@ struct cn_addr_s {
 
 int cn_addr_parse(const char *s, cn_addr_t *a);
 int cn_addr_resolve(cn_addr_t *a);
+void cn_addr_set_port(cn_addr_t *a, uv_os_sock_t fd);
 void cn_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
 /* -- Configuration (main.c fills it) ----------------------------------- */
@@ -72,6 +95,10 @@ struct cn_config_s {
   double grace; /* seconds open connections get at shutdown */
   size_t read_hwm, write_hwm;
   const char *moddir; /* where lua/coronet/ lives */
+  int reuseport;      /* share listen addresses with other processes */
+  int keepalive;      /* TCP keepalive idle seconds, 0 = off */
+  double task_slice;  /* seconds a task may run without yielding, 0 = off */
+  size_t lua_memory;  /* bytes of Lua heap per worker */
 };
 
 /* -- Waiting ----------------------------------------------------------- */
@@ -81,6 +108,38 @@ struct cn_config_s {
 struct cn_waiter_s {
   void (*wake)(cn_waiter_t *w);
 };
+
+/* -- Timers (cn_timer.c) ---------------------------------------------- */
+
+/* A timer is a node its owner embeds (a task's deadline, a Lua timer): it
+** costs no allocation. It fires once, calling cb, at loop time when (ms). */
+typedef struct cn_timer_s cn_timer_t;
+typedef void (*cn_timer_cb)(cn_timer_t *t);
+
+struct cn_timer_s {
+  cn_timer_t *parent, *left, *right; /* the worker's heap */
+  uint64_t when;
+  uint32_t seq; /* orders timers with the same deadline */
+  uint8_t on;   /* in the heap */
+  cn_timer_cb cb;
+};
+
+#define CN_TIMER_BATCH 1024 /* timers fired per loop turn, at most */
+
+typedef struct cn_timers_s {
+  cn_timer_t *root;
+  size_t n;
+  uint32_t seq;
+  int armed; /* h runs, due at armed_when */
+  uint64_t armed_when;
+  uv_timer_t h;
+  uv_prepare_t prepare; /* points h at the earliest deadline before polls */
+} cn_timers_t;
+
+void cn_timers_init(cn_timers_t *ts, uv_loop_t *loop);
+void cn_timers_close(cn_timers_t *ts);
+void cn_timer_start(cn_timers_t *ts, cn_timer_t *t, uint64_t when);
+int cn_timer_stop(cn_timers_t *ts, cn_timer_t *t);
 
 /* -- Connections (cn_conn.c) ------------------------------------------- */
 
@@ -126,7 +185,7 @@ struct cn_conn_s {
   uint64_t rdeadline, wdeadline; /* loop ms, 0 = none */
   uint8_t skip; /* discard input through the next delimiter (line too long) */
   struct sockaddr_in6 peer;      /* remote address as accepted */
-  cn_task_t *task; /* the handler task that closes c when it ends */
+  cn_task_t *task; /* the owner's: the task that closes c when it ends */
   cn_conn_watch_t *watchers;
 };
 
@@ -265,6 +324,7 @@ struct cn_file_s {
 
 cn_file_t *cn_file_new(cn_worker_t *w);
 int cn_file_open(cn_file_t *f, const char *path, int flags, int mode);
+int cn_file_open_under(cn_file_t *f, const char *path, const char *root);
 int cn_file_read(cn_file_t *f);
 char *cn_file_wbuf(cn_file_t *f);
 int cn_file_write(cn_file_t *f, size_t n);
@@ -297,6 +357,7 @@ int cn_listen_socket(const cn_addr_t *a, int reuseport, uv_os_sock_t *fd,
 int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
                       cn_listener_t **out);
 void cn_listener_close(cn_listener_t *l);
+void cn_tcp_keepalive(uv_os_sock_t fd, int idle);
 void cn__listen_resume(cn_worker_t *w);
 
 /* -- Watching the script (cn_watch.c) -------------------------------- */
@@ -317,6 +378,38 @@ void cn_watch_close(cn_watch_t *w);
 
 /* -- Workers (cn_worker.c) --------------------------------------------- */
 
+/* What a worker asks of its Lua side (lcn_host.c's lcn_host_hooks; main.c
+** hands them to cn_run). Each runs in the worker's thread. */
+typedef struct cn_hooks_s {
+  /* start makes the worker's Lua state and starts the script's main chunk;
+  ** 0, or -1 after logging why not. */
+  int (*start)(cn_worker_t *w);
+  /* serve gives the connections of listener l to the script's handler. */
+  void (*serve)(cn_worker_t *w, cn_listener_t *l);
+  void (*reload)(cn_worker_t *w); /* load the script again */
+  void (*stopping)(cn_worker_t *w); /* shutdown began */
+  void (*idle)(cn_worker_t *w); /* the loop has little to do: collect */
+  void (*close)(cn_worker_t *w); /* free the Lua state */
+  /* stalled: w's turn has run past the task slice. Called from the
+  ** control thread while w runs: it may only arm what w checks. */
+  void (*stalled)(cn_worker_t *w);
+} cn_hooks_t;
+
+/* What the control thread and the runaway guard see of a worker's loop:
+** written by the worker, read from other threads (relaxed atomics). */
+typedef struct cn_loopwatch_s {
+  uint64_t busy_since; /* uv_hrtime when the running turn began; 0: polling */
+  uint64_t armed;      /* busy_since of the turn the task-slice hook is for */
+  uint64_t armed_at;   /* when the hook was set */
+  uint64_t fired;      /* armed_at of the arming the hook answered */
+  uint64_t reported;   /* busy_since of the last stall logged */
+  uint64_t stalls;     /* turns longer than the task slice */
+  uint64_t stopped;    /* tasks stopped by the task slice */
+  uint64_t lag_max_ns; /* longest turn so far */
+  uint64_t lag_last_ns; /* the last turn's length */
+  uint64_t busy_ns;    /* time spent in turns, in all */
+} cn_loopwatch_t;
+
 struct cn_worker_s {
   uv_loop_t loop;
   int id;
@@ -326,7 +419,9 @@ struct cn_worker_s {
   /* scheduler (cn_sched.c) */
   cn_task_t *runq_head, *runq_tail;
   size_t runq_len;
-  unsigned turn; /* counts the scheduler's runs, one per loop turn */
+  cn_task_t *yielded_head, *yielded_tail; /* wait for the next turn */
+  int in_turn;
+  uint64_t clock; /* ns: read as a turn starts and every few resumes */
   cn_task_t *current;
   cn_task_t *tasks;     /* every live task */
   cn_task_t *free_tasks;
@@ -334,6 +429,9 @@ struct cn_worker_s {
   uv_check_t check;
   uv_idle_t idle;
   int tasks_ref; /* registry: coroutine -> task */
+  void (*after_run)(cn_worker_t *w); /* after each resume (flushes writes) */
+  cn_sched_stats_t stats;
+  cn_timers_t timers;
   /* connections (cn_conn.c, cn_listen.c) */
   cn_conn_t *dirty;
   cn_conn_t *conns;
@@ -351,6 +449,20 @@ struct cn_worker_s {
   int closed;       /* async is closed: no more messages */
   int signum;       /* the signal behind CN_MSG_STOP or CN_MSG_KILL */
   uv_mutex_t lock;
+  const cn_hooks_t *hooks;
+  cn_loopwatch_t watch;
+  uv_prepare_t prepare; /* ends a turn: the loop is about to poll */
+  uv_check_t turn_check; /* begins a turn: the poll returned */
+  uv_timer_t gc_timer;   /* drives the Lua GC while the loop is idle */
+  uint64_t gc_busy;      /* watch.busy_ns at the last GC tick */
+  size_t lua_bytes;      /* Lua heap (the allocator counts) */
+  size_t lua_peak;       /* its highest so far */
+  size_t lua_after_full; /* right after the last full GC cycle */
+  int lua_refused;       /* the allocator refused since the last tick */
+  size_t nfiles;         /* files open (cn_fs.c) */
+  int accept_paused;     /* a listener waits for connections to close */
+  unsigned reload_asked; /* the newest reload asked (under lock) */
+  unsigned reload_gen;   /* the reload being run */
   uv_os_sock_t *fds; /* listening sockets handed over at start */
   int *fd_pipe;
   int nfds;
@@ -361,7 +473,9 @@ struct cn_worker_s {
   void *ctl; /* the control structure (main.c) */
 };
 
-enum { CN_MSG_STOP = 1, CN_MSG_RELOAD = 2, CN_MSG_KILL = 4 };
+enum {
+  CN_MSG_STOP = 1, CN_MSG_RELOAD = 2, CN_MSG_KILL = 4, CN_MSG_RESUME = 8
+};
 
 cn_worker_t *cn_worker_self(void);
 uint64_t cn_worker_conn_id(void);
@@ -369,13 +483,9 @@ void cn_worker_send(cn_worker_t *w, unsigned msg, int signum);
 void cn_worker_exit(cn_worker_t *w, int code);
 void cn__worker_conn_closed(cn_worker_t *w);
 void cn__worker_started(cn_worker_t *w, int ok);
-int cn_run(const cn_config_t *cfg);
-
-/* The Lua side of a worker, in lcn_host.c. */
-int cn__host_start(cn_worker_t *w);
-void cn__host_serve(cn_worker_t *w, cn_listener_t *l);
-void cn__host_reload(cn_worker_t *w);
-void cn__host_close(cn_worker_t *w);
+void cn_worker_reloaded(cn_worker_t *w, int ok, const char *msg);
+int cn_worker_stopping(const cn_worker_t *w);
+int cn_run(const cn_config_t *cfg, const cn_hooks_t *hooks);
 
 /* -- Bus between workers (cn_bus.c) ----------------------------------- */
 
@@ -472,27 +582,56 @@ void cn_shared_usage(cn_shared_t *d, size_t *used, size_t *capacity);
 
 /* -- Scheduler (cn_sched.c) -------------------------------------------- */
 
+/* A loop turn runs ready tasks, first come first run, until none is left
+** or CN_TURN_NS have passed (then the rest wait, in order, for the next
+** turn, after a poll). A task that yields without waiting for anything
+** runs again only in the next turn. */
+#define CN_TURN_NS 500000
+
 typedef void (*cn_cancel_cb)(void *obj, cn_waiter_t *w);
 typedef void (*cn_end_cb)(cn_task_t *t, int status);
+
+enum { CN_TASK_READY, CN_TASK_RUNNING, CN_TASK_PARKED };
+
+/* What cn_sched_info tells of a task. */
+typedef struct cn_task_info_s {
+  uint64_t id;
+  int kind;  /* CN_TASK_SPAWNED, _MAIN, _HANDLER */
+  int state; /* CN_TASK_READY, _RUNNING, _PARKED */
+  int wait;  /* CN_WAIT_* of its park (the last one unless parked) */
+  uint64_t since;    /* uv_hrtime() ns at which it parked or became ready */
+  uint64_t deadline; /* loop ms at which its park times out, 0: none */
+  struct lua_State *co;
+  void *data;
+} cn_task_info_t;
 
 void cn_sched_init(cn_worker_t *w);
 void cn_sched_close(cn_worker_t *w);
 cn_task_t *cn_sched_spawn(struct lua_State *L, int nargs);
-void cn_sched_set_conn(cn_task_t *t, cn_conn_t *c);
-void cn__sched_conn_gone(cn_task_t *t);
+void cn_sched_set_kind(cn_task_t *t, int kind);
 void cn_sched_set_end(cn_task_t *t, cn_end_cb cb);
+void cn_sched_set_data(cn_task_t *t, void *data);
+void *cn_sched_data(cn_task_t *t);
+void cn_sched_log_error(cn_task_t *t, const char *where);
 struct lua_State *cn_sched_thread(cn_task_t *t);
 cn_task_t *cn_sched_task(struct lua_State *L, const char *what);
 cn_waiter_t *cn_sched_waiter(cn_task_t *t);
 uint64_t cn_sched_op_start(cn_task_t *t);
 void cn_sched_op_done(cn_task_t *t);
-void cn_sched_park(cn_task_t *t, uint64_t deadline, cn_cancel_cb cancel,
-                   void *obj);
+void cn_sched_park(cn_task_t *t, int wait, uint64_t deadline,
+                   cn_cancel_cb cancel, void *obj);
 int cn_sched_timed_out(cn_task_t *t);
 void cn_sched_unpark(cn_task_t *t);
 int cn_sched_wake_with(cn_task_t *t, struct lua_State *from, int n);
 cn_task_t *cn_sched_lookup(struct lua_State *L, int idx);
 uint64_t cn_sched_task_id(cn_task_t *t);
+uint64_t cn_sched_task_conn_id(cn_task_t *t);
+void cn_sched_set_conn_id(cn_task_t *t, uint64_t id);
 uint32_t cn_sched_parked_as(cn_task_t *t);
+cn_task_t *cn_sched_first(cn_worker_t *w);
+cn_task_t *cn_sched_next(cn_task_t *t);
+void cn_sched_info(cn_task_t *t, cn_task_info_t *info);
+const char *cn_sched_kind_name(int kind);
+const char *cn_sched_wait_name(int wait);
 
 #endif

@@ -111,3 +111,18 @@ void cn_addr_format(const struct sockaddr *sa, char *buf, size_t size) {
     snprintf(buf, size, "?");
   }
 }
+
+
+/* cn_addr_set_port makes a's port the one socket fd is bound to (after a
+** bind to port 0). */
+void cn_addr_set_port(cn_addr_t *a, uv_os_sock_t fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    return;
+  a->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  if (a->family == AF_INET)
+    ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)a->port);
+  else
+    ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)a->port);
+}

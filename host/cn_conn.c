@@ -426,8 +426,6 @@ static void close_cb(uv_handle_t *h) {
   cn_worker_t *w = c->w;
   cn_buf_reset(&c->in);
   cn_buf_reset(&c->out);
-  if (c->task != NULL)
-    cn__sched_conn_gone(c->task);
   if (c->on_close != NULL)
     c->on_close(c);
   if (c->prev != NULL)

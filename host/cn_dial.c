@@ -44,7 +44,10 @@ static void connect_cb(uv_connect_t *req, int status) {
   if (status == 0) {
     if (!(d->conn->flags & CN_CONN_PIPE)) {
       int len = sizeof d->conn->peer;
+      uv_os_fd_t fd;
       uv_tcp_nodelay(&d->conn->h.tcp, 1);
+      if (uv_fileno(&d->conn->h.handle, &fd) == 0)
+        cn_tcp_keepalive(fd, d->w->cfg->keepalive);
       if (uv_tcp_getpeername(&d->conn->h.tcp, (struct sockaddr *)&d->conn->peer,
                              &len) < 0 ||
           len > (int)sizeof d->conn->peer)

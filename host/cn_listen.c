@@ -4,6 +4,8 @@
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -99,6 +101,25 @@ int cn_listen_socket(const cn_addr_t *a, int reuseport, uv_os_sock_t *out,
 }
 
 
+/* cn_tcp_keepalive turns TCP keepalive on for socket fd: probes start
+** after idle seconds without traffic, every 10 s (or idle if shorter),
+** and 6 unanswered ones end the connection, so that a peer that vanished
+** without a word is found. idle 0 leaves the socket as it is. */
+void cn_tcp_keepalive(uv_os_sock_t fd, int idle) {
+  int one = 1, intvl = idle < 10 ? idle : 10, cnt = 6;
+  if (idle <= 0)
+    return;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+#ifdef TCP_KEEPIDLE
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+#else
+  (void)intvl, (void)cnt;
+#endif
+}
+
+
 static void poll_cb(uv_poll_t *h, int status, int events);
 
 
@@ -154,8 +175,10 @@ static int accept_one(cn_listener_t *l) {
     cn_conn_abort(c);
     return 1;
   }
-  if (!l->pipe && plen <= sizeof peer)
+  if (!l->pipe && plen <= sizeof peer) {
     memcpy(&c->peer, &peer, plen);
+    cn_tcp_keepalive(fd, w->cfg->keepalive);
+  }
   c->flags |= CN_CONN_ACCEPTED;
   w->naccepted++;
   l->on_conn(l, c);
@@ -182,11 +205,15 @@ int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
                       cn_listener_t **out) {
   cn_listener_t *l = calloc(1, sizeof *l);
   int rc;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
   if (l == NULL)
     return UV_ENOMEM;
   l->fd = fd;
   l->w = w;
   l->pipe = pipe;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+    cn_addr_format((struct sockaddr *)&ss, l->addr, sizeof l->addr);
   if ((rc = uv_poll_init_socket(&w->loop, &l->poll, fd)) < 0) {
     free(l);
     return rc;

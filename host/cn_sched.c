@@ -1,7 +1,11 @@
 /* cn_sched.c: the scheduler. A task is a Lua coroutine plus this record;
 ** a parked task waits for one wake (from an engine, another task or its
-** timer); woken tasks join the run queue, which the worker resumes once
-** per loop turn, in order. Lua binding in lcn_sched.c. */
+** deadline); woken tasks join the run queue, which the worker runs after
+** each poll (see run_cb for the rule). Deadlines live in the worker's
+** timer heap (cn_timer.c) through a node each task embeds. Engines and
+** bindings reach a task's owner only through the hooks they set (end,
+** data, the worker's after_run). Lua binding in lcn_sched.c. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,56 +15,67 @@
 
 #include "cn.h"
 
-enum { T_READY, T_RUNNING, T_PARKED };
-
 struct cn_task_s {
   cn_waiter_t waiter; /* engines wake the task through it */
+  cn_timer_t timer;   /* its deadline */
   lua_State *co;
   cn_worker_t *w;
-  cn_task_t *next;        /* run queue */
+  cn_task_t *next;         /* run queue */
   cn_task_t *prev, *lnext; /* every live task */
-  uint8_t state;
-  uint8_t timed_out; /* the last park ended by its deadline */
-  uint8_t in_op;     /* a blocking operation spans several parks */
-  uint8_t timer_on;
-  int nargs; /* values on co's stack for the next resume */
-  uint64_t op_start, deadline;
-  uv_timer_t *timer; /* made on the first park with a deadline */
   cn_cancel_cb cancel;
   void *cancel_obj;
-  cn_conn_t *conn; /* closed when the task ends; NULL once freed */
-  uint64_t conn_id;          /* of conn, for the log even once it is gone */
-  struct sockaddr_in6 peer;  /* likewise */
   cn_end_cb on_end;
+  void *data; /* the owner's */
   uint64_t id;
-  unsigned turn; /* the loop turn in which it last ran */
-  uint32_t parks; /* counts its parks: names the current one */
+  uint64_t conn_id;  /* the connection it serves, for logs (0: none) */
+  uint64_t op_start; /* loop ms at which the running operation began */
+  uint64_t since;    /* ns: when it parked or became ready */
+  int nargs;         /* values on co's stack for the next resume */
+  uint32_t parks;    /* counts its parks: names the current one */
+  uint8_t state;     /* CN_TASK_* */
+  uint8_t kind;      /* CN_TASK_SPAWNED, ... */
+  uint8_t wait;      /* CN_WAIT_* of the current or last park */
+  uint8_t timed_out; /* the last park ended by its deadline */
+  uint8_t in_op;     /* a blocking operation spans several parks */
 };
+
+#define RESUMES_PER_CLOCK 8 /* resumes between two reads of the clock */
+#define T_FREE 3 /* a record in the free list, not a task */
 
 static void run_cb(uv_check_t *h);
 static void idle_cb(uv_idle_t *h) { (void)h; }
 
 
+/* clock_ns returns the scheduler's idea of now: the clock read a few
+** resumes ago inside a turn, the real one outside. */
+static uint64_t clock_ns(cn_worker_t *w) {
+  return w->in_turn ? w->clock : uv_hrtime();
+}
+
+
+static void push(cn_task_t **head, cn_task_t **tail, cn_task_t *t) {
+  t->next = NULL;
+  if (*tail != NULL)
+    (*tail)->next = t;
+  else
+    *head = t;
+  *tail = t;
+}
+
+
 static void enqueue(cn_task_t *t) {
   cn_worker_t *w = t->w;
-  t->state = T_READY;
-  t->next = NULL;
-  if (w->runq_tail != NULL)
-    w->runq_tail->next = t;
-  else
-    w->runq_head = t;
-  w->runq_tail = t;
+  t->state = CN_TASK_READY;
+  t->since = clock_ns(w);
+  push(&w->runq_head, &w->runq_tail, t);
   if (w->runq_len++ == 0)
     uv_idle_start(&w->idle, idle_cb); /* keep the poll from blocking */
 }
 
 
 static void stop_timer(cn_task_t *t) {
-  if (t->timer_on) {
-    uv_timer_stop(t->timer);
-    t->timer_on = 0;
-  }
-  t->deadline = 0;
+  if (t->timer.on)
+    cn_timer_stop(&t->w->timers, &t->timer);
 }
 
 
@@ -68,7 +83,7 @@ static void stop_timer(cn_task_t *t) {
 ** waited on. Returns 0 if t was not parked. */
 static int ready(cn_task_t *t) {
   cn_cancel_cb cancel = t->cancel;
-  if (t->state != T_PARKED)
+  if (t->state != CN_TASK_PARKED)
     return 0;
   t->cancel = NULL;
   if (cancel != NULL)
@@ -83,10 +98,9 @@ static void waiter_wake(cn_waiter_t *wt) {
 }
 
 
-static void timer_cb(uv_timer_t *h) {
-  cn_task_t *t = h->data;
-  t->timer_on = 0;
-  if (t->state != T_PARKED)
+static void deadline_cb(cn_timer_t *tm) {
+  cn_task_t *t = (cn_task_t *)((char *)tm - offsetof(cn_task_t, timer));
+  if (t->state != CN_TASK_PARKED)
     return;
   t->timed_out = 1;
   lua_settop(t->co, 0);
@@ -99,10 +113,16 @@ static void timer_cb(uv_timer_t *h) {
 void cn_sched_init(cn_worker_t *w) {
   lua_State *L = w->L;
   w->runq_head = w->runq_tail = NULL;
+  w->yielded_head = w->yielded_tail = NULL;
   w->runq_len = 0;
+  w->in_turn = 0;
+  w->clock = uv_hrtime();
   w->current = NULL;
   w->tasks = w->free_tasks = NULL;
   w->ntasks = 0;
+  w->after_run = NULL;
+  memset(&w->stats, 0, sizeof w->stats);
+  cn_timers_init(&w->timers, &w->loop);
   uv_check_init(&w->loop, &w->check);
   w->check.data = w;
   uv_check_start(&w->check, run_cb);
@@ -112,28 +132,17 @@ void cn_sched_init(cn_worker_t *w) {
 }
 
 
-static void free_handle(uv_handle_t *h) { free(h); }
-
-
-static void free_task(cn_task_t *t) {
-  if (t->timer != NULL)
-    uv_close((uv_handle_t *)t->timer, free_handle);
-  free(t);
-}
-
-
 /* cn_sched_close frees every task record; the Lua state is already gone. */
 void cn_sched_close(cn_worker_t *w) {
   cn_task_t *t;
+  cn_timers_close(&w->timers);
   while ((t = w->tasks) != NULL) {
     w->tasks = t->lnext;
-    if (t->conn != NULL)
-      t->conn->task = NULL; /* its close_cb runs after free_task */
-    free_task(t);
+    free(t);
   }
   while ((t = w->free_tasks) != NULL) {
     w->free_tasks = t->next;
-    free_task(t);
+    free(t);
   }
   uv_close((uv_handle_t *)&w->check, NULL);
   uv_close((uv_handle_t *)&w->idle, NULL);
@@ -143,29 +152,19 @@ void cn_sched_close(cn_worker_t *w) {
 static cn_task_t *task_alloc(cn_worker_t *w) {
   cn_task_t *t = w->free_tasks;
   static uint64_t next_id; /* per process; only read in logs */
+  uint32_t parks = 0;
   if (t != NULL) {
     w->free_tasks = t->next;
-  } else {
-    if ((t = malloc(sizeof *t)) == NULL)
-      return NULL;
-    t->timer = NULL;
+    parks = t->parks; /* goes on counting: tokens stay unique per record */
+  } else if ((t = malloc(sizeof *t)) == NULL) {
+    return NULL;
   }
+  memset(t, 0, sizeof *t);
+  t->parks = parks;
   t->waiter.wake = waiter_wake;
+  t->timer.cb = deadline_cb;
   t->w = w;
-  t->next = NULL;
-  t->timed_out = t->in_op = t->timer_on = 0;
-  t->nargs = 0;
-  t->op_start = t->deadline = 0;
-  t->cancel = NULL;
-  t->cancel_obj = NULL;
-  t->conn = NULL;
-  t->conn_id = 0;
-  t->peer.sin6_family = 0;
-  t->on_end = NULL;
-  t->turn = w->turn - 1;
-  t->parks = 0;
   t->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
-  t->prev = NULL;
   t->lnext = w->tasks;
   if (w->tasks != NULL)
     w->tasks->prev = t;
@@ -185,13 +184,15 @@ static void task_free(cn_task_t *t) {
   if (t->lnext != NULL)
     t->lnext->prev = t->prev;
   w->ntasks--;
+  t->state = T_FREE;
   t->next = w->free_tasks;
   w->free_tasks = t;
 }
 
 
-/* cn_sched_spawn makes a task of the function and nargs arguments on top
-** of L (popping them) and queues it. Pushes the task's coroutine on L. */
+/* cn_sched_spawn makes a task (kind CN_TASK_SPAWNED) of the function and
+** nargs arguments on top of L (popping them) and queues it. Pushes the
+** task's coroutine on L. */
 cn_task_t *cn_sched_spawn(lua_State *L, int nargs) {
   cn_worker_t *w = cn_worker_self();
   cn_task_t *t = task_alloc(w);
@@ -213,38 +214,52 @@ cn_task_t *cn_sched_spawn(lua_State *L, int nargs) {
 }
 
 
-/* cn_sched_set_conn makes c the task's connection: closed when t ends and
-** named in its error log. */
-void cn_sched_set_conn(cn_task_t *t, cn_conn_t *c) {
-  t->conn = c;
-  t->conn_id = c->id;
-  memcpy(&t->peer, &c->peer, sizeof t->peer);
-  c->task = t;
+void cn_sched_set_kind(cn_task_t *t, int kind) { t->kind = (uint8_t)kind; }
+
+/* cn_sched_set_end makes cb(t, status) run when t ends (status 0, or the
+** error of lua_resume with its message on t's stack) instead of the
+** default, which logs an error with cn_sched_log_error. */
+void cn_sched_set_end(cn_task_t *t, cn_end_cb cb) { t->on_end = cb; }
+void cn_sched_set_data(cn_task_t *t, void *data) { t->data = data; }
+
+
+/* cn_sched_set_conn_id names the connection t serves, for logs and for
+** other threads (the watchdog), which may read it while t runs. */
+void cn_sched_set_conn_id(cn_task_t *t, uint64_t id) {
+  __atomic_store_n(&t->conn_id, id, __ATOMIC_RELAXED);
 }
 
 
-/* cn__sched_conn_gone tells t that its connection was freed (cn_conn.c's
-** close_cb), so that t no longer touches it. */
-void cn__sched_conn_gone(cn_task_t *t) { t->conn = NULL; }
-void cn_sched_set_end(cn_task_t *t, cn_end_cb cb) { t->on_end = cb; }
+void *cn_sched_data(cn_task_t *t) { return t->data; }
 lua_State *cn_sched_thread(cn_task_t *t) { return t->co; }
 cn_waiter_t *cn_sched_waiter(cn_task_t *t) { return &t->waiter; }
 uint64_t cn_sched_task_id(cn_task_t *t) { return t->id; }
+uint64_t cn_sched_task_conn_id(cn_task_t *t) {
+  return __atomic_load_n(&t->conn_id, __ATOMIC_RELAXED);
+}
 
 
 /* cn_sched_parked_as returns the number of t's current park if t is
 ** parked, else 0: a wake meant for an earlier park can tell it is late. */
 uint32_t cn_sched_parked_as(cn_task_t *t) {
-  return t->state == T_PARKED ? t->parks : 0;
+  return t->state == CN_TASK_PARKED ? t->parks : 0;
 }
 
 
-/* cn_sched_lookup returns the live task whose coroutine is at idx, or
-** NULL. */
+/* cn_sched_lookup returns the live task at idx, given as its coroutine
+** or its handle (a light userdata of the record), or NULL. Task
+** records are reused but never freed while the worker runs, so a handle
+** stays safe to look at: it names a task that ended, or a later one
+** (which the park tokens of cn_sched_parked_as tell apart). */
 cn_task_t *cn_sched_lookup(lua_State *L, int idx) {
   cn_worker_t *w = cn_worker_self();
   cn_task_t *t;
-  if (lua_type(L, idx) != LUA_TTHREAD)
+  int type = lua_type(L, idx);
+  if (type == LUA_TLIGHTUSERDATA) {
+    t = lua_touserdata(L, idx);
+    return t != NULL && t->state != T_FREE ? t : NULL;
+  }
+  if (type != LUA_TTHREAD)
     return NULL;
   lua_pushvalue(L, idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
@@ -288,34 +303,26 @@ void cn_sched_op_done(cn_task_t *t) {
 }
 
 
-/* cn_sched_park marks running task t parked; the caller then yields (in
-** Lua). It wakes on its waiter, on cn_sched_wake_with, or at deadline
-** (loop ms, 0 = never). cancel(obj, waiter) runs when it wakes, to drop its
-** registrations. A deadline set by an earlier park of the same operation
-** keeps running. */
-void cn_sched_park(cn_task_t *t, uint64_t deadline, cn_cancel_cb cancel,
-                   void *obj) {
-  uint64_t now = uv_now(&t->w->loop);
-  t->state = T_PARKED;
+/* cn_sched_park marks running task t parked, waiting for what wait
+** (CN_WAIT_*) names; the caller then yields (in Lua). It wakes on its
+** waiter, on cn_sched_wake_with, or at deadline (loop ms, 0 = never).
+** cancel(obj, waiter) runs when it wakes, to drop its registrations. A
+** deadline set by an earlier park of the same operation keeps running. */
+void cn_sched_park(cn_task_t *t, int wait, uint64_t deadline,
+                   cn_cancel_cb cancel, void *obj) {
+  cn_worker_t *w = t->w;
+  t->state = CN_TASK_PARKED;
   t->parks++;
+  t->wait = (uint8_t)wait;
+  t->since = clock_ns(w);
+  w->stats.parks[wait]++;
   t->timed_out = 0;
   t->cancel = cancel;
   t->cancel_obj = obj;
-  if (deadline == 0) {
+  if (deadline == 0)
     stop_timer(t);
-    return;
-  }
-  if (t->timer_on && t->deadline == deadline)
-    return;
-  if (t->timer == NULL) {
-    if ((t->timer = malloc(sizeof *t->timer)) == NULL)
-      return; /* no memory: the deadline is lost, not the task */
-    uv_timer_init(&t->w->loop, t->timer);
-    t->timer->data = t;
-  }
-  t->deadline = deadline;
-  t->timer_on = 1;
-  uv_timer_start(t->timer, timer_cb, deadline > now ? deadline - now : 0, 0);
+  else if (!t->timer.on || t->timer.when != deadline)
+    cn_timer_start(&w->timers, &t->timer, deadline);
 }
 
 
@@ -326,7 +333,7 @@ void cn_sched_unpark(cn_task_t *t) {
   t->cancel = NULL;
   if (cancel != NULL)
     cancel(t->cancel_obj, &t->waiter);
-  t->state = T_RUNNING;
+  t->state = CN_TASK_RUNNING;
   t->in_op = 0;
   stop_timer(t);
 }
@@ -345,7 +352,7 @@ int cn_sched_timed_out(cn_task_t *t) {
 ** by the n values popped from the top of from. Returns 0 (popping
 ** nothing) if t was not parked. */
 int cn_sched_wake_with(cn_task_t *t, lua_State *from, int n) {
-  if (t->state != T_PARKED)
+  if (t->state != CN_TASK_PARKED)
     return 0;
   stop_timer(t);
   t->in_op = 0;
@@ -357,24 +364,52 @@ int cn_sched_wake_with(cn_task_t *t, lua_State *from, int n) {
 }
 
 
+/* -- Introspection ------------------------------------------------------ */
+
+
+/* cn_sched_first and cn_sched_next walk w's live tasks (newest first).
+** Nothing may start or end a task during the walk. */
+cn_task_t *cn_sched_first(cn_worker_t *w) { return w->tasks; }
+cn_task_t *cn_sched_next(cn_task_t *t) { return t->lnext; }
+
+
+void cn_sched_info(cn_task_t *t, cn_task_info_t *info) {
+  info->id = t->id;
+  info->kind = t->kind;
+  info->state = t->state;
+  info->wait = t->wait;
+  info->since = t->since;
+  info->deadline = t->timer.on ? t->timer.when : 0;
+  info->co = t->co;
+  info->data = t->data;
+}
+
+
+const char *cn_sched_kind_name(int kind) {
+  static const char *const names[CN_TASK_NKINDS] = {"spawned", "main",
+                                                     "handler"};
+  return kind >= 0 && kind < CN_TASK_NKINDS ? names[kind] : "?";
+}
+
+
+const char *cn_sched_wait_name(int wait) {
+  static const char *const names[CN_WAIT_NKINDS] = {
+    "other", "read", "write", "sleep", "channel",
+    "bus", "dial", "file", "process"};
+  return wait >= 0 && wait < CN_WAIT_NKINDS ? names[wait] : "?";
+}
+
+
 /* -- Running ----------------------------------------------------------- */
 
 
-static void task_error(cn_task_t *t) {
+/* cn_sched_log_error logs the error on top of ended task t's stack (as
+** lua_resume left it) with a traceback; where is added to the message. */
+void cn_sched_log_error(cn_task_t *t, const char *where) {
   lua_State *co = t->co;
   const char *msg = lua_tostring(co, -1);
-  char where[CN_ADDRSTRLEN + 48] = "";
   if (msg == NULL)
     msg = lua_isnil(co, -1) ? "nil" : luaL_typename(co, -1);
-  if (t->conn_id != 0) {
-    char peer[CN_ADDRSTRLEN];
-    if (t->peer.sin6_family != 0)
-      cn_addr_format((struct sockaddr *)&t->peer, peer, sizeof peer);
-    else if (t->conn == NULL || cn_conn_addr(t->conn, 0, peer, sizeof peer) < 0)
-      strcpy(peer, "?");
-    snprintf(where, sizeof where, " (conn %llu from %s)",
-             (unsigned long long)t->conn_id, peer);
-  }
   luaL_traceback(co, co, NULL, 0);
   cn_log(CN_LOG_ERROR, "%s%s\n%s", msg, where, lua_tostring(co, -1));
 }
@@ -386,12 +421,7 @@ static void task_end(cn_task_t *t, int rc) {
   if (t->on_end != NULL)
     t->on_end(t, rc);
   else if (rc != 0)
-    task_error(t);
-  if (t->conn != NULL) {
-    t->conn->task = NULL; /* t is reused before c's close_cb runs */
-    cn_conn_close(t->conn);
-    t->conn = NULL;
-  }
+    cn_sched_log_error(t, "");
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
   lua_pushthread(t->co);
   lua_xmove(t->co, L, 1);
@@ -402,54 +432,75 @@ static void task_end(cn_task_t *t, int rc) {
 }
 
 
+/* count_lag adds how long t waited since it became ready to the
+** histogram. */
+static void count_lag(cn_worker_t *w, const cn_task_t *t) {
+  uint64_t us = w->clock > t->since ? (w->clock - t->since) / 1000 : 0;
+  int b = 0;
+  while (us > 0 && b < CN_LAG_BUCKETS - 1) {
+    us >>= 1;
+    b++;
+  }
+  w->stats.lag[b]++;
+}
+
+
 static void resume(cn_task_t *t) {
   cn_worker_t *w = t->w;
   int nargs = t->nargs, rc;
+  count_lag(w, t);
+  w->stats.resumes++;
   t->nargs = 0;
-  t->state = T_RUNNING;
+  t->state = CN_TASK_RUNNING;
   w->current = t;
   rc = lua_resume(t->co, nargs);
   w->current = NULL;
-  cn__conn_flush_dirty(w);
+  if (w->after_run != NULL)
+    w->after_run(w);
   if (rc != LUA_YIELD) {
     task_end(t, rc);
     return;
   }
   lua_settop(t->co, 0);
-  if (t->state == T_RUNNING)
-    enqueue(t); /* a bare coroutine.yield(): let the others run first */
+  if (t->state == CN_TASK_RUNNING) { /* a bare yield: the next turn */
+    t->state = CN_TASK_READY;
+    push(&w->yielded_head, &w->yielded_tail, t);
+  }
 }
 
 
-/* run_cb resumes ready tasks in order, each at most once per loop turn:
-** a task woken by one that runs now runs in this turn too, unless it ran
-** already; then it waits for the next turn, after polling. */
+/* run_cb is a loop turn. It runs after each poll and resumes ready tasks
+** in the order they became ready: those that I/O and timers woke, and
+** those that the tasks running now wake (a channel handover runs in the
+** same turn, even a task that already ran in it). The turn ends when the
+** queue is empty or after CN_TURN_NS; what is left runs from the next
+** turn, after the loop has polled I/O and fired timers again. A task that
+** yields without waiting (coronet.yield) waits for the next turn. */
 static void run_cb(uv_check_t *h) {
   cn_worker_t *w = h->data;
-  cn_task_t *later = NULL, *later_last = NULL, *t;
-  size_t nlater = 0;
-  unsigned turn = ++w->turn;
+  uint64_t end;
+  unsigned n = 0;
+  cn_task_t *t;
+  w->clock = uv_hrtime();
+  end = w->clock + CN_TURN_NS;
+  w->in_turn = 1;
+  w->stats.turns++;
   while ((t = w->runq_head) != NULL) {
-    w->runq_head = t->next;
-    if (w->runq_head == NULL)
+    if ((w->runq_head = t->next) == NULL)
       w->runq_tail = NULL;
     w->runq_len--;
-    if (t->turn != turn) {
-      t->turn = turn;
-      resume(t); /* may queue more tasks behind runq_head */
-      continue;
+    resume(t);
+    if (++n % RESUMES_PER_CLOCK == 0 && (w->clock = uv_hrtime()) >= end) {
+      w->stats.long_turns++;
+      break;
     }
-    t->next = NULL; /* ran this turn already: next turn */
-    if (later_last != NULL)
-      later_last->next = t;
-    else
-      later = t;
-    later_last = t;
-    nlater++;
   }
-  w->runq_head = later;
-  w->runq_tail = later_last;
-  w->runq_len = nlater;
-  if (nlater == 0)
+  w->in_turn = 0;
+  while ((t = w->yielded_head) != NULL) {
+    w->yielded_head = t->next;
+    enqueue(t);
+  }
+  w->yielded_tail = NULL;
+  if (w->runq_len == 0)
     uv_idle_stop(&w->idle);
 }

@@ -57,7 +57,7 @@ static int bus_take(lua_State *L) {
   if (m == NULL) {
     t = cn_sched_task(L, "bus");
     cn_bus_wait(w, cn_sched_waiter(t));
-    cn_sched_park(t, 0, cn_bus_unwait, w);
+    cn_sched_park(t, CN_WAIT_BUS, 0, cn_bus_unwait, w);
     lua_pushboolean(L, 0);
     return 1;
   }

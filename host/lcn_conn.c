@@ -2,6 +2,7 @@
 ** finishes at once when it can; when it must wait it parks the task and
 ** returns false, and its wrapper in lua/coronet/conn.lua yields and calls
 ** it again. The scheduler never pushes results: a retried call finds them. */
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -17,12 +18,54 @@ typedef struct {
 } conn_box;
 
 
+/* disown breaks the link between c and the task that owns it, if any. */
+static void disown(cn_conn_t *c) {
+  if (c->task != NULL) {
+    cn_sched_set_data(c->task, NULL);
+    c->task = NULL;
+  }
+}
+
+
+/* on_close is c's close hook: c is about to be freed. */
 static void on_close(cn_conn_t *c) {
   conn_box *b = c->data;
+  disown(c);
   if (b != NULL) {
     b->c = NULL;
     memcpy(&b->peer, &c->peer, sizeof b->peer);
   }
+}
+
+
+/* owner_end is the end hook of a task that owns a connection: it logs an
+** error that escaped the handler and closes the connection. */
+static void owner_end(cn_task_t *t, int status) {
+  cn_conn_t *c = cn_sched_data(t);
+  if (status != 0) {
+    char where[CN_ADDRSTRLEN + 48] = "", peer[CN_ADDRSTRLEN] = "?";
+    if (c != NULL) {
+      cn_conn_addr(c, 0, peer, sizeof peer);
+      snprintf(where, sizeof where, " (conn %llu from %s)",
+               (unsigned long long)c->id, peer);
+    }
+    cn_sched_log_error(t, where);
+  }
+  if (c != NULL) {
+    disown(c);
+    cn_conn_close(c);
+  }
+}
+
+
+/* lcn_conn_own makes task t the owner of c (already pushed as a Lua
+** object): t closes c when it ends, and an error t ends with is logged
+** with c's id and peer. */
+void lcn_conn_own(cn_task_t *t, cn_conn_t *c) {
+  c->task = t;
+  cn_sched_set_data(t, c);
+  cn_sched_set_conn_id(t, c->id);
+  cn_sched_set_end(t, owner_end);
 }
 
 
@@ -60,8 +103,9 @@ static cn_conn_t *check_conn(lua_State *L, int idx) {
 }
 
 
-/* push_bytes pushes the first n bytes of b as a string and drops them. */
-static void push_bytes(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
+/* lcn_push_buf pushes the first n bytes of b as one string, then drops
+** the first drop bytes. */
+void lcn_push_buf(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
   if (b->head != NULL && b->head->wpos - b->head->rpos >= n) {
     lua_pushlstring(L, cn_block_bytes(b->head) + b->head->rpos, n);
   } else {
@@ -93,25 +137,39 @@ static int read_busy(lua_State *L, cn_conn_t *c) {
 }
 
 
+/* lcn_conn_wait parks the running task (what names the call) as c's
+** reader until want bytes are buffered (or d[0..dlen) is, dlen > 0), EOF,
+** an error or close; or until timeout ms (0: none) after the operation
+** began, or the loop time deadline (0: none). Returns 0 when parked, or
+** CN_ETIMEOUT when the operation's last park ended at its deadline. */
+int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
+                  size_t dlen, uint64_t timeout, uint64_t deadline,
+                  const char *what) {
+  cn_task_t *t = cn_sched_task(L, what);
+  uint64_t start;
+  if (cn_sched_timed_out(t))
+    return CN_ETIMEOUT;
+  start = cn_sched_op_start(t);
+  cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
+  cn_sched_park(t, CN_WAIT_READ,
+                lcn_earliest(timeout ? start + timeout : 0, deadline),
+                cn_conn_unwait, c);
+  return 0;
+}
+
+
 /* read_park is the common tail of reads that cannot finish now: the
 ** failure when input ended or the deadline passed (with partial bytes
 ** peeked as a third value), else the task parks and false is returned. */
 static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                      size_t dlen, const char *what, int fail_partial) {
-  cn_task_t *t;
-  uint64_t start, deadline;
   int err = c->rerr;
   if (err == 0) {
-    t = cn_sched_task(L, what);
-    if (!cn_sched_timed_out(t)) {
-      start = cn_sched_op_start(t);
-      deadline = lcn_earliest(c->rtimeout ? start + c->rtimeout : 0, c->rdeadline);
-      cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
-      cn_sched_park(t, deadline, cn_conn_unwait, c);
+    err = lcn_conn_wait(L, c, want, d, dlen, c->rtimeout, c->rdeadline, what);
+    if (err == 0) {
       lua_pushboolean(L, 0);
       return 1;
     }
-    err = CN_ETIMEOUT;
   } else if (err == CN_EOF && fail_partial && c->in.len > 0) {
     err = CN_EUNEXPEOF;
   }
@@ -120,7 +178,7 @@ static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
   lcn_fail(L, err);
   if (c->in.len == 0)
     return 2;
-  push_bytes(L, &c->in, c->in.len, 0); /* stays buffered */
+  lcn_push_buf(L, &c->in, c->in.len, 0); /* stays buffered */
   return 3;
 }
 
@@ -148,7 +206,7 @@ static int conn_read(lua_State *L) {
   if (c->in.len > 0) {
     size_t k = (size_t)n < c->in.len ? (size_t)n : c->in.len;
     lcn_op_done();
-    push_bytes(L, &c->in, k, k);
+    lcn_push_buf(L, &c->in, k, k);
     cn_conn_consumed(c);
     return 1;
   }
@@ -170,7 +228,7 @@ static int read_exact(lua_State *L, int consume, const char *what) {
   if (c->in.len < (size_t)n)
     return read_park(L, c, (size_t)n, NULL, 0, what, 1);
   lcn_op_done();
-  push_bytes(L, &c->in, (size_t)n, consume ? (size_t)n : 0);
+  lcn_push_buf(L, &c->in, (size_t)n, consume ? (size_t)n : 0);
   if (consume)
     cn_conn_consumed(c);
   return 1;
@@ -247,7 +305,7 @@ static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
     cn_conn_consumed(c);
     return lcn_fail(L, CN_ELINE);
   }
-  push_bytes(L, &c->in, n, (size_t)at + dlen);
+  lcn_push_buf(L, &c->in, n, (size_t)at + dlen);
   cn_conn_consumed(c);
   return 1;
 }
@@ -318,7 +376,7 @@ int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what) {
   if (cn_sched_timed_out(t))
     return CN_ETIMEOUT;
   start = cn_sched_op_start(t); /* also with only a deadline set */
-  cn_sched_park(t,
+  cn_sched_park(t, CN_WAIT_WRITE,
                 lcn_earliest(c->wtimeout ? start + c->wtimeout : 0, c->wdeadline),
                 cn_conn_unwait, c);
   cn_conn_wait_write(c, cn_sched_waiter(t));
@@ -417,7 +475,8 @@ static int pump_park(lua_State *L, pump_box *pb) {
   }
   cn_sched_op_start(t);
   pb->p.waiter = cn_sched_waiter(t);
-  cn_sched_park(t, lcn_earliest(idle, lcn_earliest(src->rdeadline, dst->wdeadline)),
+  cn_sched_park(t, CN_WAIT_READ,
+                lcn_earliest(idle, lcn_earliest(src->rdeadline, dst->wdeadline)),
                 NULL, NULL);
   lua_pushboolean(L, 0);
   lua_pushvalue(L, 1);
@@ -598,6 +657,7 @@ static int conn_tostring(lua_State *L) {
 static int conn_gc(lua_State *L) {
   conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
   if (b->c != NULL) {
+    disown(b->c); /* the owner may end after the state is gone */
     b->c->data = NULL;
     b->c->on_close = NULL;
     cn_conn_close(b->c);

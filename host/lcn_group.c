@@ -160,7 +160,7 @@ static int group_wait(lua_State *L) {
   start = cn_sched_op_start(t);
   if (cn_group_wait(g, cn_sched_waiter(t)) < 0)
     return lcn_fail(L, CN_ENOMEM);
-  cn_sched_park(t, tmo > 0 ? start + (uint64_t)(tmo * 1000) + 1 : 0,
+  cn_sched_park(t, CN_WAIT_WRITE, tmo > 0 ? start + (uint64_t)(tmo * 1000) + 1 : 0,
                 cn_group_unwait, g);
   lua_pushboolean(L, 0);
   return 1;

@@ -151,22 +151,48 @@ static int host_log_enabled(lua_State *L) {
 }
 
 
-/* info() -> {script=, worker=, workers=, run=, read_hwm=, write_hwm=} */
+static void set_number(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+
+/* info() -> {script=, worker=, workers=, run=, read_hwm=, write_hwm=,
+** task_slice=, lua_memory=, keepalive=} */
 static int host_info(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, w->cfg->script);
+  const cn_config_t *cfg = w->cfg;
+  lua_createtable(L, 0, 9);
+  lua_pushstring(L, cfg->script);
   lua_setfield(L, -2, "script");
-  lua_pushinteger(L, w->id);
-  lua_setfield(L, -2, "worker");
-  lua_pushinteger(L, w->cfg->workers);
-  lua_setfield(L, -2, "workers");
-  lua_pushboolean(L, w->cfg->run);
+  lua_pushboolean(L, cfg->run);
   lua_setfield(L, -2, "run");
-  lua_pushnumber(L, (double)w->cfg->read_hwm);
-  lua_setfield(L, -2, "read_hwm");
-  lua_pushnumber(L, (double)w->cfg->write_hwm);
-  lua_setfield(L, -2, "write_hwm");
+  set_number(L, "worker", w->id);
+  set_number(L, "workers", cfg->workers);
+  set_number(L, "read_hwm", (double)cfg->read_hwm);
+  set_number(L, "write_hwm", (double)cfg->write_hwm);
+  set_number(L, "task_slice", cfg->task_slice);
+  set_number(L, "lua_memory", (double)cfg->lua_memory);
+  set_number(L, "keepalive", cfg->keepalive);
+  return 1;
+}
+
+
+/* loop_stats() -> {lag_max=, lag_last=, busy=, stalls=, stopped=,
+** lua_bytes=, lua_peak=} of this worker: the longest and the last turn
+** of its loop and the time spent in turns (seconds), turns longer than
+** the task slice, tasks the slice stopped, and its Lua heap (bytes). */
+static int host_loop_stats(lua_State *L) {
+  cn_worker_t *w = cn_worker_self();
+  const cn_loopwatch_t *lw = &w->watch;
+  lua_createtable(L, 0, 7);
+  set_number(L, "lag_max", (double)lw->lag_max_ns / 1e9);
+  set_number(L, "lag_last", (double)lw->lag_last_ns / 1e9);
+  set_number(L, "busy", (double)lw->busy_ns / 1e9);
+  set_number(L, "stalls", (double)__atomic_load_n(&lw->stalls, 0));
+  set_number(L, "stopped", (double)lw->stopped);
+  set_number(L, "lua_bytes", (double)w->lua_bytes);
+  set_number(L, "lua_peak", (double)w->lua_peak);
   return 1;
 }
 
@@ -186,6 +212,7 @@ static const luaL_Reg host_funcs[] = {{"log", host_log},
                                       {"stamp", host_stamp},
                                       {"log_enabled", host_log_enabled},
                                       {"info", host_info},
+                                      {"loop_stats", host_loop_stats},
                                       {NULL, NULL}};
 
 
@@ -197,6 +224,16 @@ int luaopen_coronet_host(lua_State *L) {
 
 
 /* -- Setting up the state ---------------------------------------------- */
+
+/* What the host keeps per worker, besides cn_worker_t. */
+typedef struct {
+  int life_ref;     /* registry: coronet.lifecycle */
+  int describe_ref; /* registry: coronet._describe */
+  int reload_deferred; /* a reload was asked while the main chunk ran */
+  char note[256];   /* what a reload loads again, for its log line */
+} host_t;
+
+static __thread host_t host;
 
 
 static void preload(lua_State *L, const char *name, lua_CFunction f) {
@@ -251,57 +288,177 @@ static int require_boot(lua_State *L) {
 }
 
 
-/* take_handler checks that the ended main chunk of t returned a function
-** and makes it the handler for new connections. Logs why not otherwise. */
-static int take_handler(cn_worker_t *w, lua_State *co, const char *failed) {
+/* ref_loaded makes a registry ref of package.loaded[mod][field] (or of
+** the module itself when field is NULL). */
+static int ref_loaded(lua_State *L, const char *mod, const char *field) {
+  int ref;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_getfield(L, -1, mod);
+  if (field != NULL)
+    lua_getfield(L, -1, field);
+  ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, 0);
+  return ref;
+}
+
+
+/* describe pushes on L a one-line description of the error value on top
+** of co (which may be dead): the string itself, or what coronet._describe
+** makes of any other value (a table's fields, a __tostring that fails). */
+static const char *describe(cn_worker_t *w, lua_State *co) {
   lua_State *L = w->L;
-  if (lua_gettop(co) < 1 || !lua_isfunction(co, 1)) {
-    cn_log(CN_LOG_ERROR,
-           "%s%s: the script must return a handler function (got %s)",
-           failed, w->cfg->script,
-           lua_gettop(co) < 1 ? "nothing" : luaL_typename(co, 1));
-    return 0;
+  const char *s;
+  if (lua_type(co, -1) == LUA_TSTRING) {
+    lua_pushstring(L, lua_tostring(co, -1));
+    return lua_tostring(L, -1);
   }
-  lua_pushvalue(co, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, host.describe_ref);
+  lua_pushvalue(co, -1);
   lua_xmove(co, L, 1);
-  luaL_unref(L, LUA_REGISTRYINDEX, w->handler_ref);
-  w->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (lua_pcall(L, 1, 1, 0) == 0 && (s = lua_tostring(L, -1)) != NULL)
+    return s;
+  lua_pop(L, 1);
+  return lua_pushfstring(L, "(error object is a %s value)",
+                         luaL_typename(co, -1));
+}
+
+
+/* one_line copies msg to buf with its newlines folded into spaces. */
+static void one_line(char *buf, size_t size, const char *msg) {
+  size_t i, j;
+  for (i = j = 0; msg[i] != '\0' && j + 1 < size; i++) {
+    if (msg[i] == '\t' && j > 0 && buf[j - 1] == ' ')
+      continue;
+    buf[j++] = msg[i] == '\n' || msg[i] == '\t' ? ' ' : msg[i];
+  }
+  buf[j] = '\0';
+}
+
+
+/* -- Versions of the script ---------------------------------------------- */
+
+/* Each run of the script's main chunk (at start and at each reload) is a
+** version; coronet.lifecycle (lua/coronet/lifecycle.lua) keeps which task
+** belongs to which, and closes coronet.superseded() channels. */
+
+
+/* life_call calls coronet.lifecycle[name] with the nargs values on top of
+** L, leaving nres results (nils if it failed: logged). */
+static void life_call(lua_State *L, const char *name, int nargs, int nres) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, host.life_ref);
+  lua_getfield(L, -1, name);
+  lua_replace(L, -2);
+  lua_insert(L, -(nargs + 1));
+  if (lua_pcall(L, nargs, nres, 0) != 0) {
+    cn_log(CN_LOG_WARN, "lifecycle.%s: %s", name, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    while (nres-- > 0)
+      lua_pushnil(L);
+  }
+}
+
+
+/* spawn_main starts the script's main chunk, loaded on top of L, as the
+** first task of a new version; on_end receives its end. */
+static cn_task_t *spawn_main(cn_worker_t *w, cn_end_cb on_end) {
+  lua_State *L = w->L;
+  cn_task_t *t;
+  int i;
+  for (i = 0; i < w->cfg->argc; i++)
+    lua_pushstring(L, w->cfg->argv[i]);
+  t = cn_sched_spawn(L, w->cfg->argc); /* pushes its coroutine */
+  cn_sched_set_kind(t, CN_TASK_MAIN);
+  life_call(L, "begin", 1, 0);
+  cn_sched_set_end(t, on_end);
+  return t;
+}
+
+
+/* end_version tells coronet.lifecycle that the main chunk run by co ended,
+** ok if it gave its handler (on co's stack at 1): the version then takes
+** over (older ones are superseded; the listeners it asked for are handed
+** over to it), else it is dropped with its listeners. Returns whether it
+** took over; if not, why is in msg (a listen of it that failed), or "". */
+static int end_version(cn_worker_t *w, lua_State *co, int ok, char *msg,
+                       size_t size) {
+  lua_State *L = w->L;
+  int top = lua_gettop(L), version;
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  lua_pushboolean(L, ok);
+  if (ok) {
+    lua_pushvalue(co, 1);
+    lua_xmove(co, L, 1);
+  } else {
+    lua_pushnil(L);
+  }
+  life_call(L, "finish", 3, 3);
+  version = (int)lua_tointeger(L, -3);
+  ok = lua_toboolean(L, -2);
+  one_line(msg, size, !ok && lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+  lcn_net_version_end(L, version, ok);
+  lua_settop(L, top);
+  return ok;
+}
+
+
+/* bad_handler says, in msg, why the ended main chunk of co gave no handler
+** function; returns 0 when it did. */
+static int bad_handler(cn_worker_t *w, lua_State *co, char *msg,
+                       size_t size) {
+  if (lua_gettop(co) >= 1 && lua_isfunction(co, 1))
+    return 0;
+  snprintf(msg, size, "%s: the script must return a handler function (got "
+           "%s)", w->cfg->script,
+           lua_gettop(co) < 1 ? "nothing" : luaL_typename(co, 1));
   return 1;
 }
 
 
-static void log_chunk_error(cn_worker_t *w, lua_State *co, const char *pre) {
+/* take_handler makes the function on co's stack at 1 the handler for new
+** connections. */
+static void take_handler(cn_worker_t *w, lua_State *co) {
   lua_State *L = w->L;
-  luaL_traceback(L, co, lua_tostring(co, -1), 0);
-  cn_log(CN_LOG_ERROR, "%s%s", pre, lua_tostring(L, -1));
-  lua_pop(L, 1);
+  lua_pushvalue(co, 1);
+  lua_xmove(co, L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, w->handler_ref);
+  w->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 
-/* reload_deferred says a reload was asked for while the script's main
-** chunk still ran: main_end starts it. Per worker. */
-static __thread int reload_deferred;
+static void host_reload(cn_worker_t *w);
 
 
-/* main_end receives the end of the script's main chunk. */
+/* main_end receives the end of the script's main chunk at start. */
 static void main_end(cn_task_t *t, int status) {
   cn_worker_t *w = cn_worker_self();
-  lua_State *co = cn_sched_thread(t);
+  lua_State *L = w->L, *co = cn_sched_thread(t);
+  char msg[1024];
+  int ok;
   if (status != 0) {
-    log_chunk_error(w, co, "");
+    luaL_traceback(L, co, describe(w, co), 0);
+    cn_log(CN_LOG_ERROR, "%s", lua_tostring(L, -1));
+    lua_pop(L, 2);
     if (w->cfg->run)
       cn_worker_exit(w, 1);
     else
       cn__worker_started(w, 0);
     return;
   }
-  if (w->cfg->run)
+  if (w->cfg->run) {
     cn_worker_exit(w, 0);
+    return;
+  }
+  ok = !bad_handler(w, co, msg, sizeof msg) &&
+       end_version(w, co, 1, msg, sizeof msg);
+  if (ok)
+    take_handler(w, co);
   else
-    cn__worker_started(w, take_handler(w, co, ""));
-  if (reload_deferred && w->handler_ref != LUA_NOREF && !w->stopping) {
-    reload_deferred = 0;
-    cn__host_reload(w); /* the file may have changed since it was read */
+    cn_log(CN_LOG_ERROR, "%s", msg);
+  cn__worker_started(w, ok);
+  if (ok && host.reload_deferred && !w->stopping) {
+    host.reload_deferred = 0;
+    host_reload(w); /* the file may have changed since it was read */
   }
 }
 
@@ -309,133 +466,66 @@ static void main_end(cn_task_t *t, int status) {
 /* -- Reloading --------------------------------------------------------- */
 
 
-static char reload_failed[] = "reload failed, the old handler stays: ";
-
-
-/* log_reload_error logs the error a reloaded main chunk raised as one
-** line: the message (which names file:line), its newlines folded, and no
-** traceback. */
-static void log_reload_error(cn_worker_t *w, lua_State *co) {
-  lua_State *L = w->L;
-  int top = lua_gettop(L);
-  const char *msg = lua_tostring(co, -1);
-  if (msg == NULL)
-    msg = lua_pushfstring(L, "(error object is a %s value)",
-                          luaL_typename(co, -1));
-  msg = luaL_gsub(L, luaL_gsub(L, msg, "\n\t", " "), "\n", " ");
-  cn_log(CN_LOG_ERROR, "%s%s", reload_failed, msg);
-  lua_settop(L, top);
-}
-
-
 /* reload_end receives the end of a reloaded main chunk. */
 static void reload_end(cn_task_t *t, int status) {
   cn_worker_t *w = cn_worker_self();
   lua_State *co = cn_sched_thread(t);
-  if (t != w->reload_task) {
-    cn_log(CN_LOG_INFO, "%s: reload superseded by a newer one",
-           w->cfg->script);
+  char msg[1024], why[1024];
+  if (t != w->reload_task) { /* a newer reload replaced it */
+    end_version(w, co, 0, why, sizeof why);
     return;
   }
   w->reload_task = NULL;
   if (status != 0) {
-    log_reload_error(w, co);
+    one_line(msg, sizeof msg, describe(w, co));
+    lua_pop(w->L, 1);
+    end_version(w, co, 0, why, sizeof why);
+  } else if (bad_handler(w, co, msg, sizeof msg)) {
+    end_version(w, co, 0, why, sizeof why);
+  } else if (end_version(w, co, 1, msg, sizeof msg)) {
+    take_handler(w, co);
+    cn_worker_reloaded(w, 1, host.note);
     return;
   }
-  if (take_handler(w, co, reload_failed))
-    cn_log(CN_LOG_INFO, "reloaded %s in %.1f ms%s", w->cfg->script,
-           (double)(uv_hrtime() - w->reload_t0) / 1e6,
-           w->cfg->workers > 1 ? " (one worker)" : "");
+  cn_worker_reloaded(w, 0, msg);
 }
 
 
-/* call_boot calls coronet.boot's function name, if any, under pcall. */
-static void call_boot(lua_State *L, const char *name) {
+/* before_reload has coronet.boot forget the modules whose file changed;
+** host.note names them for the log. */
+static void before_reload(lua_State *L) {
+  host.note[0] = '\0';
   lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
   lua_getfield(L, -1, "coronet.boot");
-  if (lua_istable(L, -1)) {
-    lua_getfield(L, -1, name);
-    if (lua_isfunction(L, -1) && lua_pcall(L, 0, 0, 0) != 0) {
-      cn_log(CN_LOG_WARN, "%s: %s", name, lua_tostring(L, -1));
-      lua_pop(L, 1);
-    }
-  }
+  lua_getfield(L, -1, "before_reload");
+  if (lua_pcall(L, 0, 1, 0) != 0)
+    cn_log(CN_LOG_WARN, "before_reload: %s", lua_tostring(L, -1));
+  else if (lua_isstring(L, -1))
+    snprintf(host.note, sizeof host.note, "%s", lua_tostring(L, -1));
   lua_settop(L, 0);
 }
 
 
-/* cn__host_reload compiles and runs the script again as a task. New
-** connections get the handler it returns; open ones keep theirs. If it
-** fails, the old handler stays and the log says why, with file:line. */
-void cn__host_reload(cn_worker_t *w) {
+/* host_reload compiles and runs the script again as a task: a new version.
+** New connections get the handler it returns; open ones keep theirs. If
+** it fails, the old version stays whole; cn_worker_reloaded says how it
+** went. */
+static void host_reload(cn_worker_t *w) {
   lua_State *L = w->L;
-  int i;
+  char msg[1024];
   if (w->handler_ref == LUA_NOREF) {
-    reload_deferred = 1; /* still starting: main_end reloads */
+    host.reload_deferred = 1; /* still starting: main_end reloads */
     return;
   }
   w->reload_t0 = uv_hrtime();
-  call_boot(L, "before_reload"); /* forget changed modules */
+  before_reload(L);
   if (luaL_loadfile(L, w->cfg->script) != 0) {
-    cn_log(CN_LOG_ERROR, "%s%s", reload_failed, lua_tostring(L, -1));
+    one_line(msg, sizeof msg, lua_tostring(L, -1));
     lua_pop(L, 1);
+    cn_worker_reloaded(w, 0, msg);
     return;
   }
-  for (i = 0; i < w->cfg->argc; i++)
-    lua_pushstring(L, w->cfg->argv[i]);
-  w->reload_task = cn_sched_spawn(L, w->cfg->argc);
-  lua_pop(L, 1);
-  cn_sched_set_end(w->reload_task, reload_end);
-}
-
-
-/* cn__host_start makes the worker's Lua state and starts the script's main
-** chunk as the first task. Returns 0, or -1 after logging why not. */
-int cn__host_start(cn_worker_t *w) {
-  const cn_config_t *cfg = w->cfg;
-  lua_State *L = luaL_newstate();
-  cn_task_t *t;
-  int i;
-  if (L == NULL) {
-    cn_log(CN_LOG_ERROR, "cannot create a Lua state: out of memory");
-    return -1;
-  }
-  w->L = L;
-  w->handler_ref = LUA_NOREF;
-  luaL_openlibs(L);
-  cn_sched_init(w);
-  preload(L, "coronet.c.sched", luaopen_coronet_sched);
-  preload(L, "coronet.c.conn", luaopen_coronet_conn);
-  preload(L, "coronet.c.host", luaopen_coronet_host);
-  preload(L, "coronet.c.net", luaopen_coronet_net);
-  preload(L, "coronet.c.proc", luaopen_coronet_proc);
-  preload(L, "coronet.c.fs", luaopen_coronet_fs);
-  preload(L, "coronet.c.bus", luaopen_coronet_bus);
-  preload(L, "coronet.c.shared", luaopen_coronet_shared);
-  preload(L, "coronet.c.group", luaopen_coronet_group);
-  set_path(L, cfg);
-  set_args(L, cfg);
-  lua_pushcfunction(L, require_boot);
-  if (lua_pcall(L, 0, 0, 0) != 0) {
-    cn_log(CN_LOG_ERROR, "cannot load coronet's Lua modules from %s: %s",
-           cfg->moddir, lua_tostring(L, -1));
-    return -1;
-  }
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "coronet");
-  lua_getfield(L, -1, "_run_handler");
-  w->trampoline_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_settop(L, 0);
-  if (luaL_loadfile(L, cfg->script) != 0) {
-    cn_log(CN_LOG_ERROR, "%s", lua_tostring(L, -1));
-    return -1;
-  }
-  for (i = 0; i < cfg->argc; i++)
-    lua_pushstring(L, cfg->argv[i]);
-  t = cn_sched_spawn(L, cfg->argc);
-  lua_pop(L, 1);
-  cn_sched_set_end(t, main_end);
-  return 0;
+  w->reload_task = spawn_main(w, reload_end);
 }
 
 
@@ -451,7 +541,8 @@ void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c) {
   lcn_push_conn(L, c);
   t = cn_sched_spawn(L, 2);
   lua_pop(L, 1);
-  cn_sched_set_conn(t, c);
+  cn_sched_set_kind(t, CN_TASK_HANDLER);
+  lcn_conn_own(t, c);
   cn_conn_start(c);
   if (cn_log_level >= CN_LOG_DEBUG) {
     char peer[CN_ADDRSTRLEN] = "?";
@@ -462,20 +553,207 @@ void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c) {
 }
 
 
+
+/* -- The runaway and memory guards -------------------------------------- */
+
+#define LATE_NS 50000000 /* the hook came this late: the task was not in Lua */
+
+
+/* slice_hook runs in the worker once the control thread found its turn
+** past the task slice (host_stalled). Right away means the task runs
+** interpreted Lua: it is stopped with an error (its traceback shows where
+** it spun). Late means it was in a blocking C call that has now returned:
+** that is logged, once, with where it was. */
+static void slice_hook(lua_State *L, lua_Debug *ar) {
+  cn_worker_t *w = cn_worker_self();
+  cn_loopwatch_t *lw = &w->watch;
+  uint64_t since = __atomic_load_n(&lw->busy_since, __ATOMIC_RELAXED);
+  uint64_t armed_at = __atomic_load_n(&lw->armed_at, __ATOMIC_RELAXED);
+  uint64_t ran = uv_hrtime() - since;
+  char msg[256];
+  lua_sethook(L, NULL, 0, 0);
+  if (since == 0 || since != __atomic_load_n(&lw->armed, __ATOMIC_RELAXED))
+    return; /* the loop turned since */
+  __atomic_store_n(&lw->fired, armed_at, __ATOMIC_RELAXED);
+  if (w->current == NULL)
+    return; /* host code, not a task: nothing to stop */
+  if (uv_hrtime() - armed_at < LATE_NS) {
+    __atomic_store_n(&lw->reported, since, __ATOMIC_RELAXED);
+    lw->stopped++;
+    lua_getinfo(L, "Sl", ar);
+    snprintf(msg, sizeof msg, "%s:%d: task ran %.1f s without yielding: "
+             "stopped (--task-slice %g)", ar->short_src, ar->currentline,
+             (double)ran / 1e9, w->cfg->task_slice);
+    lua_pushstring(L, msg);
+    lua_error(L);
+  }
+  if (__atomic_exchange_n(&lw->reported, since, __ATOMIC_RELAXED) != since) {
+    luaL_traceback(L, L, NULL, 0);
+    cn_log(CN_LOG_WARN, "task %llu held the loop for %.1f s in a blocking "
+           "call (nothing else ran meanwhile)\n%s",
+           (unsigned long long)cn_sched_task_id(w->current),
+           (double)ran / 1e9, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+
+/* host_stalled arms slice_hook; called from the control thread. LuaJIT
+** lets another thread set the hook, as a signal handler may: the running
+** interpreter sees it at its next instructions; compiled code does not. */
+static void host_stalled(cn_worker_t *w) {
+  lua_sethook(w->L, slice_hook, LUA_MASKCOUNT, 1);
+}
+
+
+/* The allocator: LuaJIT's own, counted. Past --lua-memory it refuses to
+** grow while a task runs, so that the task gets "not enough memory" (an
+** error inside its resume, which ends only that task); host code outside
+** tasks is never refused, as it could not catch the error. */
+typedef struct {
+  lua_Alloc f;
+  void *ud;
+  cn_worker_t *w;
+} alloc_t;
+
+static __thread alloc_t alloc;
+
+
+static void *counted_alloc(void *ud, void *p, size_t osize, size_t nsize) {
+  alloc_t *a = ud;
+  cn_worker_t *w = a->w;
+  void *q;
+  if (nsize > osize && w->current != NULL &&
+      w->lua_bytes + (nsize - osize) > w->cfg->lua_memory) {
+    w->lua_refused = 1;
+    return NULL;
+  }
+  q = a->f(a->ud, p, osize, nsize);
+  if (q != NULL || nsize == 0) {
+    w->lua_bytes += nsize - osize; /* wraps around correctly */
+    if (w->lua_bytes > w->lua_peak)
+      w->lua_peak = w->lua_bytes;
+  }
+  return q;
+}
+
+
+static void count_alloc(cn_worker_t *w, lua_State *L) {
+  alloc.f = lua_getallocf(L, &alloc.ud);
+  alloc.w = w;
+  w->lua_bytes = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 +
+                 (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  lua_setallocf(L, counted_alloc, &alloc);
+}
+
+
+static int gc_full(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  return 0;
+}
+
+
+static int gc_step(lua_State *L) {
+  lua_gc(L, LUA_GCSTEP, 64);
+  return 0;
+}
+
+
+/* host_idle runs while the loop is mostly idle, and at the end of a turn
+** near the memory bound: a whole GC cycle once the heap has doubled since
+** the last one (a burst is over), after the memory bound refused a task,
+** or when it grew near the bound, else a step. __gc metamethods run inside:
+** protected. */
+static void host_idle(cn_worker_t *w) {
+  lua_State *L = w->L;
+  size_t used = w->lua_bytes, limit = w->cfg->lua_memory;
+  int full = w->lua_refused ||
+             (used > (1 << 20) && used > 2 * w->lua_after_full) ||
+             (used > limit / 4 * 3 && used > w->lua_after_full + limit / 8);
+  if (lua_cpcall(L, full ? gc_full : gc_step, NULL) != 0) {
+    cn_log(CN_LOG_WARN, "garbage collection: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  if (full)
+    w->lua_after_full = w->lua_bytes;
+  w->lua_refused = 0;
+}
+
+
+/* -- The hooks a worker is handed ---------------------------------------- */
+
+
+/* host_start makes the worker's Lua state and starts the script's main
+** chunk as the first task. Returns 0, or -1 after logging why not. */
+static int host_start(cn_worker_t *w) {
+  const cn_config_t *cfg = w->cfg;
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    cn_log(CN_LOG_ERROR, "cannot create a Lua state: out of memory");
+    return -1;
+  }
+  w->L = L;
+  w->handler_ref = LUA_NOREF;
+  count_alloc(w, L);
+  luaL_openlibs(L);
+  cn_sched_init(w);
+  w->after_run = cn__conn_flush_dirty; /* what a task wrote leaves */
+  preload(L, "coronet.c.sched", luaopen_coronet_sched);
+  preload(L, "coronet.c.conn", luaopen_coronet_conn);
+  preload(L, "coronet.c.host", luaopen_coronet_host);
+  preload(L, "coronet.c.net", luaopen_coronet_net);
+  preload(L, "coronet.c.proc", luaopen_coronet_proc);
+  preload(L, "coronet.c.fs", luaopen_coronet_fs);
+  preload(L, "coronet.c.bus", luaopen_coronet_bus);
+  preload(L, "coronet.c.shared", luaopen_coronet_shared);
+  preload(L, "coronet.c.http", luaopen_coronet_http);
+  preload(L, "coronet.c.ws", luaopen_coronet_ws);
+  preload(L, "coronet.c.group", luaopen_coronet_group);
+  set_path(L, cfg);
+  set_args(L, cfg);
+  lua_pushcfunction(L, require_boot);
+  if (lua_pcall(L, 0, 0, 0) != 0) {
+    cn_log(CN_LOG_ERROR, "cannot load coronet's Lua modules from %s: %s",
+           cfg->moddir, lua_tostring(L, -1));
+    return -1;
+  }
+  w->trampoline_ref = ref_loaded(L, "coronet", "_run_handler");
+  host.describe_ref = ref_loaded(L, "coronet", "_describe");
+  host.life_ref = ref_loaded(L, "coronet.lifecycle", NULL);
+  if (luaL_loadfile(L, cfg->script) != 0) {
+    cn_log(CN_LOG_ERROR, "%s", lua_tostring(L, -1));
+    return -1;
+  }
+  spawn_main(w, main_end);
+  return 0;
+}
+
+
+/* host_stopping closes coronet.stopping()'s channel: shutdown began. */
+static void host_stopping(cn_worker_t *w) {
+  life_call(w->L, "stop", 0, 0);
+}
+
+
 static void on_accept(cn_listener_t *l, cn_conn_t *c) {
   lcn_serve_conn(l->w, l->w->handler_ref, c);
 }
 
 
-/* cn__host_serve gives listener l's connections to the script's handler. */
-void cn__host_serve(cn_worker_t *w, cn_listener_t *l) {
+/* host_serve gives listener l's connections to the script's handler. */
+static void host_serve(cn_worker_t *w, cn_listener_t *l) {
   (void)w;
   l->on_conn = on_accept;
 }
 
 
-void cn__host_close(cn_worker_t *w) {
+static void host_close(cn_worker_t *w) {
   if (w->L != NULL)
     lua_close(w->L);
   w->L = NULL;
 }
+
+
+const cn_hooks_t lcn_host_hooks = {host_start, host_serve,  host_reload,
+                                   host_stopping, host_idle, host_close,
+                                   host_stalled};

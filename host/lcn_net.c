@@ -1,5 +1,6 @@
 /* lcn_net.c: Lua binding of dialing (cn_dial.c) and of listeners opened by
 ** scripts (cn_listen.c). The blocking wrappers are in lua/coronet/net.lua. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -100,8 +101,8 @@ static int progress(lua_State *L, dial_box *b, double timeout,
     return result(L, b, CN_ETIMEOUT);
   start = cn_sched_op_start(t);
   b->d->waiter = cn_sched_waiter(t);
-  cn_sched_park(t, timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0, NULL,
-                NULL);
+  cn_sched_park(t, CN_WAIT_DIAL,
+                timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0, NULL, NULL);
   lua_pushboolean(L, 0);
   lua_pushvalue(L, 1);
   return 2;
@@ -181,11 +182,24 @@ static int net_lookup_wait(lua_State *L) {
 
 /* -- Listeners --------------------------------------------------------- */
 
-typedef struct {
-  cn_listener_t *l; /* NULL once closed */
+/* A listener that a version of the script opened in its main chunk belongs
+** to that version: when the next version's main chunk listens on the same
+** address, it is handed over (the socket stays open: no connection is
+** refused), once that version takes over; one the next version does not
+** open again is closed then. If the new version fails, nothing changes. */
+
+typedef struct listener_box listener_box;
+struct listener_box {
+  cn_listener_t *l; /* NULL once closed or handed over */
   int handler;      /* registry ref */
   int self;         /* registry ref to the box while open */
-} listener_box;
+  int version;      /* of the main chunk that opened it; 0: none */
+  listener_box *from; /* a claim: takes from's listener when version does */
+  listener_box *prev, *next; /* the worker's boxes with a version */
+  char want[2 * CN_ADDRSTRLEN]; /* the address as asked */
+};
+
+static __thread listener_box *owned;
 
 
 static void on_conn(cn_listener_t *l, cn_conn_t *c) {
@@ -194,13 +208,127 @@ static void on_conn(cn_listener_t *l, cn_conn_t *c) {
 }
 
 
-/* listen(addr, handler) -> listener | nil, err [, host]
+static void link_box(listener_box *b) {
+  b->prev = NULL;
+  b->next = owned;
+  if (owned != NULL)
+    owned->prev = b;
+  owned = b;
+}
+
+
+/* detach forgets b's listener (without closing it) and lets b be
+** collected. */
+static void detach(lua_State *L, listener_box *b) {
+  if (b->version != 0) {
+    if (b->prev != NULL)
+      b->prev->next = b->next;
+    else
+      owned = b->next;
+    if (b->next != NULL)
+      b->next->prev = b->prev;
+    b->version = 0;
+  }
+  luaL_unref(L, LUA_REGISTRYINDEX, b->handler);
+  luaL_unref(L, LUA_REGISTRYINDEX, b->self);
+  b->handler = b->self = LUA_NOREF;
+  b->l = NULL;
+  b->from = NULL;
+}
+
+
+/* close_box closes b's listener; claims on it are lost. */
+static void close_box(lua_State *L, listener_box *b) {
+  listener_box *p;
+  if (b->from != NULL) { /* a claim: the listener is not its own */
+    detach(L, b);
+    return;
+  }
+  for (p = owned; p != NULL; p = p->next)
+    if (p->from == b) {
+      p->from = NULL;
+      p->l = NULL;
+    }
+  if (b->l != NULL)
+    cn_listener_close(b->l);
+  detach(L, b);
+}
+
+
+/* find_claimable returns the listener box of an older version on the same
+** address that version has not claimed yet, or NULL. */
+static listener_box *find_claimable(const char *addr, int version) {
+  listener_box *b, *p;
+  for (b = owned; b != NULL; b = b->next) {
+    if (b->version == version || b->from != NULL || b->l == NULL ||
+        strcmp(b->want, addr) != 0)
+      continue;
+    for (p = owned; p != NULL && p->from != b; p = p->next) {
+    }
+    if (p == NULL)
+      return b;
+  }
+  return NULL;
+}
+
+
+/* lcn_net_version_end hands the listeners of an older version that
+** version claimed over to it and closes the others (ok: it took over), or
+** drops what version opened or claimed (it failed). */
+void lcn_net_version_end(lua_State *L, int version, int ok) {
+  listener_box *b, *next;
+  for (b = owned; b != NULL; b = next) {
+    next = b->next;
+    if (b->version != version)
+      continue;
+    if (!ok || (b->from != NULL && b->l == NULL)) {
+      close_box(L, b);
+    } else if (b->from != NULL) {
+      b->l->data = b;
+      detach(L, b->from); /* before next: it may be next */
+      b->from = NULL;
+      next = b->next;
+    }
+  }
+  for (b = owned; ok && b != NULL; b = next) {
+    next = b->next;
+    if (b->version < version && b->from == NULL) {
+      close_box(L, b);
+      next = owned; /* close_box may have changed any link: again */
+    }
+  }
+}
+
+
+/* new_box pushes a listener handle for addr serving handler (at 2). */
+static listener_box *new_box(lua_State *L, const char *addr, int version) {
+  listener_box *b = lua_newuserdata(L, sizeof *b);
+  memset(b, 0, sizeof *b);
+  b->handler = b->self = LUA_NOREF;
+  luaL_getmetatable(L, LISTENER_MT);
+  lua_setmetatable(L, -2);
+  snprintf(b->want, sizeof b->want, "%s", addr);
+  lua_pushvalue(L, 2);
+  b->handler = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, -1);
+  b->self = luaL_ref(L, LUA_REGISTRYINDEX); /* serves until closed */
+  b->version = version;
+  if (version != 0)
+    link_box(b);
+  return b;
+}
+
+
+/* listen(addr, handler [, version]) -> listener | nil, err [, host]
 ** Serves addr (a numeric host, or unix:PATH) from this script: each
 ** connection runs handler(conn) as a task, as for the command line's.
-** For a host name it fails with the name as a third value, for
-** lua/coronet/net.lua to look up (on the thread pool) and try again. */
+** version, given when a version's main chunk listens, makes the listener
+** that version's (see above). For a host name it fails with the name as
+** a third value, for lua/coronet/net.lua to look up (on the thread pool)
+** and try again. */
 static int net_listen(lua_State *L) {
   const char *addr = luaL_checkstring(L, 1);
+  int version = (int)luaL_optinteger(L, 3, 0);
   cn_worker_t *w = cn_worker_self();
   listener_box *b;
   cn_addr_t a;
@@ -208,6 +336,12 @@ static int net_listen(lua_State *L) {
   char bound[CN_ADDRSTRLEN];
   int rc;
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (version != 0 && (b = find_claimable(addr, version)) != NULL) {
+    listener_box *claim = new_box(L, addr, version);
+    claim->from = b;
+    claim->l = b->l;
+    return 1;
+  }
   if (cn_addr_parse(addr, &a) < 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "listen %s: bad address: expected HOST:PORT, "
@@ -220,29 +354,23 @@ static int net_listen(lua_State *L) {
     lua_pushstring(L, a.host);
     return 3;
   }
-  if ((rc = cn_listen_socket(&a, 0, &fd, bound, sizeof bound)) < 0) {
+  rc = cn_listen_socket(&a, w->cfg->workers > 1 || w->cfg->reuseport, &fd,
+                        bound, sizeof bound);
+  if (rc < 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "listen %s: %s", addr, cn_strerror(rc));
     return 2;
   }
-  b = lua_newuserdata(L, sizeof *b);
-  b->l = NULL;
-  b->handler = b->self = LUA_NOREF;
-  luaL_getmetatable(L, LISTENER_MT);
-  lua_setmetatable(L, -2);
+  b = new_box(L, addr, version);
   if ((rc = cn_listener_start(w, fd, a.family == AF_UNIX, &b->l)) < 0) {
     close(fd);
+    detach(L, b);
     return lcn_fail(L, rc);
   }
-  strcpy(b->l->addr, bound);
   if (a.family == AF_UNIX)
     b->l->unlink_path = strdup(a.path);
   b->l->on_conn = on_conn;
   b->l->data = b;
-  lua_pushvalue(L, 2);
-  b->handler = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pushvalue(L, -1);
-  b->self = luaL_ref(L, LUA_REGISTRYINDEX); /* serves until closed */
   return 1;
 }
 
@@ -264,16 +392,13 @@ static int listener_addr(lua_State *L) {
 
 
 /* listener:close() -> true
-** Stops accepting; connections already accepted go on. */
+** Stops accepting; connections already accepted go on. A listener handed
+** over to a newer version of the script is that version's: closing the
+** old handle does nothing. */
 static int listener_close(lua_State *L) {
   listener_box *b = check_listener(L);
-  if (b->l != NULL) {
-    cn_listener_close(b->l);
-    b->l = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, b->handler);
-    luaL_unref(L, LUA_REGISTRYINDEX, b->self);
-    b->handler = b->self = LUA_NOREF;
-  }
+  if (b->l != NULL || b->from != NULL)
+    close_box(L, b);
   lua_pushboolean(L, 1);
   return 1;
 }

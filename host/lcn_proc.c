@@ -142,7 +142,7 @@ static int proc_wait(lua_State *L) {
     return lcn_fail(L, CN_ETIMEOUT);
   }
   b->p->waiter = cn_sched_waiter(t);
-  cn_sched_park(t,
+  cn_sched_park(t, CN_WAIT_PROCESS,
                 timeout > 0 ? cn_sched_op_start(t) + (uint64_t)(timeout * 1000)
                             : 0,
                 NULL, NULL);

@@ -1,12 +1,20 @@
 /* lcn_sched.c: Lua binding of the scheduler (cn_sched.c): spawn, park and
-** wake, time. The blocking wrappers that yield live in lua/coronet/. */
+** wake, time, Lua timers on the worker's timer heap (cn_timer.c), and
+** introspection. The blocking wrappers that yield live in lua/coronet/. */
 #include <math.h>
+#include <stddef.h>
+#include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "cn.h"
 #include "lcn.h"
+
+/* Lua timers (see below), per worker */
+static __thread int timers_ref = LUA_NOREF; /* pending: node -> channel */
+static __thread int fire_ref = LUA_NOREF;
+static __thread size_t ntimers; /* pending Lua timers of this worker */
 
 
 /* spawn(fn, ...) -> task
@@ -27,27 +35,26 @@ static int l_spawn(lua_State *L) {
 ** wait. */
 
 
-/* park([seconds]) -> false, token, task, own
+/* park([seconds [, wait]]) -> false, token, task, own
 ** Marks the running task parked until wake() or the timeout; the caller
 ** yields next and gets true, values... from wake, or false at timeout.
-** task is the task's coroutine (what wake takes) and own says whether the
-** caller runs in it rather than in a coroutine the task resumed. */
+** wait says what for (a number from the waits table; default other).
+** task is the task's handle (a light userdata, what wake takes fastest)
+** and own says whether the caller runs in the task's coroutine rather than
+** in one the task resumed. */
 static int l_park(lua_State *L) {
   cn_task_t *t = cn_sched_task(L, "park");
   lua_State *co = cn_sched_thread(t);
   uint64_t deadline = 0;
+  int wait = (int)luaL_optinteger(L, 2, CN_WAIT_OTHER);
+  luaL_argcheck(L, wait >= 0 && wait < CN_WAIT_NKINDS, 2, "bad wait kind");
   if (!lua_isnoneornil(L, 1))
     deadline = lcn_deadline_in(L, luaL_checknumber(L, 1));
   cn_sched_op_done(t);
-  cn_sched_park(t, deadline, NULL, NULL);
+  cn_sched_park(t, wait, deadline, NULL, NULL);
   lua_pushboolean(L, 0);
   lua_pushnumber(L, cn_sched_parked_as(t));
-  if (co == L) {
-    lua_pushthread(L);
-  } else {
-    lua_pushthread(co);
-    lua_xmove(co, L, 1);
-  }
+  lua_pushlightuserdata(L, t);
   lua_pushboolean(L, co == L);
   return 4;
 }
@@ -64,13 +71,20 @@ static int l_unpark(lua_State *L) {
 }
 
 
+static cn_task_t *check_task(lua_State *L, int idx) {
+  int type = lua_type(L, idx);
+  luaL_argcheck(L, type == LUA_TTHREAD || type == LUA_TLIGHTUSERDATA, idx,
+                "task expected");
+  return cn_sched_lookup(L, idx);
+}
+
+
 /* wake(task, ...) -> bool
-** Wakes a parked task, which resumes with true, ...; false if it was not
-** parked (running, ready, or ended). */
+** Wakes a parked task (its coroutine or the handle park returned), which
+** resumes with true, ...; false if it was not parked (running, ready, or
+** ended). */
 static int l_wake(lua_State *L) {
-  cn_task_t *t;
-  luaL_checktype(L, 1, LUA_TTHREAD);
-  t = cn_sched_lookup(L, 1);
+  cn_task_t *t = check_task(L, 1);
   lua_pushboolean(L, t != NULL && cn_sched_wake_with(t, L, lua_gettop(L) - 1));
   return 1;
 }
@@ -80,10 +94,8 @@ static int l_wake(lua_State *L) {
 ** Like wake, but only while task is still in the park() that returned
 ** token. */
 static int l_wake_park(lua_State *L) {
-  cn_task_t *t;
-  luaL_checktype(L, 1, LUA_TTHREAD);
+  cn_task_t *t = check_task(L, 1);
   luaL_checktype(L, 2, LUA_TNUMBER);
-  t = cn_sched_lookup(L, 1);
   lua_pushboolean(L, t != NULL &&
                        cn_sched_parked_as(t) == (uint32_t)lua_tonumber(L, 2) &&
                        cn_sched_wake_with(t, L, lua_gettop(L) - 2));
@@ -122,22 +134,78 @@ static int l_alive(lua_State *L) {
 }
 
 
-/* stats() -> table: tasks, connections, blocks in use and idle. */
+static void set_number(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+
+/* stats() -> table: this worker's tasks, connections and blocks in use
+** and idle; resumes, turns (and long_turns, those that ended on their time
+** budget), runq (ready tasks), parks (by wait kind), lag (counts per log2
+** bucket of microseconds, lag[1] under 1 us), timers (pending Lua
+** timers), heap (every pending timer: Lua timers and task deadlines). */
 static int l_stats(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
-  lua_createtable(L, 0, 6);
-  lua_pushnumber(L, (double)w->ntasks);
-  lua_setfield(L, -2, "tasks");
-  lua_pushnumber(L, (double)w->nconns);
-  lua_setfield(L, -2, "connections");
-  lua_pushnumber(L, (double)w->pool.nlive);
-  lua_setfield(L, -2, "blocks");
-  lua_pushnumber(L, (double)w->pool.nfree);
-  lua_setfield(L, -2, "free_blocks");
-  lua_pushnumber(L, (double)CN_BLOCK_SIZE);
-  lua_setfield(L, -2, "block_size");
-  lua_pushnumber(L, w->id);
-  lua_setfield(L, -2, "worker");
+  const cn_sched_stats_t *st = &w->stats;
+  int i;
+  lua_createtable(L, 0, 14);
+  set_number(L, "tasks", (double)w->ntasks);
+  set_number(L, "connections", (double)w->nconns);
+  set_number(L, "blocks", (double)w->pool.nlive);
+  set_number(L, "free_blocks", (double)w->pool.nfree);
+  set_number(L, "block_size", (double)CN_BLOCK_SIZE);
+  set_number(L, "worker", w->id);
+  set_number(L, "resumes", (double)st->resumes);
+  set_number(L, "turns", (double)st->turns);
+  set_number(L, "long_turns", (double)st->long_turns);
+  set_number(L, "runq", (double)w->runq_len);
+  set_number(L, "timers", (double)ntimers);
+  set_number(L, "heap", (double)w->timers.n);
+  lua_createtable(L, 0, CN_WAIT_NKINDS);
+  for (i = 0; i < CN_WAIT_NKINDS; i++)
+    set_number(L, cn_sched_wait_name(i), (double)st->parks[i]);
+  lua_setfield(L, -2, "parks");
+  lua_createtable(L, CN_LAG_BUCKETS, 0);
+  for (i = 0; i < CN_LAG_BUCKETS; i++) {
+    lua_pushnumber(L, (double)st->lag[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "lag");
+  return 1;
+}
+
+
+/* tasks() -> list of {id=, kind=, state=, wait=, since=, deadline=}, one
+** per live task of this worker: kind "main", "handler" or "spawned";
+** state "ready", "running" or "parked"; wait what its park waits for (the
+** last park's unless parked); since the now() at which it parked or became
+** ready; deadline the now() at which its park times out, if any. */
+static int l_tasks(lua_State *L) {
+  static const char *const states[] = {"ready", "running", "parked"};
+  cn_worker_t *w = cn_worker_self();
+  double now = (double)uv_hrtime() / 1e9;
+  uint64_t loop_now = uv_now(&w->loop);
+  cn_task_t *t;
+  int i = 0;
+  lua_createtable(L, (int)w->ntasks, 0);
+  for (t = cn_sched_first(w); t != NULL; t = cn_sched_next(t)) {
+    cn_task_info_t info;
+    cn_sched_info(t, &info);
+    lua_createtable(L, 0, 6);
+    set_number(L, "id", (double)info.id);
+    lua_pushstring(L, cn_sched_kind_name(info.kind));
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, states[info.state]);
+    lua_setfield(L, -2, "state");
+    lua_pushstring(L, cn_sched_wait_name(info.wait));
+    lua_setfield(L, -2, "wait");
+    set_number(L, "since", (double)info.since / 1e9);
+    if (info.deadline != 0)
+      set_number(L, "deadline",
+                 now + ((double)info.deadline - (double)loop_now) / 1e3);
+    lua_rawseti(L, -2, ++i);
+  }
   return 1;
 }
 
@@ -152,15 +220,178 @@ static int l_exit(lua_State *L) {
 }
 
 
+/* -- Lua timers ------------------------------------------------------- */
+
+/* A Lua timer (lua/coronet/time.lua) is a channel table that owns a
+** timer userdata: a node in the worker's heap. When the node fires, the
+** fire function (given to timer_init) runs from the loop, outside any
+** task, with the table and now(); a ticker's node goes back into the heap
+** first. While a node is pending, a registry table maps it to its channel,
+** which keeps both alive (a userdata finalizer would cost each timer more
+** than the timer itself). */
+
+typedef struct {
+  cn_timer_t node; /* first: the node is the userdata */
+  uint64_t period; /* ms; 0: fires once */
+} ltimer_t;
+
+#define TIMER_MT "coronet.timer"
+
+
+
+/* hold (1) or release (0) the channel of pending node lt; pushes the
+** channel on L. */
+static void hold(lua_State *L, ltimer_t *lt, int on, int chan) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, timers_ref);
+  lua_pushlightuserdata(L, lt);
+  if (on)
+    lua_pushvalue(L, chan);
+  else
+    lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+
+static void ltimer_fire(cn_timer_t *node) {
+  ltimer_t *lt = (ltimer_t *)node;
+  cn_worker_t *w = cn_worker_self();
+  lua_State *L = w->L;
+  uint64_t now = uv_now(&w->loop);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, fire_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, timers_ref);
+  lua_pushlightuserdata(L, lt);
+  lua_rawget(L, -2);
+  lua_replace(L, -2); /* fire, channel */
+  if (lt->period > 0) { /* skips the ticks it fell behind on */
+    uint64_t when = node->when + lt->period;
+    if (when <= now)
+      when += lt->period * ((now - when) / lt->period + 1);
+    cn_timer_start(&w->timers, node, when);
+  } else {
+    ntimers--;
+    hold(L, lt, 0, 0);
+  }
+  lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+  if (lua_pcall(L, 2, 0, 0) != 0) {
+    cn_log(CN_LOG_ERROR, "timer: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+
+static int ltimer_stop(lua_State *L, ltimer_t *lt) {
+  if (!cn_timer_stop(&cn_worker_self()->timers, &lt->node))
+    return 0;
+  ntimers--;
+  hold(L, lt, 0, 0);
+  return 1;
+}
+
+
+/* timer_init(fire): fire(channel, now) delivers a Lua timer's tick. */
+static int l_timer_init(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, fire_ref);
+  fire_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (timers_ref == LUA_NOREF) {
+    lua_newtable(L);
+    timers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  return 0;
+}
+
+
+/* timer() -> a stopped timer node */
+static int l_timer(lua_State *L) {
+  ltimer_t *lt;
+  if (timers_ref == LUA_NOREF)
+    return luaL_error(L, "timer: timer_init first");
+  lt = lua_newuserdata(L, sizeof *lt);
+  memset(lt, 0, sizeof *lt);
+  lt->node.cb = ltimer_fire;
+  luaL_getmetatable(L, TIMER_MT);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+
+/* timer_start(node, channel, seconds [, period]) -> bool: (re)starts node
+** to fire for channel seconds from now, then every period seconds (at
+** least 1 ms) if given; true if it was pending. */
+static int l_timer_start(lua_State *L) {
+  ltimer_t *lt = luaL_checkudata(L, 1, TIMER_MT);
+  uint64_t when;
+  double period = luaL_optnumber(L, 4, 0);
+  int was;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  when = lcn_deadline_in(L, luaL_checknumber(L, 3));
+  was = ltimer_stop(L, lt);
+  lt->period = period > 0 ? (uint64_t)ceil(period * 1000) : 0;
+  cn_timer_start(&cn_worker_self()->timers, &lt->node, when);
+  ntimers++;
+  hold(L, lt, 1, 2);
+  lua_pushboolean(L, was);
+  return 1;
+}
+
+
+/* timer_stop(node) -> bool: true if this stopped a pending node. */
+static int l_timer_stop(lua_State *L) {
+  lua_pushboolean(L, ltimer_stop(L, luaL_checkudata(L, 1, TIMER_MT)));
+  return 1;
+}
+
+
+/* timer_pending(node) -> bool */
+static int l_timer_pending(lua_State *L) {
+  ltimer_t *lt = luaL_checkudata(L, 1, TIMER_MT);
+  lua_pushboolean(L, lt->node.on);
+  return 1;
+}
+
+
+/* timers() -> the count of pending Lua timers */
+static int l_timers(lua_State *L) {
+  lua_pushnumber(L, (double)ntimers);
+  return 1;
+}
+
+
 static const luaL_Reg funcs[] = {
-  {"spawn", l_spawn}, {"park", l_park},   {"unpark", l_unpark},
-  {"wake", l_wake},   {"now", l_now},     {"alive", l_alive},
-  {"stats", l_stats}, {"exit", l_exit},   {"current", l_current},
-  {"wake_park", l_wake_park}, {NULL, NULL}};
+  {"spawn", l_spawn},
+  {"park", l_park},
+  {"unpark", l_unpark},
+  {"wake", l_wake},
+  {"wake_park", l_wake_park},
+  {"current", l_current},
+  {"now", l_now},
+  {"alive", l_alive},
+  {"stats", l_stats},
+  {"tasks", l_tasks},
+  {"exit", l_exit},
+  {"timer_init", l_timer_init},
+  {"timer", l_timer},
+  {"timer_start", l_timer_start},
+  {"timer_stop", l_timer_stop},
+  {"timer_pending", l_timer_pending},
+  {"timers", l_timers},
+  {NULL, NULL}};
 
 
+/* luaopen_coronet_sched returns the functions above and waits, the
+** numbers park takes: waits.read, waits.channel, ... */
 int luaopen_coronet_sched(lua_State *L) {
+  int i;
+  lcn_class(L, TIMER_MT, NULL, NULL, NULL);
+  lua_pop(L, 2);
   lua_newtable(L);
   luaL_register(L, NULL, funcs);
+  lua_createtable(L, 0, CN_WAIT_NKINDS);
+  for (i = 0; i < CN_WAIT_NKINDS; i++) {
+    lua_pushinteger(L, i);
+    lua_setfield(L, -2, cn_sched_wait_name(i));
+  }
+  lua_setfield(L, -2, "waits");
   return 1;
 }

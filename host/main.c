@@ -13,6 +13,7 @@
 #include <luajit.h>
 
 #include "cn.h"
+#include "lcn.h"
 
 #ifndef CN_LUADIR
 #define CN_LUADIR "/usr/local/share/lua/5.1"
@@ -51,6 +52,17 @@ static const char usage_text[] =
   "                          wait unread (default 65536)\n"
   "      --write-buffer BYTES park a writer once this many bytes wait to be\n"
   "                          sent (default 65536)\n"
+  "      --reuseport         share the listen addresses with other processes\n"
+  "                          (SO_REUSEPORT: the kernel spreads connections);\n"
+  "                          without it a used address is an error\n"
+  "      --keepalive SECONDS TCP keepalive on accepted and dialed connections\n"
+  "                          after SECONDS idle (default 60; 0 = off)\n"
+  "      --task-slice SECONDS stop a task that runs this long without\n"
+  "                          yielding, if it runs interpreted Lua; report it\n"
+  "                          otherwise (default 1; 0 = off)\n"
+  "      --lua-memory BYTES  Lua heap per worker; past it the allocating\n"
+  "                          task fails with 'not enough memory' (default\n"
+  "                          1g; k, m and g allowed)\n"
   "      --log-level LEVEL   error, warn, info (default) or debug\n"
   "  -q, --quiet             same as --log-level warn\n"
   "  -h, --help              show this help\n"
@@ -93,9 +105,22 @@ static int parse_size(const char *s, size_t *out) {
     v *= 1024, end++;
   else if (*end == 'm' || *end == 'M')
     v *= 1024 * 1024, end++;
+  else if (*end == 'g' || *end == 'G')
+    v *= 1024 * 1024 * 1024, end++;
   if (*end != '\0' || v < 1 || v > 1e12)
     return -1;
   *out = (size_t)v;
+  return 0;
+}
+
+
+/* parse_seconds reads a number of seconds, 0 or more (at most a year). */
+static int parse_seconds(const char *s, double *out) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end != '\0' || !(v >= 0) || v > 31536000)
+    return -1;
+  *out = v;
   return 0;
 }
 
@@ -234,11 +259,9 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
         return usage_error("%s needs a positive number", a);
       max_set = 1;
     } else if (is(a, "-g", "--grace", &eq)) {
-      char *end;
       if ((v = need_value(argc, argv, &i, eq)) == NULL)
         return usage_error("%s needs seconds", a);
-      cfg->grace = strtod(v, &end);
-      if (*end != '\0' || end == v || cfg->grace < 0)
+      if (parse_seconds(v, &cfg->grace) < 0)
         return usage_error("bad grace period '%s': expected seconds", v);
     } else if (is(a, NULL, "--read-buffer", &eq)) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL ||
@@ -252,6 +275,23 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL ||
           (cn_log_level = cn_log_parse_level(v)) < 0)
         return usage_error("%s needs error, warn, info or debug", a);
+    } else if (flag(a, NULL, "--reuseport")) {
+      cfg->reuseport = 1;
+    } else if (is(a, NULL, "--keepalive", &eq)) {
+      double d;
+      if ((v = need_value(argc, argv, &i, eq)) == NULL ||
+          parse_seconds(v, &d) < 0 || d > 86400 ||
+          (d > 0 && d < 1))
+        return usage_error("%s needs whole seconds (0 = off)", a);
+      cfg->keepalive = (int)d;
+    } else if (is(a, NULL, "--task-slice", &eq)) {
+      if ((v = need_value(argc, argv, &i, eq)) == NULL ||
+          parse_seconds(v, &cfg->task_slice) < 0)
+        return usage_error("%s needs seconds (0 = off)", a);
+    } else if (is(a, NULL, "--lua-memory", &eq)) {
+      if ((v = need_value(argc, argv, &i, eq)) == NULL ||
+          parse_size(v, &cfg->lua_memory) < 0 || cfg->lua_memory < (1 << 20))
+        return usage_error("%s needs a size of 1m or more", a);
     } else if (flag(a, "-q", "--quiet")) {
       cn_log_level = CN_LOG_WARN;
     } else {
@@ -283,6 +323,9 @@ int main(int argc, char **argv) {
   cfg.grace = 10;
   cfg.read_hwm = 65536;
   cfg.write_hwm = 65536;
+  cfg.keepalive = 60;
+  cfg.task_slice = 1;
+  cfg.lua_memory = (size_t)1 << 30;
   if ((rc = parse_args(argc, argv, &cfg)) >= 0)
     return rc;
   if (stat(cfg.script, &st) < 0) {
@@ -297,5 +340,5 @@ int main(int argc, char **argv) {
   }
   cfg.moddir = find_moddir();
   setvbuf(stdout, NULL, _IOLBF, 0);
-  return cn_run(&cfg);
+  return cn_run(&cfg, &lcn_host_hooks);
 }

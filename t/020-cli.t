@@ -69,11 +69,11 @@ t.test("a server listens on every --listen address: unix, IPv6, IPv4",
     t.is(s.addr, "unix:" .. path, "the first startup line is the unix path")
     local addrs = { s.addr }
     if v6 then
-      local l6 = s:wait_log("listening on %[::1%]:%d+$")
+      local l6 = s:wait_log("listening on %[::1%]:%d+ %(1 worker%)$")
       t.ok(l6, "a startup line for [::1]")
       addrs[#addrs + 1] = l6 and l6:match("listening on (%S+)")
     end
-    local l4 = s:wait_log("listening on 127%.0%.0%.1:%d+$")
+    local l4 = s:wait_log("listening on 127%.0%.0%.1:%d+ %(1 worker%)$")
     t.ok(l4, "a startup line for 127.0.0.1")
     addrs[#addrs + 1] = l4 and l4:match("listening on (%S+)")
     for _, a in ipairs(addrs) do
@@ -107,6 +107,8 @@ t.test("--workers 2 serves on one address", function()
     c:close()
   end
   t.is(good, 20, "20 connections served")
+  t.like(s.lines[#s.lines], "listening on 127%.0%.0%.1:%d+ %(2 workers%)$",
+    "the startup line says how many workers run") -- issue #13
   t.is(s:stop(), 0, "exit 0")
 end)
 

@@ -90,10 +90,41 @@ t.test("an error that is not a string is logged too", function()
   local c = s:connect()
   c:write("table\n")
   t.is(select(2, c:read_line()), "eof", "closed")
-  t.ok(s:wait_log("^coronet: table: 0x%x+ %(conn %d+ from "),
-    "the table is logged as a value, with the conn")
+  t.ok(s:wait_log("^coronet: {code = 1} %(conn %d+ from "),
+    "the table is logged by its fields, with the conn") -- issue #13
   c:close()
 end)
+
+-- issue #14: a failing message handler hid the real error
+for _, case in ipairs {
+  { "recurse", "stack overflow", "infinite recursion" },
+  { "badtostring", "__tostring failed: .*tostring fails too",
+    "an error whose __tostring raises" },
+  { "oddtostring", "__tostring failed: it returned a table",
+    "an error whose __tostring returns a table" },
+} do
+  t.test(case[3] .. " is logged once with its own message", function()
+    local before = #s.lines
+    local c = s:connect()
+    c:write(case[1] .. "\n")
+    t.is(select(2, c:read_line()), "eof", "closed")
+    c:close()
+    local line = s:wait_log(case[2])
+    t.ok(line, "the log has '" .. case[2] .. "'")
+    t.ok(line and line:find("%(conn %d+ from "), "with the conn")
+    local joined = table.concat(s.lines, "\n", before + 1)
+    t.is(count(joined, "attempt to concatenate"), 0,
+      "no error of the error handler instead")
+    local entries = 0
+    for i = before + 1, #s.lines do
+      if s.lines[i]:find("^coronet: ") then entries = entries + 1 end
+    end
+    t.is(entries, 1, "one log entry")
+    local c2 = s:connect()
+    t.is(ask(c2, "y"), "echo: y", "the server goes on")
+    c2:close()
+  end)
+end
 
 t.test("a handler that closes its connection and then raises", function()
   -- regression: the task used to close its (already freed) connection

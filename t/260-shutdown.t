@@ -43,8 +43,8 @@ t.test("SIGTERM stops accepting but lets an open connection finish",
     t.is(c:read_line(), "before", "served before the signal")
     s:signal("TERM")
     t.ok(s:wait_log("shutting down"), "the server saw the signal")
-    t.ok(s:wait_log("waiting up to %d+s for 1 connection"),
-      "it waits for the open connection")
+    t.ok(s:wait_log("waiting up to %d+s for 1 connection$"),
+      "it waits for the open connection (one connection: singular)")
     local c2, err = net.dial(s.addr, { timeout = 5 })
     t.is(c2, nil, "a new connection is refused")
     t.like(err, "refused", "connection refused")
@@ -91,6 +91,59 @@ t.test("a second SIGTERM closes open connections at once", function()
   t.ok(err == "eof" or err == "reset", "the connection was closed")
   c:close()
 end)
+
+t.test("coronet.stopping() lets handlers end before the grace period",
+  function() -- issue #13
+    local path = util.tmpfile([[
+local coronet = require "coronet"
+return function(conn)
+  conn:write("hello\n")
+  local stop = coronet.stopping()
+  coronet.select {
+    { recv = stop, fn = function() conn:write("* server shutting down\n") end },
+  }
+end
+]])
+    local s = server.start { script = path, opts = { "--grace", "30" } }
+    local conns = {}
+    for i = 1, 5 do
+      conns[i] = s:connect()
+      t.is(conns[i]:read_line(), "hello", "member " .. i .. " is served")
+    end
+    local t0 = coronet.now()
+    s:signal("TERM")
+    for i = 1, 5 do
+      t.is(conns[i]:read_line(), "* server shutting down",
+        "member " .. i .. " got the notice")
+      t.is(select(2, conns[i]:read()), "eof", "then its connection ended")
+      conns[i]:close()
+    end
+    t.is(exited(s), 0, "exit 0")
+    t.cmp_ok(coronet.now() - t0, "<", 5, "well before the 30 s grace")
+    t.like(s:log(), "waiting up to 30s for 5 connections$", "plural: 5")
+    util.cleanup()
+  end)
+
+t.test("stopping() asked for after shutdown began is closed already",
+  function()
+    local path = util.tmpfile([[
+local coronet = require "coronet"
+return function(conn)
+  conn:read_line()
+  local _, ok = coronet.stopping():recv()
+  conn:write(tostring(ok) .. "\n")
+end
+]])
+    local s = server.start { script = path, opts = { "--grace", "30" } }
+    local c = s:connect()
+    s:signal("TERM")
+    t.ok(s:wait_log("waiting up to"), "shutdown began")
+    c:write("now\n")
+    t.is(c:read_line(), "false", "recv on it returns at once: closed")
+    c:close()
+    t.is(exited(s), 0, "exit 0")
+    util.cleanup()
+  end)
 
 t.test("a handler busy at SIGTERM finishes its work", function()
   local path = util.tmpfile([[

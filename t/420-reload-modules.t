@@ -125,6 +125,49 @@ t.test("a module with a syntax error fails the reload with its file:line; "
     d:remove()
   end)
 
+-- issue #14: a failed require left Lua's loading marker behind
+t.test("a module that failed to load is tried again by the next require "
+  .. "and the next reload", function()
+  local d = scratch.dir("modules")
+  d:write("badmod.lua", [[
+local f = assert(io.open("]] .. d.root .. [[/data.txt", "r"))
+local M = { data = f:read("*l") }
+f:close()
+return M
+]])
+  local path = d:write("s.lua", [[
+return function(conn)
+  for line in conn:lines() do
+    local ok, m = pcall(require, "badmod")
+    conn:write((ok and "data " .. m.data or "error " .. tostring(m)) .. "\n")
+  end
+end
+]])
+  local s = scratch.start { script = path }
+  local c = s:connect()
+  t.like(ask(c, "?"), "^error .*data%.txt: No such file",
+    "the first require fails with its own error")
+  t.like(ask(c, "?"), "^error .*data%.txt: No such file",
+    "so does the second, with the same error, not 'loop or previous error'")
+  d:write("data.txt", "fixed\n")
+  t.is(ask(c, "?"), "data fixed", "once the cause is fixed, require loads it")
+  -- at reload: a version that requires it in its main chunk
+  os.remove(d:path("data.txt"))
+  d:write("s.lua", [[
+local m = require "badmod2"
+return function(conn) conn:write("v2 " .. m.data .. "\n") end
+]])
+  d:write("badmod2.lua", (io.open(d:path("badmod.lua")):read("*a")))
+  s:signal("HUP")
+  t.ok(s:wait_log(scratch.failed(""), 10), "the reload fails: no data")
+  d:write("data.txt", "back\n")
+  reload(s, path, 1, "after the fix SIGHUP reloads")
+  t.is(fresh(s), "v2 back", "with the module loaded this time")
+  c:close()
+  t.is(scratch.stop(s), 0, "the server exits 0 at SIGTERM")
+  d:remove()
+end)
+
 t.test("a changed module is loaded once even when the script's reload "
   .. "fails first", function()
     local s, d, path = setup()

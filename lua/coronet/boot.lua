@@ -100,6 +100,28 @@ table.insert(loaders, 2, function(name)
   end
 end)
 
+-- A require that fails leaves nothing behind: Lua's "loading" marker in
+-- package.loaded would answer every later require of the module with
+-- "loop or previous error", also once its cause is fixed. Every loader's
+-- module function runs under pcall, clearing the marker if it raises, so
+-- the next require (or reload) tries again.
+local loaded, pcall, type = package.loaded, pcall, type
+for i = 1, #loaders do
+  local find = loaders[i]
+  loaders[i] = function(name)
+    local load = find(name)
+    if type(load) ~= "function" then return load end
+    return function(...)
+      local ok, res = pcall(load, ...)
+      if not ok then
+        loaded[name] = nil
+        error(res, 0)
+      end
+      return res
+    end
+  end
+end
+
 -- require notes which tracked module asks for which (loaded or not yet),
 -- so that a reload also loads again the modules using a changed one.
 local raw_require = require
@@ -126,13 +148,17 @@ local function forget(name)
 end
 
 -- before_reload makes require load again each module whose file changed,
--- and the modules that use it.
+-- and the modules that use it; returns "changed: a, b" naming them, or
+-- nil.
 function _M.before_reload()
   local changed = {}
   for name, t in pairs(tracked) do
     if host.stamp(t.path) ~= t.stamp then changed[#changed + 1] = name end
   end
   for i = 1, #changed do forget(changed[i]) end
+  if #changed == 0 then return nil end
+  table.sort(changed)
+  return "changed: " .. table.concat(changed, ", ")
 end
 
 return _M

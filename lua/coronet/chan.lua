@@ -14,6 +14,7 @@ local setmetatable, type, error, tostring = setmetatable, type, error, tostring
 local random = math.random
 local isyieldable = coroutine.isyieldable
 local park, unpark, wake = sched.park, sched.unpark, sched.wake_park
+local CHANNEL = sched.waits.channel
 
 -- coronet (the init module) requires this one while it loads, after
 -- making itself known; wait is defined by then.
@@ -29,20 +30,26 @@ local CLOSED = {} -- what a sender wakes with when its channel closed
 
 -- -- Wait queues (doubly linked, so a timed-out waiter leaves in O(1)) --
 
-local function push(q, n)
+-- push queues a new waiter node at the tail of q and returns it: task co
+-- in its park tok, val the value a sender offers, case its select case
+-- (send true for a send case). Every field is set here, so that the node
+-- is one allocation of the right size.
+local function push(q, co, tok, val, case, send)
   local tail = q.tail
-  n.q, n.prev, n.next = q, tail, nil
+  local n = { q = q, prev = tail or false, next = false, co = co, tok = tok,
+    val = val, case = case or false, send = send or false }
   if tail then tail.next = n else q.head = n end
   q.tail = n
+  return n
 end
 
 local function unlink(n)
   local q = n.q
   if not q then return end
   local prev, nxt = n.prev, n.next
-  if prev then prev.next = nxt else q.head = nxt end
-  if nxt then nxt.prev = prev else q.tail = prev end
-  n.q, n.prev, n.next = nil, nil, nil
+  if prev then prev.next = nxt else q.head = nxt or nil end
+  if nxt then nxt.prev = prev else q.tail = prev or nil end
+  n.q = false
 end
 
 -- block parks the running task (until timeout seconds, or for good when
@@ -54,7 +61,7 @@ end
 -- and the token: should that coroutine be abandoned while parked, its
 -- node can no longer wake the task in some later wait.
 local function block(what, timeout)
-  local _, token, co, own = park(timeout) -- raises outside any task
+  local _, token, co, own = park(timeout, CHANNEL) -- raises outside tasks
   if not isyieldable() then
     unpark()
     error(what .. ": cannot block here: Lua cannot yield across a C call "
@@ -168,8 +175,7 @@ function Chan:send(v, timeout)
   if try_send(self, v, 2) then return true end
   if timeout and timeout <= 0 then return nil, "timeout" end
   local tok, co, own = block("chan:send", timeout)
-  local n = { co = co, tok = tok, val = v }
-  push(self.sendq, n)
+  local n = push(self.sendq, co, tok, v)
   local woke, _, closed = wait("chan:send", own)
   if not woke then
     unlink(n)
@@ -188,8 +194,7 @@ function Chan:recv(timeout)
   if got then return v, ok end
   if timeout and timeout <= 0 then return nil, false, "timeout" end
   local tok, co, own = block("chan:recv", timeout)
-  local n = { co = co, tok = tok }
-  push(self.recvq, n)
+  local n = push(self.recvq, co, tok)
   local woke, _, rv, rok = wait("chan:recv", own)
   if not woke then
     unlink(n)
@@ -327,14 +332,9 @@ function _M.select(cases)
   for i = 1, n do
     local c = cases[i]
     if c.recv then
-      local node = { co = me, tok = tok, case = i }
-      nodes[#nodes + 1] = node
-      push(c.recv.recvq, node)
+      nodes[#nodes + 1] = push(c.recv.recvq, me, tok, nil, i)
     elseif c.send then
-      local node = { co = me, tok = tok, case = i, val = c.value,
-        send = true }
-      nodes[#nodes + 1] = node
-      push(c.send.sendq, node)
+      nodes[#nodes + 1] = push(c.send.sendq, me, tok, c.value, i, true)
     end
   end
   local woke, node, v, ok = wait("select", own)

@@ -4,6 +4,7 @@ local sched = require "coronet.c.sched"
 local type, error, tostring, setmetatable = type, error, tostring, setmetatable
 local co_yield, isyieldable = coroutine.yield, coroutine.isyieldable
 local park, unpark, now = sched.park, sched.unpark, sched.now
+local SLEEP = sched.waits.sleep
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -63,29 +64,81 @@ end
 
 local host = require "coronet.c.host"
 local traceback, xpcall, spawn = debug.traceback, xpcall, sched.spawn
+local pcall, getmetatable, pairs, sort, concat, format =
+  pcall, getmetatable, pairs, table.sort, table.concat, string.format
+
+-- show(v) -> tostring(v), or its type when its __tostring fails.
+local function show(v)
+  local ok, s = pcall(tostring, v)
+  return ok and type(s) == "string" and s or "(a " .. type(v) .. ")"
+end
+
+-- describe(e) -> a string for any error value, never raising: a string as
+-- it is, a table with a __tostring by it (unless that fails), any other
+-- table by its fields ("{code = 42}"), else by tostring.
+local function describe(e)
+  local t = type(e)
+  if t == "string" then return e end
+  local mt = t == "table" and getmetatable(e)
+  if t ~= "table" or (type(mt) == "table" and mt.__tostring) then
+    local ok, s = pcall(tostring, e)
+    if ok and type(s) == "string" then return s end
+    return "(error object is a " .. t .. " value whose __tostring failed: "
+      .. (ok and "it returned a " .. type(s) or show(s)) .. ")"
+  end
+  local keys, parts = {}, {}
+  for k in pairs(e) do keys[#keys + 1] = k end
+  pcall(sort, keys, function(a, b) return show(a) < show(b) end)
+  for i = 1, #keys do
+    if i > 8 then parts[i] = "..." break end
+    local k, v = keys[i], e[keys[i]]
+    parts[i] = (type(k) == "string" and k or "[" .. show(k) .. "]") .. " = "
+      .. (type(v) == "string" and (format("%q", v):gsub("\\\n", "\\n"))
+        or show(v))
+  end
+  return "{" .. concat(parts, ", ") .. "}"
+end
+_M._describe = describe
 
 -- catch keeps an error's message and the traceback where it was raised.
+-- It must not fail: a failing message handler loses the error (xpcall
+-- then returns the handler's own error, which run() still describes).
+local CAUGHT = {}
 local function catch(e)
-  local tb = traceback("", 2)
-  tb = tb:sub(2, (tb:find("\n\t%[C%]: in function 'xpcall'") or 0) - 1)
-  return { msg = tostring(e), tb = tb }
+  local ok, tb = pcall(traceback, "", 3)
+  tb = ok and tb:sub(2, (tb:find("\n\t%[C%]: in function 'xpcall'") or 0) - 1)
+    or "(no traceback)"
+  return { [CAUGHT] = true, msg = describe(e), tb = tb }
+end
+
+-- run(fn, ...) runs fn under xpcall; returns nil, or the error's message
+-- and traceback.
+local function run(fn, ...)
+  local ok, e = xpcall(fn, catch, ...)
+  if ok then return nil end
+  if type(e) ~= "table" or not e[CAUGHT] then -- out of memory, or the
+    return describe(e), "(no traceback)"    -- message handler failed
+  end
+  return e.msg, e.tb
 end
 
 -- _run_task and _run_handler are what tasks run: fn(...) or handler(conn)
 -- under xpcall, logging an error once with its traceback (and the
 -- connection's id and peer) so that it ends only this task.
 local function run_task(fn, ...)
-  local ok, e = xpcall(fn, catch, ...)
-  if not ok then host.log("error", e.msg .. "\n" .. e.tb) end
+  local msg, tb = run(fn, ...)
+  if msg then host.log("error", msg .. "\n" .. tb) end
 end
 
 function _M._run_handler(handler, conn)
-  local ok, e = xpcall(handler, catch, conn)
-  if not ok then
-    host.log("error", e.msg .. " (conn " .. tostring(conn:id()) .. " from "
-      .. tostring(conn:remote_addr() or "?") .. ")\n" .. e.tb)
+  local msg, tb = run(handler, conn)
+  if msg then
+    host.log("error", msg .. " (conn " .. tostring(conn:id()) .. " from "
+      .. tostring(conn:remote_addr() or "?") .. ")\n" .. tb)
   end
 end
+
+local inherit -- coronet.lifecycle.inherit, once loaded
 
 -- spawn(fn, ...) runs fn(...) as a new task from the next loop turn and
 -- returns the task. An error in it is logged with a traceback and ends
@@ -95,7 +148,9 @@ function _M.spawn(fn, ...)
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn)
       .. ")", 2)
   end
-  return spawn(run_task, fn, ...)
+  local co = spawn(run_task, fn, ...)
+  inherit(co)
+  return co
 end
 
 -- now() returns the monotonic time in seconds, a float.
@@ -109,7 +164,7 @@ function _M.sleep(s)
   end
   local deadline = now() + s
   repeat
-    park(deadline - now())
+    park(deadline - now(), SLEEP)
   until not wait("sleep") or now() >= deadline
 end
 
@@ -180,6 +235,16 @@ _M.waitgroup = sync.waitgroup
 -- worker of the process, kept across reloads: get, set(k, v [, ttl]),
 -- add, replace, incr(k, n [, init]), delete, keys([max]), flush_all.
 _M.shared = require "coronet.c.shared"
+-- stopping() -> a channel closed when shutdown begins (SIGINT/SIGTERM):
+-- long-lived handlers select on it to say goodbye and end early.
+-- superseded() -> a channel closed once a newer version of the script
+-- took over from the caller's (hot reload): background tasks of an old
+-- version select on it to end themselves. See coronet/lifecycle.lua.
+local lifecycle = require "coronet.lifecycle"
+inherit = lifecycle.inherit
+lifecycle.set_trampoline(_M._run_handler)
+_M.stopping = lifecycle.stopping
+_M.superseded = lifecycle.superseded
 
 -- group() -> a set of connections that one call writes to: add(conn [,
 -- {limit = bytes}]), remove(conn), send(data [, except]), send_to(conn,

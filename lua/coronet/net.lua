@@ -2,6 +2,7 @@
 -- Names resolve on libuv's thread pool, never on the loop.
 local C = require "coronet.c.net"
 local coronet = require "coronet"
+local lifecycle = require "coronet.lifecycle"
 local type, error = type, error
 local wait = coronet.wait
 
@@ -58,6 +59,26 @@ local lookup = _M.lookup
 -- first address it gives is served. listener:addr() gives the bound
 -- address; listener:close() stops accepting. err names addr:
 -- "listen 127.0.0.1:80: permission denied".
+-- A listener opened by the script's main chunk belongs to that version of
+-- the script: a reload whose main chunk listens on the same address takes
+-- the socket over (no connection is refused meanwhile), one that does not
+-- closes it, and a listen that fails in a main chunk fails the reload.
+local function listen(addr, handler, version)
+  local l, err, host = C.listen(addr, handler, version)
+  if l then return l end
+  if not host then return nil, err end
+  local ips, lerr = lookup(host)
+  if not ips then return nil, "listen " .. addr .. ": " .. lerr end
+  local ip = ips[1]
+  local port = addr:match(":(%d+)$")
+  local numeric = (ip:find(":", 1, true) and "[" .. ip .. "]" or ip) .. ":"
+    .. port
+  l, err = C.listen(numeric, handler, version)
+  if l then return l end
+  return nil, (err:gsub("^listen [^ ]+:", "listen " .. addr .. " ("
+    .. numeric .. "):", 1))
+end
+
 function _M.listen(addr, handler)
   if type(addr) ~= "string" then
     error("bad argument #1 to 'listen' (string expected, got " .. type(addr)
@@ -67,19 +88,10 @@ function _M.listen(addr, handler)
     error("bad argument #2 to 'listen' (function expected, got "
       .. type(handler) .. ")", 2)
   end
-  local l, err, host = C.listen(addr, handler)
-  if l then return l end
-  if not host then return nil, err end
-  local ips, lerr = lookup(host)
-  if not ips then return nil, "listen " .. addr .. ": " .. lerr end
-  local ip = ips[1]
-  local port = addr:match(":(%d+)$")
-  local numeric = (ip:find(":", 1, true) and "[" .. ip .. "]" or ip) .. ":"
-    .. port
-  l, err = C.listen(numeric, handler)
-  if l then return l end
-  return nil, (err:gsub("^listen [^ ]+:", "listen " .. addr .. " ("
-    .. numeric .. "):", 1))
+  lifecycle.own(handler)
+  local l, err = listen(addr, handler, lifecycle.main_version())
+  if not l then lifecycle.listen_failed(err) end
+  return l, err
 end
 
 return _M

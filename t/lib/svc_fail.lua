@@ -3,6 +3,9 @@
 --   boom       raises a string error
 --   nil        indexes a nil value (a runtime error)
 --   table      raises a table
+--   recurse    recurses without end (stack overflow)
+--   badtostring raises a table whose __tostring raises
+--   oddtostring raises a table whose __tostring returns a table
 --   closeboom  closes the connection, then raises
 --   spawnboom  a task spawned by the handler raises; the handler goes on
 --   stats      replies with coronet.stats()
@@ -22,6 +25,15 @@ return function(conn)
       fail_nil()
     elseif line == "table" then
       error({ code = 1 })
+    elseif line == "recurse" then
+      local function deeper(n) return 1 + deeper(n + 1) end
+      deeper(1) -- MARK:recurse
+    elseif line == "badtostring" then
+      error(setmetatable({}, { __tostring = function()
+        error("tostring fails too")
+      end }))
+    elseif line == "oddtostring" then
+      error(setmetatable({}, { __tostring = function() return {} end }))
     elseif line == "closeboom" then
       conn:close()
       coronet.sleep(0.02)
