@@ -166,16 +166,16 @@ local function publish_acks(idle)
 end
 
 -- pump hands the room's messages to this worker's members until a newer
--- version of the script takes over (switch closes); that version's pump
--- waits for this one to end (done) so that no message overtakes another.
-local function pump(prev, switch, done)
+-- version of the script takes over; that version's pump waits for this
+-- one to end (done) so that no message overtakes another.
+local function pump(prev, done)
   if prev then prev:recv() end
   local sub, tick = st.sub, coronet.ticker(1)
   local on = true
   local cases = {
     { recv = sub, fn = function(msg) return msg end },
     { recv = tick, fn = function() Room.tick(room) end },
-    { recv = switch, fn = function() on = false end },
+    { recv = coronet.superseded(), fn = function() on = false end },
   }
   while on do
     local msg, ok = sub:recv(0)
@@ -260,14 +260,12 @@ local function serve(conn)
   Room.leave(room, m, why)
 end
 
--- The switch to this version's pump comes last: a main chunk that fails
--- before it changes nothing.
-st.gen = (st.gen or 0) + 1
-if st.switch then st.switch:close() end
+-- This version's pump takes over once the old one ends (when this main
+-- chunk succeeded: coronet.superseded() tells the old one).
 local prev = st.pump_done
-st.switch, st.pump_done = coronet.chan(), coronet.chan()
-coronet.spawn(pump, prev, st.switch, st.pump_done)
-if coronet.stopping and not st.on_stop then
+st.pump_done = coronet.chan()
+coronet.spawn(pump, prev, st.pump_done)
+if not st.on_stop then -- the first version's task watches for shutdown
   st.on_stop = true
   coronet.spawn(function()
     coronet.stopping():recv()

@@ -78,7 +78,7 @@ for round = 1, 2 do
       end
       if how == "hup" then s:signal("HUP") end
       local ok = scratch.wait_count(s, scratch.reloaded(path),
-        reloads * workers, 10)
+        reloads, 10)
       if not t.ok(ok, "reload " .. reloads .. " is logged") then
         t.diag(s:log())
       end
