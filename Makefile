@@ -29,7 +29,7 @@ OBJS = $(patsubst host/%.c,$(BUILD)/%.o,$(wildcard host/*.c))
 CTESTS = $(BUILD)/test_buf
 HEADERS = $(wildcard host/*.h)
 
-.PHONY: all deps test check asan valgrind run bench format lint clean \
+.PHONY: all deps test check asan valgrind run bench bench-million format lint clean \
         install uninstall help
 
 all: $(BIN)
@@ -78,6 +78,11 @@ run: $(BIN)
 bench: $(BIN)
 	bench/run.sh
 
+# Idle connections over several processes sharing one address (default
+# 100,000; MILLION="-n 1000000" for the million).
+bench-million: $(BIN)
+	bench/million.sh $(MILLION)
+
 format:
 	clang-format -i host/*.c host/*.h t/c/*.c
 
@@ -105,6 +110,8 @@ help:
 	@echo "make asan       the suite under ASan + UBSan"
 	@echo "make valgrind   the core tests under valgrind"
 	@echo "make bench      benchmarks against the peers in ../shared/bench"
+	@echo "make bench-million  100,000 idle connections over several processes"
+	@echo "                (MILLION=\"-n 1000000\" for the million)"
 	@echo "make install    PREFIX=$(PREFIX) (binary and lua/ modules)"
 	@echo "make format     clang-format the C sources"
 	@echo "make lint       cppcheck and luarocks lint"
