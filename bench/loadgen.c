@@ -757,7 +757,7 @@ static int run_echo(void) {
 /* idle: connect, ping once, hold */
 static int idle_readable_phase;   /* 0 ping phase, 1 hold phase */
 static void idle_readable(int i) {
-    if (!idle_readable_phase) { echo_readable(i); return; }
+    if (!idle_readable_phase && opt.ping) { echo_readable(i); return; }
     conn_t *c = &cs[i];
     ssize_t n = recv(c->fd, rbuf, sizeof rbuf, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;

@@ -152,7 +152,7 @@ servers_stats() {
 
 for i in $(seq "$SERVERS"); do
   log=$OUT_DIR/server-$i.log
-  taskset -c "$SERVER_CPU" "$CORONET" "$ROOT/bench/million_echo.lua" \
+  taskset -c "$SERVER_CPU" "$CORONET" "$ROOT/bench/idle_server.lua" \
     --listen "127.0.0.1:$PORT" --reuseport >"$log" 2>&1 &
   SPIDS+=($!)
   wait_for "$log" "listening on" 20 || die "server $i did not start: $(cat "$log")"
