@@ -96,11 +96,9 @@ end
 
 local env = { node = NODE, store = store }
 
-function env.nodes()
-  local list = {}
-  for i = 1, info.workers do list[i] = tostring(i) end
-  return list
-end
+local nodes = {}
+for i = 1, info.workers do nodes[i] = tostring(i) end
+function env.nodes() return nodes end
 
 function env.publish(msg) bus.publish(TOPIC, msg) end
 
