@@ -84,7 +84,7 @@ for round = 1, 2 do
       end
       if how == "hup" then s:signal("HUP") end
       local ok = scratch.wait_count(s, scratch.reloaded(path),
-        reloads, 10)
+        reloads, 10) -- one line per reload, whatever the workers
       if not t.ok(ok, "reload " .. reloads .. " is logged") then
         t.diag(s:log())
       end

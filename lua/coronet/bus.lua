@@ -231,4 +231,11 @@ end
 -- subscription).
 _M.stats = c.stats
 
+-- status() -> "up" | "down" | "local", counters: with --bus, whether the
+-- bus reaches the other processes through Redis now, and {published,
+-- received, dropped, lost, outages, outbox, unconfirmed, redis}; "local"
+-- without it.
+-- See host/cn_busredis.c.
+_M.status = require("coronet.c.busredis").status
+
 return _M
