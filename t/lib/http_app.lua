@@ -113,4 +113,22 @@ r:get("/split", function(_, res)
 end)
 if static then r:static("/static", static) end
 
+-- /hog/N opens the static directory's a.txt up to N times and keeps the
+-- files open (their count is the answer): what a busy server's open
+-- files and sockets do to its descriptors; /unhog closes them.
+local fs = require "coronet.fs"
+local hogs = {}
+r:get("/hog/:n", function(req, res)
+  for _ = 1, tonumber(req.params.n) do
+    local f = fs.open(static .. "/a.txt")
+    if not f then break end
+    hogs[#hogs + 1] = f
+  end
+  res:finish(#hogs .. "\n")
+end)
+r:get("/unhog", function(_, res)
+  for i = #hogs, 1, -1 do hogs[i]:close(); hogs[i] = nil end
+  res:finish("0\n")
+end)
+
 return http.server(r, opts)
