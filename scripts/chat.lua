@@ -3,7 +3,8 @@
 --   then: nc -N 127.0.0.1 7000   (OpenBSD nc needs -N to exit after /quit)
 --   or:   telnet 127.0.0.1 7000
 --   and in a browser, with "-- --web 127.0.0.1:8080" after the options:
---   http://127.0.0.1:8080/ (scripts/chat_web.lua: the page and /ws)
+--   http://127.0.0.1:8080/ (scripts/chat_web.lua: the page and /ws);
+--   add "--web-cert FILE --web-key FILE" for https:// and wss://
 --
 -- Lines end with "\n" (a "\r" before it is dropped) and carry at most
 -- 4096 bytes; control bytes other than tab are not passed on. On connect
