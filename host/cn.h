@@ -413,6 +413,7 @@ typedef struct cn_loopwatch_s {
   uint64_t lag_max_ns; /* longest turn so far */
   uint64_t lag_last_ns; /* the last turn's length */
   uint64_t busy_ns;    /* time spent in turns, in all */
+  uint64_t closing;    /* uv_hrtime when the worker began its teardown */
 } cn_loopwatch_t;
 
 struct cn_worker_s {

@@ -350,6 +350,10 @@ static int drain(cn_worker_t *w) {
 
 static void teardown(cn_worker_t *w) {
   int i;
+  uv_mutex_lock(&w->lock); /* the watchdog no longer touches the state */
+  STORE(w->watch.closing, uv_hrtime());
+  STORE(w->watch.busy_since, 0);
+  uv_mutex_unlock(&w->lock);
   w->stopping = 3;
   close_listeners(w);
   w->hooks->close(w); /* collects every Lua object: conns detach */
@@ -496,8 +500,19 @@ static void reap(control_t *ctl) {
   for (i = 0; i < ctl->nworkers; i++) {
     cn_worker_t *w = &ctl->workers[i];
     uint64_t since = LOAD(w->watch.busy_since);
+    uint64_t closing = LOAD(w->watch.closing);
     char task[96];
-    if (ctl->state[i] == W_DONE || since == 0 || now - since < STUCK_NS)
+    if (ctl->state[i] == W_DONE)
+      continue;
+    if (closing != 0) { /* tearing down: drain() is bounded */
+      if (now - closing < (uint64_t)(DRAIN_MS + 1000) * MS)
+        continue;
+      cn_log(CN_LOG_ERROR, "worker %d is stuck closing; exiting without it",
+             w->id);
+      stuck++;
+      continue;
+    }
+    if (since == 0 || now - since < STUCK_NS)
       continue;
     task_of(w, task, sizeof task);
     cn_log(CN_LOG_ERROR, "worker %d is stuck: %s has run %.1f s without "
@@ -508,6 +523,16 @@ static void reap(control_t *ctl) {
   uv_mutex_unlock(&ctl->lock);
   if (stuck > 0)
     _exit(ctl->cfg->run ? 128 + ctl->signum : 1);
+}
+
+
+/* arm has w's Lua side stop or report the running task, unless w began
+** closing its Lua state (the lock orders the two). */
+static void arm(control_t *ctl, cn_worker_t *w) {
+  uv_mutex_lock(&w->lock);
+  if (LOAD(w->watch.closing) == 0)
+    ctl->hooks->stalled(w);
+  uv_mutex_unlock(&w->lock);
 }
 
 
@@ -526,11 +551,11 @@ static void slice_check(control_t *ctl, cn_worker_t *w, uint64_t now) {
     STORE(lw->stalls, lw->stalls + 1);
     STORE(lw->armed_at, now);
     STORE(lw->armed, since);
-    ctl->hooks->stalled(w);
+    arm(ctl, w);
   } else if (LOAD(lw->fired) == LOAD(lw->armed_at)) {
     if (now - LOAD(lw->armed_at) >= slice) { /* it went on: again */
       STORE(lw->armed_at, now);
-      ctl->hooks->stalled(w);
+      arm(ctl, w);
     }
   } else if (now - since >= 2 * slice && LOAD(lw->reported) != since) {
     STORE(lw->reported, since);
@@ -558,6 +583,7 @@ static void watchdog_cb(uv_timer_t *h) {
 ** without any that stay stuck. */
 static void start_reaping(control_t *ctl, int signum) {
   ctl->reaping = 1;
+  uv_timer_start(&ctl->watchdog, watchdog_cb, 50, 50);
   send_all(ctl, CN_MSG_KILL, signum);
   reap(ctl);
 }
@@ -751,15 +777,17 @@ static void start_timer(control_t *ctl, uv_timer_t *h) {
 }
 
 
-/* start_watchdog ticks a few times per task slice (and every 50 ms for
-** stuck workers at exit); the tick never keeps the loop alive. */
+/* start_watchdog ticks eight times per task slice (between 10 and 250 ms;
+** every 50 ms while reaping stuck workers at exit); the tick never keeps
+** the loop alive. */
 static void start_watchdog(control_t *ctl) {
   double tick = ctl->cfg->task_slice / 8;
-  uint64_t ms = tick > 0.05 || tick <= 0 ? 50 : tick < 0.01 ? 10
-                                               : (uint64_t)(tick * 1000);
+  uint64_t ms = tick <= 0 || tick > 0.25 ? 250 : tick < 0.01 ? 10
+                                             : (uint64_t)(tick * 1000);
   start_timer(ctl, &ctl->watchdog);
-  uv_timer_start(&ctl->watchdog, watchdog_cb, ms, ms);
   uv_unref((uv_handle_t *)&ctl->watchdog);
+  if (ctl->cfg->task_slice > 0)
+    uv_timer_start(&ctl->watchdog, watchdog_cb, ms, ms);
 }
 
 
