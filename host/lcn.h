@@ -22,6 +22,8 @@ int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what);
 int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                   size_t dlen, uint64_t timeout, uint64_t deadline,
                   const char *what);
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what);
 int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what);
 
 /* lcn_earliest returns the earlier of two deadlines, 0 meaning none. */
@@ -33,11 +35,20 @@ uint64_t lcn_deadline_at(lua_State *L, double t);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
+cn_tls_conf_t *lcn_tls_conf(lua_State *L, int idx);
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
 void lcn_net_version_end(lua_State *L, int version, int ok);
 
 /* lcn_host_hooks: the Lua side of a worker, for cn_run (lcn_host.c). */
 extern const cn_hooks_t lcn_host_hooks;
+
+/* Reads through LuaJIT's FFI (lua/coronet/conn.lua): box is a connection
+** object's payload; out[0] the length of the bytes returned, out[1] what
+** lcn_conn_ffi_drop must consume. */
+const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
+                               size_t max, int line, size_t *out);
+const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out);
+void lcn_conn_ffi_drop(void *box, size_t n);
 
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);
@@ -45,10 +56,13 @@ int luaopen_coronet_host(lua_State *L);
 int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
+int luaopen_coronet_redis(lua_State *L);
+int luaopen_coronet_busredis(lua_State *L);
 int luaopen_coronet_bus(lua_State *L);
 int luaopen_coronet_shared(lua_State *L);
 int luaopen_coronet_group(lua_State *L);
 int luaopen_coronet_http(lua_State *L);
 int luaopen_coronet_ws(lua_State *L);
+int luaopen_coronet_tls(lua_State *L);
 
 #endif

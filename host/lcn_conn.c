@@ -191,6 +191,16 @@ int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what) {
 }
 
 
+/* lcn_conn_park_want is lcn_conn_park_read for a reader that cannot go on
+** before want bytes are buffered (reading goes on past the high-water mark
+** up to there); input that ends with bytes buffered fails with "unexpected
+** eof". */
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what) {
+  return read_park(L, c, want, NULL, 0, what, 1);
+}
+
+
 /* conn:read([n]) -> data | nil, err
 ** Returns 1..n buffered bytes (n defaults to a block) at once; otherwise
 ** parks until data, EOF, an error, the deadline, or close. */
@@ -353,6 +363,82 @@ static int conn_buffered(lua_State *L) {
   conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
   lua_pushnumber(L, b->c != NULL ? (double)b->c->in.len : 0);
   return 1;
+}
+
+
+/* -- Reading through the FFI --------------------------------------------- */
+
+/* The hot reads (read, read_line, read_until) are first tried from Lua
+** through LuaJIT's FFI, which JIT traces can compile: when the bytes asked
+** for are there, in one block, with nothing unusual going on, these
+** return them for the caller to copy, then it drops them. Otherwise they
+** return NULL and the caller takes the classic path above, which answers
+** every case with the same contract. */
+
+
+/* ffi_conn returns box's connection when a read may be served at once:
+** open, with no other reader or pump. */
+static cn_conn_t *ffi_conn(void *box) {
+  cn_conn_t *c = ((conn_box *)box)->c;
+  if (c == NULL || (c->flags & CN_CONN_CLOSED) || c->reader != NULL ||
+      c->pump_out != NULL)
+    return NULL;
+  return c;
+}
+
+
+/* lcn_conn_ffi_delim serves read_line (line 1: max does not count a "\r"
+** before the "\n", which is dropped too) and read_until(d): the bytes
+** before the next d, when a whole piece of at most max bytes (0: the read
+** high-water mark) is buffered in one block. */
+const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
+                               size_t max, int line, size_t *out) {
+  cn_conn_t *c = ffi_conn(box);
+  const char *p;
+  int64_t at;
+  size_t n;
+  if (c == NULL || c->skip || dlen == 0 || dlen > sizeof c->dlim)
+    return NULL;
+  if ((at = cn_buf_find(&c->in, c->scanned, d, dlen)) < 0)
+    return NULL;
+  if ((p = cn_buf_span(&c->in, (size_t)at)) == NULL)
+    return NULL;
+  n = (size_t)at;
+  if (line && n > 0 && p[n - 1] == '\r')
+    n--;
+  if (n > (max > 0 ? max : c->w->cfg->read_hwm))
+    return NULL; /* line too long: the classic path says so */
+  out[0] = n;
+  out[1] = (size_t)at + dlen;
+  return p;
+}
+
+
+/* lcn_conn_ffi_read serves read(n): up to n bytes, when some are buffered
+** and those returned lie in one block. */
+const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out) {
+  cn_conn_t *c = ffi_conn(box);
+  const char *p;
+  if (c == NULL || c->in.len == 0 || n == 0)
+    return NULL;
+  if (n > c->in.len)
+    n = c->in.len;
+  if ((p = cn_buf_span(&c->in, n)) == NULL)
+    return NULL;
+  c->skip = 0;
+  out[0] = out[1] = n;
+  return p;
+}
+
+
+/* lcn_conn_ffi_drop consumes the first n bytes after a fast read: the
+** read is done. */
+void lcn_conn_ffi_drop(void *box, size_t n) {
+  cn_conn_t *c = ((conn_box *)box)->c;
+  cn_buf_consume(&c->in, n);
+  c->scanned = 0;
+  cn_conn_consumed(c);
+  lcn_op_done();
 }
 
 
@@ -690,15 +776,17 @@ static const luaL_Reg funcs[] = {
   {"pump", conn_pump}, {"pump_wait", conn_pump_wait}, {NULL, NULL}};
 
 
-/* luaopen_coronet_conn returns {methods = ..., pump = ..., pump_wait = ...};
-** the methods table is the connections' __index, for lua/coronet/conn.lua
-** to wrap. */
+/* luaopen_coronet_conn returns {methods = ..., metatable = ..., pump = ...,
+** pump_wait = ..., block_size = ...}; the methods table is the
+** connections' __index, for lua/coronet/conn.lua to wrap. */
 int luaopen_coronet_conn(lua_State *L) {
   lcn_class(L, PUMP_MT, NULL, pump_gc, NULL);
   lua_pop(L, 2);
   lcn_class(L, LCN_CONN_MT, methods, conn_gc, conn_tostring);
   lua_newtable(L);
   luaL_register(L, NULL, funcs);
+  lua_pushnumber(L, CN_BLOCK_DATA);
+  lua_setfield(L, -2, "block_size"); /* read's default size */
   lua_insert(L, -3); /* module, metatable, methods */
   lua_setfield(L, -3, "methods");
   lua_setfield(L, -2, "metatable");
