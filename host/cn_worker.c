@@ -802,6 +802,7 @@ int cn_run(const cn_config_t *cfg, const cn_hooks_t *hooks) {
   control_t ctl;
   int i, code = 0;
   signal(SIGPIPE, SIG_IGN);
+  cn_fd_reserve(NULL); /* reads the limit once, before any worker runs */
   control_init(&ctl, cfg, hooks);
   if (bind_all(&ctl) < 0) {
     control_free(&ctl);
