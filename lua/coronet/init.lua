@@ -133,15 +133,20 @@ local function catch(e)
   return { [CAUGHT] = true, msg = describe(e), tb = tb }
 end
 
+-- failure(e) -> the message and traceback of what xpcall caught.
+local function failure(e)
+  if type(e) ~= "table" or not e[CAUGHT] then -- out of memory, or the
+    return describe(e), "(no traceback)"    -- message handler failed
+  end
+  return e.msg, e.tb
+end
+
 -- run(fn, ...) runs fn under xpcall; returns nil, or the error's message
 -- and traceback.
 local function run(fn, ...)
   local ok, e = xpcall(fn, catch, ...)
   if ok then return nil end
-  if type(e) ~= "table" or not e[CAUGHT] then -- out of memory, or the
-    return describe(e), "(no traceback)"    -- message handler failed
-  end
-  return e.msg, e.tb
+  return failure(e)
 end
 
 -- _run_task and _run_handler are what tasks run: fn(...) or handler(conn)
@@ -153,7 +158,9 @@ local function run_task(fn, ...)
 end
 
 function _M._run_handler(handler, conn)
-  local msg, tb = run(handler, conn)
+  local ok, e = xpcall(handler, catch, conn)
+  if ok then return end
+  local msg, tb = failure(e)
   if msg then
     host.log("error", msg .. " (conn " .. tostring(conn:id()) .. " from "
       .. tostring(conn:remote_addr() or "?") .. ")\n" .. tb)
