@@ -10,6 +10,9 @@
 
 #include "cn_buf.h"
 #include "cn_errno.h"
+#include "cn_http.h"
+#include "cn_ws.h"
+#include "cn_resp.h"
 
 #define CN_VERSION "0.1.0"
 
@@ -21,6 +24,8 @@ typedef struct cn_pump_s cn_pump_t;
 typedef struct cn_config_s cn_config_t;
 typedef struct cn_addr_s cn_addr_t;
 typedef struct cn_task_s cn_task_t;
+typedef struct cn_tls_s cn_tls_t;
+typedef struct cn_tls_conf_s cn_tls_conf_t;
 typedef struct cn_conn_watch_s cn_conn_watch_t;
 struct lua_State;
 
@@ -66,6 +71,7 @@ struct cn_addr_s {
   int family; /* AF_INET, AF_INET6 or AF_UNIX */
   char host[256]; /* as written, without brackets (a DNS name: 253) */
   int port;
+  int tls; /* written as tls://ADDR */
   char path[108]; /* AF_UNIX */
   struct sockaddr_storage ss;
   int sslen;
@@ -93,6 +99,7 @@ struct cn_config_s {
   double grace; /* seconds open connections get at shutdown */
   size_t read_hwm, write_hwm;
   const char *moddir; /* where lua/coronet/ lives */
+  cn_tls_conf_t *tls; /* --tls-cert/--tls-key: for tls:// addresses */
   int reuseport;      /* share listen addresses with other processes */
   int keepalive;      /* TCP keepalive idle seconds, 0 = off */
   double task_slice;  /* seconds a task may run without yielding, 0 = off */
@@ -194,6 +201,7 @@ struct cn_conn_s {
   uint8_t skip; /* discard input through the next delimiter (line too long) */
   struct sockaddr_in6 peer;      /* remote address as accepted */
   cn_task_t *task; /* the owner's: the task that closes c when it ends */
+  cn_tls_t *tls;   /* TLS session (cn_tls.c): out is then plaintext */
   cn_conn_watch_t *watchers;
 };
 
@@ -241,6 +249,61 @@ struct cn_pump_s {
 
 void cn_pump_start(cn_pump_t *p);
 void cn_pump_stop(cn_pump_t *p);
+
+/* -- TLS (cn_tls.c) --------------------------------------------------- */
+
+/* A TLS connection is a cn_conn_t with tls set: its read chain holds
+** plaintext (OpenSSL decrypts into it), its write chain takes plaintext
+** (sealed into records when flushed), and the ciphertext waits in chains
+** of the session's own. Configurations are shared by every worker. */
+
+#define CN_TLS_MAX_CERTS 16
+
+typedef struct cn_tls_opts_s {
+  int server;
+  /* server: certificate chains and their keys, files or PEM text; the
+  ** first is the default, SNI picks another whose names match */
+  const char *cert[CN_TLS_MAX_CERTS], *key[CN_TLS_MAX_CERTS];
+  int ncert;
+  const char *alpn; /* server: protocols it speaks, "h2,http/1.1" order */
+  const char *ca;   /* client: CA file or PEM text; NULL: the system's */
+  double handshake_timeout; /* seconds; 0: CN_TLS_HANDSHAKE_S */
+  double ticket_rotation;   /* server: seconds a ticket key encrypts */
+} cn_tls_opts_t;
+
+/* What a client asks of one connection. */
+typedef struct cn_tls_client_s {
+  const char *name; /* sent as SNI and checked against the certificate */
+  const char *alpn; /* "h2,http/1.1" or NULL */
+  int verify;       /* 0: accept any certificate */
+} cn_tls_client_t;
+
+/* What conn:tls() shows. Strings stay valid while the connection lives,
+** except peer, which the caller passes room for. */
+typedef struct cn_tls_info_s {
+  const char *version, *cipher, *alpn, *sni;
+  int resumed, server, verified;
+  char peer[256]; /* subject of the peer's certificate, "" when none */
+} cn_tls_info_t;
+
+#define CN_TLS_HANDSHAKE_S 10.0
+
+int cn_tls_conf_new(const cn_tls_opts_t *o, cn_tls_conf_t **out, char *err,
+                    size_t size);
+cn_tls_conf_t *cn_tls_client_conf(const char *ca);
+void cn_tls_conf_ref(cn_tls_conf_t *f);
+void cn_tls_conf_unref(cn_tls_conf_t *f);
+int cn_tls_conf_server(const cn_tls_conf_t *f);
+void cn_tls_reload_all(void);
+void cn_tls_cleanup(void);
+int cn_tls_start(cn_conn_t *c, cn_tls_conf_t *f, const cn_tls_client_t *cl);
+int cn_tls_status(const cn_conn_t *c);
+int cn_tls_info(const cn_conn_t *c, cn_tls_info_t *info);
+cn_buf_t *cn__tls_rbuf(cn_tls_t *t);
+cn_buf_t *cn__tls_wire(cn_tls_t *t);
+int cn__tls_read(cn_conn_t *c, ssize_t n);
+int cn__tls_seal(cn_conn_t *c);
+void cn__tls_free(cn_conn_t *c);
 
 /* -- Dialing (cn_dial.c) ---------------------------------------------- */
 
@@ -332,6 +395,7 @@ struct cn_file_s {
 
 cn_file_t *cn_file_new(cn_worker_t *w);
 int cn_file_open(cn_file_t *f, const char *path, int flags, int mode);
+int cn_file_open_under(cn_file_t *f, const char *path, const char *root);
 int cn_file_read(cn_file_t *f);
 char *cn_file_wbuf(cn_file_t *f);
 int cn_file_write(cn_file_t *f, size_t n);
@@ -355,6 +419,7 @@ struct cn_listener_s {
   char addr[CN_ADDRSTRLEN];
   char *unlink_path;
   void (*on_conn)(cn_listener_t *l, cn_conn_t *c);
+  cn_tls_conf_t *tls; /* not NULL: connections start TLS as servers */
   void *data;
   cn_listener_t *next;
 };
@@ -559,6 +624,47 @@ int cn_group_send_to(cn_group_t *g, cn_conn_t *c, cn_sblock_t *s);
 size_t cn_group_drop_behind(cn_group_t *g);
 int cn_group_wait(cn_group_t *g, cn_waiter_t *w);
 void cn_group_unwait(void *group, cn_waiter_t *w);
+
+/* cn_hash_bytes returns the 32-bit FNV-1a hash of s[0..n), for hash
+** tables of names. */
+static inline uint32_t cn_hash_bytes(const char *s, size_t n) {
+  uint32_t h = 2166136261u;
+  while (n-- > 0)
+    h = (h ^ (uint8_t)*s++) * 16777619u;
+  return h;
+}
+
+/* -- Redis URLs (cn_redisurl.c) ---------------------------------------- */
+
+#define CN_REDIS_USER 128
+#define CN_REDIS_PASSWORD 256
+
+typedef struct cn_redis_url_s {
+  char dial[300]; /* "host:port", "[v6]:port" or "unix:PATH" */
+  char user[CN_REDIS_USER], password[CN_REDIS_PASSWORD]; /* "": none */
+  int db;
+} cn_redis_url_t;
+
+int cn_redis_url_parse(const char *url, cn_redis_url_t *u);
+
+/* -- The bus across processes, through Redis (cn_busredis.c) --------- */
+
+typedef struct cn_busredis_stats_s {
+  int configured; /* --bus was given */
+  int up;         /* both connections to Redis work */
+  uint64_t published; /* messages Redis took from this process */
+  uint64_t received;  /* messages from other processes delivered here */
+  uint64_t dropped;   /* dropped from the full outbox */
+  uint64_t lost;      /* sent but unconfirmed when a connection failed */
+  uint64_t outages;   /* times the bus went down */
+  uint64_t unconfirmed; /* sent, Redis's answer not in yet */
+  size_t outbox;      /* messages waiting for Redis */
+  char where[264];    /* Redis's address */
+} cn_busredis_stats_t;
+
+int cn_busredis_start(const char *url);
+void cn_busredis_stop(void);
+void cn_busredis_stats(cn_busredis_stats_t *st);
 
 /* -- Shared dictionaries (cn_shared.c) -------------------------------- */
 

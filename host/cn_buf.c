@@ -336,6 +336,11 @@ size_t cn_buf_move(cn_buf_t *dst, cn_buf_t *src, size_t n) {
   while (moved < n) {
     cn_block_t *h = src->head;
     size_t avail = h->wpos - h->rpos, take = n - moved;
+    if (avail == 0) { /* a reservation left it empty: drop it */
+      src->head = h->next;
+      cn_block_put(src->pool, h);
+      continue;
+    }
     if (avail <= take && (avail >= MOVE_MIN || h->cap == CN_BLOCK_REF)) {
       src->head = h->next;
       if (src->head == NULL)

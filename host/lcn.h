@@ -17,7 +17,13 @@ void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
 size_t lcn_data_len(lua_State *L, int idx);
 int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
                    int (*fn)(void *ud, const char *p, size_t k), void *ud);
+void lcn_push_buf(lua_State *L, cn_buf_t *b, size_t n, size_t drop);
 int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what);
+int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
+                  size_t dlen, uint64_t timeout, uint64_t deadline,
+                  const char *what);
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what);
 int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what);
 
 /* lcn_earliest returns the earlier of two deadlines, 0 meaning none. */
@@ -29,6 +35,7 @@ uint64_t lcn_deadline_at(lua_State *L, double t);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
+cn_tls_conf_t *lcn_tls_conf(lua_State *L, int idx);
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
 void lcn_net_version_end(lua_State *L, int version, int ok);
 
@@ -49,8 +56,13 @@ int luaopen_coronet_host(lua_State *L);
 int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
+int luaopen_coronet_redis(lua_State *L);
+int luaopen_coronet_busredis(lua_State *L);
 int luaopen_coronet_bus(lua_State *L);
 int luaopen_coronet_shared(lua_State *L);
 int luaopen_coronet_group(lua_State *L);
+int luaopen_coronet_http(lua_State *L);
+int luaopen_coronet_ws(lua_State *L);
+int luaopen_coronet_tls(lua_State *L);
 
 #endif

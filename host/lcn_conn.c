@@ -103,8 +103,9 @@ static cn_conn_t *check_conn(lua_State *L, int idx) {
 }
 
 
-/* push_bytes pushes the first n bytes of b as a string and drops them. */
-static void push_bytes(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
+/* lcn_push_buf pushes the first n bytes of b as one string, then drops
+** the first drop bytes. */
+void lcn_push_buf(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
   if (b->head != NULL && b->head->wpos - b->head->rpos >= n) {
     lua_pushlstring(L, cn_block_bytes(b->head) + b->head->rpos, n);
   } else {
@@ -136,25 +137,39 @@ static int read_busy(lua_State *L, cn_conn_t *c) {
 }
 
 
+/* lcn_conn_wait parks the running task (what names the call) as c's
+** reader until want bytes are buffered (or d[0..dlen) is, dlen > 0), EOF,
+** an error or close; or until timeout ms (0: none) after the operation
+** began, or the loop time deadline (0: none). Returns 0 when parked, or
+** CN_ETIMEOUT when the operation's last park ended at its deadline. */
+int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
+                  size_t dlen, uint64_t timeout, uint64_t deadline,
+                  const char *what) {
+  cn_task_t *t = cn_sched_task(L, what);
+  uint64_t start;
+  if (cn_sched_timed_out(t))
+    return CN_ETIMEOUT;
+  start = cn_sched_op_start(t);
+  cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
+  cn_sched_park(t, CN_WAIT_READ,
+                lcn_earliest(timeout ? start + timeout : 0, deadline),
+                cn_conn_unwait, c);
+  return 0;
+}
+
+
 /* read_park is the common tail of reads that cannot finish now: the
 ** failure when input ended or the deadline passed (with partial bytes
 ** peeked as a third value), else the task parks and false is returned. */
 static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                      size_t dlen, const char *what, int fail_partial) {
-  cn_task_t *t;
-  uint64_t start, deadline;
   int err = c->rerr;
   if (err == 0) {
-    t = cn_sched_task(L, what);
-    if (!cn_sched_timed_out(t)) {
-      start = cn_sched_op_start(t);
-      deadline = lcn_earliest(c->rtimeout ? start + c->rtimeout : 0, c->rdeadline);
-      cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
-      cn_sched_park(t, CN_WAIT_READ, deadline, cn_conn_unwait, c);
+    err = lcn_conn_wait(L, c, want, d, dlen, c->rtimeout, c->rdeadline, what);
+    if (err == 0) {
       lua_pushboolean(L, 0);
       return 1;
     }
-    err = CN_ETIMEOUT;
   } else if (err == CN_EOF && fail_partial && c->in.len > 0) {
     err = CN_EUNEXPEOF;
   }
@@ -163,7 +178,7 @@ static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
   lcn_fail(L, err);
   if (c->in.len == 0)
     return 2;
-  push_bytes(L, &c->in, c->in.len, 0); /* stays buffered */
+  lcn_push_buf(L, &c->in, c->in.len, 0); /* stays buffered */
   return 3;
 }
 
@@ -173,6 +188,16 @@ static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
 ** and returns their count. For other bindings that read from c. */
 int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what) {
   return read_park(L, c, 1, NULL, 0, what, 0);
+}
+
+
+/* lcn_conn_park_want is lcn_conn_park_read for a reader that cannot go on
+** before want bytes are buffered (reading goes on past the high-water mark
+** up to there); input that ends with bytes buffered fails with "unexpected
+** eof". */
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what) {
+  return read_park(L, c, want, NULL, 0, what, 1);
 }
 
 
@@ -191,7 +216,7 @@ static int conn_read(lua_State *L) {
   if (c->in.len > 0) {
     size_t k = (size_t)n < c->in.len ? (size_t)n : c->in.len;
     lcn_op_done();
-    push_bytes(L, &c->in, k, k);
+    lcn_push_buf(L, &c->in, k, k);
     cn_conn_consumed(c);
     return 1;
   }
@@ -213,7 +238,7 @@ static int read_exact(lua_State *L, int consume, const char *what) {
   if (c->in.len < (size_t)n)
     return read_park(L, c, (size_t)n, NULL, 0, what, 1);
   lcn_op_done();
-  push_bytes(L, &c->in, (size_t)n, consume ? (size_t)n : 0);
+  lcn_push_buf(L, &c->in, (size_t)n, consume ? (size_t)n : 0);
   if (consume)
     cn_conn_consumed(c);
   return 1;
@@ -290,7 +315,7 @@ static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
     cn_conn_consumed(c);
     return lcn_fail(L, CN_ELINE);
   }
-  push_bytes(L, &c->in, n, (size_t)at + dlen);
+  lcn_push_buf(L, &c->in, n, (size_t)at + dlen);
   cn_conn_consumed(c);
   return 1;
 }

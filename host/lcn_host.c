@@ -708,7 +708,12 @@ static int host_start(cn_worker_t *w) {
   preload(L, "coronet.c.fs", luaopen_coronet_fs);
   preload(L, "coronet.c.bus", luaopen_coronet_bus);
   preload(L, "coronet.c.shared", luaopen_coronet_shared);
+  preload(L, "coronet.c.http", luaopen_coronet_http);
+  preload(L, "coronet.c.ws", luaopen_coronet_ws);
   preload(L, "coronet.c.group", luaopen_coronet_group);
+  preload(L, "coronet.c.tls", luaopen_coronet_tls);
+  preload(L, "coronet.c.redis", luaopen_coronet_redis);
+  preload(L, "coronet.c.busredis", luaopen_coronet_busredis);
   set_path(L, cfg);
   set_args(L, cfg);
   lua_pushcfunction(L, require_boot);

@@ -36,6 +36,7 @@ t.test("100 000 tasks with random deadlines wake in deadline order",
       order[#order + 1] = i
       wg:done()
     end)
+    if i % 10000 == 0 then coronet.yield() end -- within the task slice
   end
   t.ok(wg:wait(span + 60), "every task woke")
   t.is(#order, n, n .. " wakes")
@@ -68,10 +69,12 @@ t.test("stopping and resetting timers in bulk", function()
   local p0, h0 = time.pending(), stats().deadlines
   for i = 1, n do timers[i] = coronet.timer(1 + (i % 100) / 1000) end
   t.is(time.pending() - p0, n, n .. " timers pending")
+  coronet.yield() -- each phase within the task slice, even under ASan
   local stopped, reset = 0, 0
   for i = 1, n, 2 do
     if timers[i]:stop() then stopped = stopped + 1 end
   end
+  coronet.yield()
   -- the reset ones fire first, then the rest, in order of deadline; their
   -- readers wait before the reset, so the reads come in firing order
   local wg = coronet.waitgroup()
@@ -135,8 +138,9 @@ end)
 
 t.test("a million timers created and stopped leave nothing", function()
   local p0, h0 = time.pending(), stats().deadlines
-  for _ = 1, 1000000 do
+  for i = 1, 1000000 do
     coronet.timer(10):stop()
+    if i % 10000 == 0 then coronet.yield() end -- within the task slice
   end
   local tk = {}
   for i = 1, 1000 do tk[i] = coronet.ticker(5) end
@@ -149,7 +153,7 @@ t.test("a million timers created and stopped leave nothing", function()
 end, 120)
 
 t.test("a burst of timers due at once is spread over loop turns", function()
-  local n = 20000
+  local n = 10000
   local timers = {}
   for i = 1, n do timers[i] = coronet.after(0.02) end
   local t0 = stats().turns
