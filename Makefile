@@ -3,6 +3,7 @@
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 LUADIR ?= $(PREFIX)/share/lua/5.1
+SCRIPTDIR ?= $(PREFIX)/share/coronet/scripts
 CC ?= cc
 PROVE ?= prove
 LISTEN ?= 127.0.0.1:7000
@@ -149,13 +150,17 @@ lint:
 	luarocks lint coronet-scm-1.rockspec
 
 install: $(BIN)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/coronet
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/coronet \
+	  $(DESTDIR)$(SCRIPTDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/coronet
 	install -m 644 lua/coronet/*.lua $(DESTDIR)$(LUADIR)/coronet/
+	install -m 644 scripts/*.lua $(DESTDIR)$(SCRIPTDIR)/
+	@echo "installed $(BINDIR)/coronet, the modules in $(LUADIR)/coronet"
+	@echo "and the example scripts in $(SCRIPTDIR)"
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/coronet
-	rm -rf $(DESTDIR)$(LUADIR)/coronet
+	rm -rf $(DESTDIR)$(LUADIR)/coronet $(DESTDIR)$(SCRIPTDIR)
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) host/coronet host/coronet-asan
@@ -163,6 +168,7 @@ clean:
 help:
 	@echo "make            build host/coronet"
 	@echo "make run        serve scripts/chat.lua on $(LISTEN)"
+	@echo "                (make run LISTEN=HOST:PORT for another address)"
 	@echo "make test       build and run the TAP suite with prove"
 	@echo "make asan       the suite under ASan + UBSan"
 	@echo "make test-edge  service tests through a relay, and with reloads"
@@ -171,6 +177,7 @@ help:
 	@echo "make fuzz-merge add what fuzzing found to t/fuzz/corpus"
 	@echo "make bench      benchmarks against the peers in ../shared/bench"
 	@echo "make soak       SOAK_SECONDS=$(SOAK_SECONDS) of mixed traffic and reloads"
-	@echo "make install    PREFIX=$(PREFIX) (binary and lua/ modules)"
+	@echo "make install    PREFIX=$(PREFIX): the binary, the lua/ modules and"
+	@echo "                the example scripts (in $(SCRIPTDIR))"
 	@echo "make format     clang-format the C sources"
 	@echo "make lint       cppcheck and luarocks lint"

@@ -108,16 +108,19 @@ static size_t read_limit(const cn_conn_t *c) {
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   cn_conn_t *c = h->data;
-  size_t limit = read_limit(c), n;
+  size_t limit, n;
   char *p;
   int rc;
   (void)suggested;
-  n = limit > c->in.len ? limit - c->in.len : 0; /* one read passes the
-                                                    limit by a block at most */
-  if (c->tls != NULL)
+  if (c->tls != NULL) {
     rc = cn_buf_reserve(cn__tls_rbuf(c->tls), &p, &n);
-  else
+  } else {
+    limit = read_limit(c);
+    n = limit > c->in.len ? limit - c->in.len : 0; /* one read passes the
+                                                      limit by a block at
+                                                      most */
     rc = cn_buf_reserve_read(&c->in, n, &p, &n);
+  }
   if (rc < 0) {
     *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
     return;
@@ -141,20 +144,21 @@ static int read_ready(cn_conn_t *c) {
 
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   cn_conn_t *c = s->data;
-  if (c->tls == NULL && n > 0 &&
-      cn_buf_commit_read(&c->in, buf->base, (size_t)n) < 0)
-    n = CN_ENOMEM; /* bytes were lost: the stream is broken */
   if (c->tls != NULL) {
     if (!cn__tls_read(c, n))
       return; /* nothing new for the reader */
-  } else if (n > 0) {
-    if (c->pump_out == NULL)
-      cn_buf_settle(&c->in);
   } else {
-    cn_buf_trim(&c->in);
-    if (n == 0)
-      return; /* EAGAIN: nothing this time */
-    c->rerr = (int)n;
+    if (n > 0 && cn_buf_commit_read(&c->in, buf->base, (size_t)n) < 0)
+      n = CN_ENOMEM; /* bytes were lost: the stream is broken */
+    if (n > 0) {
+      if (c->pump_out == NULL)
+        cn_buf_settle(&c->in);
+    } else {
+      cn_buf_trim(&c->in);
+      if (n == 0)
+        return; /* EAGAIN: nothing this time */
+      c->rerr = (int)n;
+    }
   }
   if (c->pump_out != NULL)
     pump_run(c->pump_out);

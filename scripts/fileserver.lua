@@ -6,7 +6,7 @@
 --   curl http://127.0.0.1:8080/index.html
 -- The root defaults to the current directory. Paths with ".." or
 -- directories are refused; one request per connection.
-local io = require "coronet.io"
+local io_ = require "coronet.io"
 local fs = require "coronet.fs"
 local find, format, gsub, char, tonumber = string.find, string.format,
   string.gsub, string.char, tonumber
@@ -50,6 +50,6 @@ return function(conn)
   conn:write(format("HTTP/1.0 200 OK\r\nContent-Length: %d\r\n"
     .. "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
     st.size))
-  if method == "GET" then io.copy(conn, f) end
+  if method == "GET" then io_.copy(conn, f) end
   f:close()
 end

@@ -34,15 +34,33 @@ local function wait(what, own)
 end
 _M.wait = wait
 
--- blocking(methods, name, prefix) turns methods[name], a host call that
--- returns false when it parked the task, into the blocking method: it
--- waits and asks again until there is a result. Writes also carry how far
--- they got: the host returns false, offset, and is called again with it.
--- For coronet's own modules.
-function _M.blocking(methods, name, prefix)
+-- argcheck(v, want, i, name) raises "bad argument #i to 'name'" at the
+-- caller's caller unless v is of type want ("number", "string"; a "?"
+-- after it allows nil; "data" is a string or a table of strings).
+local function argcheck(v, want, i, name)
+  local t = type(v)
+  if t == want or (t == "nil" and want:sub(-1) == "?")
+      or (want == "data" and (t == "string" or t == "table"))
+      or (t == want:sub(1, -2) and want:sub(-1) == "?") then
+    return
+  end
+  error("bad argument #" .. i .. " to '" .. name .. "' ("
+    .. (want == "data" and "string" or want:gsub("%?$", "")) .. " expected, "
+    .. "got " .. t .. ")", 3)
+end
+
+-- blocking(methods, name, prefix [, a, b]) turns methods[name], a host
+-- call that returns false when it parked the task, into the blocking
+-- method: it waits and asks again until there is a result. Writes also
+-- carry how far they got: the host returns false, offset, and is called
+-- again with it. a and b, when given, are the types of the method's
+-- arguments (see argcheck): a wrong one is reported naming the method at
+-- the caller's line. For coronet's own modules.
+function _M.blocking(methods, name, prefix, a_type, b_type)
   local raw, what = methods[name], prefix .. ":" .. name
   if name == "write" then
     methods.write = function(self, data)
+      if type(data) ~= "string" then argcheck(data, "data", 1, "write") end
       local n, err, done = raw(self, data)
       while n == false do
         wait(what)
@@ -53,6 +71,10 @@ function _M.blocking(methods, name, prefix)
     return
   end
   methods[name] = function(self, a, b)
+    if a_type then
+      argcheck(a, a_type, 1, name)
+      if b_type then argcheck(b, b_type, 2, name) end
+    end
     local x, y, z = raw(self, a, b)
     while x == false do
       wait(what)
