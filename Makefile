@@ -7,6 +7,7 @@ SCRIPTDIR ?= $(PREFIX)/share/coronet/scripts
 CC ?= cc
 PROVE ?= prove
 LISTEN ?= 127.0.0.1:7000
+WEB ?= 127.0.0.1:8080
 
 # Warnings are errors; WERROR= builds anyway with a compiler that finds new
 # ones.
@@ -130,7 +131,7 @@ valgrind: $(BIN) $(CTESTS)
 	  $(VALGRIND_TESTS)
 
 run: $(BIN)
-	$(BIN) scripts/chat.lua --listen $(LISTEN)
+	$(BIN) scripts/chat.lua --listen $(LISTEN) -- --web $(WEB)
 
 bench: $(BIN)
 	bench/run.sh
@@ -167,7 +168,7 @@ clean:
 
 help:
 	@echo "make            build host/coronet"
-	@echo "make run        serve scripts/chat.lua on $(LISTEN)"
+	@echo "make run        serve scripts/chat.lua on $(LISTEN), its page on $(WEB)"
 	@echo "                (make run LISTEN=HOST:PORT for another address)"
 	@echo "make test       build and run the TAP suite with prove"
 	@echo "make asan       the suite under ASan + UBSan"

@@ -2,6 +2,8 @@
 --   coronet scripts/chat.lua --listen 127.0.0.1:7000 [--workers 2]
 --   then: nc -N 127.0.0.1 7000   (OpenBSD nc needs -N to exit after /quit)
 --   or:   telnet 127.0.0.1 7000
+--   and in a browser, with "-- --web 127.0.0.1:8080" after the options:
+--   http://127.0.0.1:8080/ (scripts/chat_web.lua: the page and /ws)
 --
 -- Lines end with "\n" (a "\r" before it is dropped) and carry at most
 -- 4096 bytes; control bytes other than tab are not passed on. On connect
@@ -45,6 +47,11 @@ local JOIN_WAIT = 30       -- seconds a newcomer waits for its join
 
 local info = host.info()
 local NODE = tostring(info.worker)
+local args, WEB = { ... }, nil -- "--web ADDR": a page and /ws for browsers
+for i = 1, #args - 1 do
+  if args[i] == "--web" then WEB = args[i + 1] end
+end
+local web = WEB and require "chat_web"
 
 -- -- Names and counts, shared by every worker ------------------------------
 
@@ -92,6 +99,10 @@ if not st.room then
   st.next_id = 0
   st.waiting = 0 -- senders waiting for acks
   st.acked = coronet.chan()
+end
+if WEB and not st.web then -- browser members: lines as WebSocket frames
+  st.web = web.transport(coronet.group())
+  st.transports[#st.transports + 1] = st.web
 end
 
 local env = { node = NODE, store = store }
@@ -219,9 +230,11 @@ local function shutdown()
   end)
 end
 
-local function serve(conn)
+-- serve(conn [, tr, src]) is a member's session: lines from src (default
+-- conn), the room's lines to conn through tr (default st.lines).
+local function serve(conn, tr, src)
   if st.stopping then return end
-  local tr = st.lines
+  tr = tr or st.lines
   st.next_id = st.next_id + 1
   local m = { id = st.next_id, conn = conn, transport = tr,
     ready = coronet.chan() }
@@ -236,7 +249,7 @@ local function serve(conn)
   local dec = proto.decoder(Room.MAX_LINE)
   local why, quit
   while not quit do
-    local data, err = conn:read()
+    local data, err = (src or conn):read()
     if not data then
       if err == "closed" and not st.stopping then why = "too slow" end
       break
@@ -274,6 +287,12 @@ if coronet.stopping and not st.on_stop then
     coronet.stopping():recv()
     shutdown()
   end)
+end
+
+if WEB then
+  web.listen(WEB, function(ws, conn)
+    return serve(conn, st.web, web.reader(ws))
+  end, st.web)
 end
 
 return serve

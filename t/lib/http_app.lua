@@ -23,7 +23,9 @@ r:route("*", "/info", function(req, res)
   local names = {}
   for k in pairs(req.headers) do names[#names + 1] = k end
   sort(names)
-  for _, k in ipairs(names) do lines[#lines + 1] = k .. ": " .. req.headers[k] end
+  for _, k in ipairs(names) do
+    lines[#lines + 1] = k .. ": " .. req.headers[k]
+  end
   res:header("Content-Type", "text/plain")
   res:finish(concat(lines, "\n") .. "\n")
 end)
@@ -96,6 +98,18 @@ r:get("/rest/*", function(req, res)
 end)
 r:get("/big/:n", function(req, res)
   res:finish(string.rep("x", tonumber(req.params.n)))
+end)
+r:get("/redirect", function(_, res)
+  res:status(302):header("Location", "/users/9")
+  res:finish("see /users/9\n")
+end)
+r:get("/close", function(_, res)
+  res:header("Connection", "close")
+  res:finish("bye\n")
+end)
+r:get("/split", function(_, res)
+  res:header("X-Split", "a\r\nSet-Cookie: evil=1")
+  res:finish("not reached\n")
 end)
 if static then r:static("/static", static) end
 
