@@ -26,11 +26,15 @@ BUILD ?= build
 BIN ?= host/coronet
 # Every host/*.c is part of the program: cn_*.c engines, lcn_*.c bindings.
 OBJS = $(patsubst host/%.c,$(BUILD)/%.o,$(wildcard host/*.c))
-CTESTS = $(BUILD)/test_buf
+CTESTS = $(BUILD)/test_buf $(FUZZ_REPLAYS)
 HEADERS = $(wildcard host/*.h)
+# libFuzzer harnesses t/fuzz/fuzz_NAME.c; `make test` replays their corpora.
+FUZZ_NAMES = $(patsubst t/fuzz/fuzz_%.c,%,$(wildcard t/fuzz/fuzz_*.c))
+FUZZ_REPLAYS = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
 
 .PHONY: all deps test check asan valgrind run bench format lint clean \
-        install uninstall help
+        install uninstall help fuzz fuzz-build fuzz-merge test-edge \
+        soak
 
 all: $(BIN)
 
@@ -51,12 +55,29 @@ $(BUILD)/test_%: t/c/test_%.c $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Ihost -o $@ $< $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o \
 	  $(PKG_LIBS)
 
+# A harness without libFuzzer: replays the files and directories it is given.
+$(BUILD)/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/replay.c t/fuzz/fuzz.h $(OBJS)
+	$(CC) $(ALL_CFLAGS) -Ihost -It/fuzz -o $@ $< t/fuzz/replay.c \
+	  $(filter-out $(BUILD)/main.o,$(OBJS)) $(PKG_LIBS)
+
 # The tests run under the host: `coronet --run t/NNN-topic.t` prints TAP.
 # t/9*.t start their own redis-server (Debian: redis-server); without it
 # they skip, unless CI is set.
 test check: $(BIN) $(CTESTS)
 	CORONET=$(abspath $(BIN)) CORONET_BUILD=$(abspath $(BUILD)) \
 	  $(PROVE) $(PROVE_FLAGS) -e '$(BIN) --run' t/*.t
+
+# The service tests (those starting servers through t/lib/server.lua) in
+# both edge modes: through a byte-per-segment relay, then with a reload
+# before each test (see t/lib/server.lua).
+EDGE_TESTS ?= $(shell grep -l 'server\.start\|scratch\.start' t/*.t)
+test-edge: $(BIN) $(CTESTS)
+	@for mode in relay reload; do \
+	  echo "== CORONET_EDGE=$$mode"; \
+	  CORONET_EDGE=$$mode CORONET=$(abspath $(BIN)) \
+	    CORONET_BUILD=$(abspath $(BUILD)) \
+	    $(PROVE) $(PROVE_FLAGS) -e '$(BIN) --run' $(EDGE_TESTS) || exit 1; \
+	done
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -65,6 +86,39 @@ asan:
 	$(MAKE) test BUILD=build-asan BIN=host/coronet-asan OPT='-O1 -g' \
 	  CFLAGS='$(SAN) $(CFLAGS)' LDFLAGS='$(SAN)' \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+
+# Fuzzing: every t/fuzz/fuzz_NAME.c with clang's libFuzzer, ASan and UBSan,
+# run FUZZ_SECONDS each (FUZZ_TOTAL=S: S seconds shared by all; FUZZ=NAME
+# runs one) on a scratch corpus in $(FUZZ_BUILD)/work; `make fuzz-merge`
+# adds what the runs found to the committed corpora in t/fuzz/corpus.
+FUZZ_SECONDS ?= 10
+FUZZ_TOTAL ?=
+FUZZ_BUILD ?= build-fuzz
+FUZZ_CC ?= clang
+FUZZ ?= $(FUZZ_NAMES)
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+           -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(STD) -O1 -g $(WARN) $(PKG_CFLAGS) -DCN_LUADIR='"$(LUADIR)"'
+FUZZ_OBJS = $(patsubst host/%.c,$(FUZZ_BUILD)/%.o,\
+              $(filter-out host/main.c,$(wildcard host/*.c)))
+
+$(FUZZ_BUILD)/%.o: host/%.c $(HEADERS) $(BUILD)/.deps
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/fuzz.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -Ihost -It/fuzz \
+	  -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS)
+
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz-build: $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ))
+
+fuzz: fuzz-build
+	FUZZ_TOTAL=$(FUZZ_TOTAL) t/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ)
+
+fuzz-merge: fuzz-build
+	t/fuzz/run.sh -merge $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ)
 
 # The core tests under valgrind's memcheck (slow: a subset).
 VALGRIND_TESTS ?= t/0*.t t/1*.t t/2*.t
@@ -79,6 +133,12 @@ run: $(BIN)
 
 bench: $(BIN)
 	bench/run.sh
+
+# Mixed traffic and reloads for SOAK_SECONDS, sampling the servers'
+# resources; fails when one grows after the warm-up (bench/soak.sh).
+SOAK_SECONDS ?= 120
+soak: $(BIN)
+	SOAK_SECONDS=$(SOAK_SECONDS) bench/soak.sh
 
 format:
 	clang-format -i host/*.c host/*.h t/c/*.c
@@ -98,15 +158,19 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUADIR)/coronet
 
 clean:
-	rm -rf build build-asan host/coronet host/coronet-asan
+	rm -rf build build-asan $(FUZZ_BUILD) host/coronet host/coronet-asan
 
 help:
 	@echo "make            build host/coronet"
 	@echo "make run        serve scripts/chat.lua on $(LISTEN)"
 	@echo "make test       build and run the TAP suite with prove"
 	@echo "make asan       the suite under ASan + UBSan"
+	@echo "make test-edge  service tests through a relay, and with reloads"
 	@echo "make valgrind   the core tests under valgrind"
+	@echo "make fuzz       libFuzzer harnesses, FUZZ_SECONDS=$(FUZZ_SECONDS) each"
+	@echo "make fuzz-merge add what fuzzing found to t/fuzz/corpus"
 	@echo "make bench      benchmarks against the peers in ../shared/bench"
+	@echo "make soak       SOAK_SECONDS=$(SOAK_SECONDS) of mixed traffic and reloads"
 	@echo "make install    PREFIX=$(PREFIX) (binary and lua/ modules)"
 	@echo "make format     clang-format the C sources"
 	@echo "make lint       cppcheck and luarocks lint"

@@ -22,7 +22,7 @@ SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 OUT_DIR=${OUT_DIR:-/tmp/coronet-bench}
 BUILD_DIR=${BUILD_DIR:-$OUT_DIR/build}
 CORONET=${CORONET:-$ROOT/host/coronet}
-WORKLOADS=${WORKLOADS:-echo,bulk,idle,chat,io,tasks,redis}
+WORKLOADS=${WORKLOADS:-echo,bulk,idle,chat,io,tasks,tls,redis}
 PEERS=${PEERS:-default}
 REPEAT=${REPEAT:-2}
 DURATION=${DURATION:-3}
@@ -54,11 +54,11 @@ usage() {
     cat <<EOF
 usage: bench/run.sh [options]          (make bench runs it with no options)
   --quick               2 s loads, one round, peers $QUICK_PEERS (~2 min)
-  -w, --workloads LIST  comma list of: echo,bulk,idle,chat,io,tasks,redis
+  -w, --workloads LIST  comma list of: echo,bulk,idle,chat,io,tasks,tls,redis
                         (echo = 64 B at ECHO_CONNS; bulk = 16 KiB; io, tasks,
-                        redis = bench/io-bench.sh, bench/tasks-bench.sh,
-                        bench/redis-bench.sh + bus-redis-bench.sh when
-                        present)
+                        tls = bench/io-bench.sh, bench/tasks-bench.sh,
+                        bench/tls-bench.sh when present; redis =
+                        bench/redis-bench.sh + bus-redis-bench.sh)
   -p, --peers LIST      peers beside coronet: comma list, 'default', 'all' or
                         'none' (coronet alone). Names: $DEFAULT_PEERS
   -d, --duration S      measured seconds per load (default $DURATION)
@@ -586,6 +586,7 @@ has "$WORKLOADS" chat && [ ! -f "$ROOT/scripts/chat.lua" ] &&
     log "chat: scripts/chat.lua does not exist yet; coronet has no chat row"
 has "$WORKLOADS" io && sub_bench io-bench "$BENCH/io-bench.sh"
 has "$WORKLOADS" tasks && sub_bench tasks-bench "$BENCH/tasks-bench.sh"
+has "$WORKLOADS" tls && sub_bench tls-bench "$BENCH/tls-bench.sh"
 has "$WORKLOADS" redis && sub_bench redis-bench "$BENCH/redis-bench.sh"
 has "$WORKLOADS" redis && sub_bench bus-redis-bench "$BENCH/bus-redis-bench.sh"
 
@@ -599,7 +600,7 @@ printf '%s\n' "${NOTES[@]}" >"$RESULTS_DIR/notes.txt"
     DURATION="$DURATION" WARMUP="$WARMUP" SERVER_CPU="$SERVER_CPU" LOADGEN_CPU="$LOADGEN_CPU" \
     DISTURBED="$DISTURBED" \
         awk -f "$BENCH/report.awk" "$RESULTS_DIR/env.txt" "$RESULTS_DIR/notes.txt" "$RES"
-    for label in io-bench tasks-bench redis-bench bus-redis-bench; do
+    for label in io-bench tasks-bench tls-bench redis-bench bus-redis-bench; do
         f=$RESULTS_DIR/raw/$label.txt
         [ -s "$f" ] || continue
         echo "## bench/$label.sh"

@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # tasks-bench.sh: channel send/receive pairs per second, coronet against Go
-# (GOMAXPROCS=1), dial+close rate against loopback, and sleeping tasks.
+# (GOMAXPROCS=1), dial+close rate against loopback, timers (sleeping tasks,
+# after(), a million tasks waiting with a deadline: lateness and memory)
+# and a connection's read_line against a JIT-compiled string.find loop.
 # Prints a markdown table with ratios; exits 0 (a part that cannot run is
 # reported as n/a).
 #   bench/tasks-bench.sh            (from the source tree; builds nothing)
 # Environment: CORONET (default host/coronet), PAIRS (default 1000000),
-# DIAL_SECS (default 2), BENCH_TMP (default a fresh temp dir), CPU (the
+# DIAL_SECS (default 2), SLEEPERS (100000), MILLION (1000000 tasks waiting
+# with a deadline, over MILLION_SPAN, 5 s), LINES_MIB (32), QUICK=1
+# (smaller: a smoke run), BENCH_TMP (default a fresh temp dir), CPU (the
 # CPU the benchmarks are pinned to, default 0; the echo server for the
 # dial bench gets CPU+1 when there is one).
 set -u
 cd "$(dirname "$0")/.."
 CORONET=${CORONET:-host/coronet}
+QUICK=${QUICK:-${BENCH_QUICK:-0}}
+if [ "$QUICK" = 1 ]; then
+  PAIRS=${PAIRS:-300000} DIAL_SECS=${DIAL_SECS:-1}
+  MILLION=${MILLION:-200000} MILLION_SPAN=${MILLION_SPAN:-1}
+  LINES_MIB=${LINES_MIB:-8}
+fi
 PAIRS=${PAIRS:-1000000}
 DIAL_SECS=${DIAL_SECS:-2}
+SLEEPERS=${SLEEPERS:-100000}
+MILLION=${MILLION:-1000000}
+MILLION_SPAN=${MILLION_SPAN:-5}
+LINES_MIB=${LINES_MIB:-32}
 CPU=${CPU:-0}
 TMP=${BENCH_TMP:-$(mktemp -d /tmp/coronet-tasks-bench.XXXXXX)}
 mkdir -p "$TMP"
@@ -87,39 +101,28 @@ fi
 kill "$srv" 2>/dev/null
 wait "$srv" 2>/dev/null
 
-# -- sleeping tasks ----------------------------------------------------------
-cat >"$TMP/sleepers.lua" <<'LUA'
-local coronet = require "coronet"
-local n, how = tonumber(arg[1]), arg[2]
-local wg, late = coronet.waitgroup(), {}
-local t0 = coronet.now()
-for i = 1, n do
-  wg:add(1)
-  local d = (i % 1000) / 1000 * 0.5
-  coronet.spawn(function()
-    local due = coronet.now() + d
-    if how == "sleep" then coronet.sleep(d) else coronet.after(d):recv() end
-    late[#late + 1] = coronet.now() - due
-    wg:done()
-  end)
-end
-wg:wait()
-table.sort(late)
-print(string.format("n=%d total=%.3f p50=%.2f p99=%.2f max=%.2f", n,
-  coronet.now() - t0, late[math.ceil(n * 0.5)] * 1e3,
-  late[math.ceil(n * 0.99)] * 1e3, late[n] * 1e3))
-LUA
-sleep_rows=""
-for n in 10000 100000; do
-  for how in sleep after; do
-    r=$(pin "$CPU" "$CORONET" --run "$TMP/sleepers.lua" "$n" "$how")
-    sleep_rows+="| $how() x $(fmt "$n") | $(field total " $r") s |"
-    sleep_rows+=" $(field p50 " $r") | $(field p99 " $r") | $(field max " $r") |"$'\n'
-  done
-done
+# -- timers: sleeping tasks and after() ----------------------------------------
+# bench/timers_bench.lua: N tasks wait for deadlines spread over SPAN s
+timer_rows=""
+timer_row() { # N HOW SPAN
+  local r
+  r=$(pin "$CPU" "$CORONET" --run bench/timers_bench.lua "$1" "$2" "$3" 2>&1)
+  timer_rows+="| $2() x $(fmt "$1") over $3 s | $(field start " $r") s |"
+  timer_rows+=" $(field p50 " $r") | $(field p99 " $r") | $(field max " $r") |"
+  timer_rows+=" $(fmt "$(field rss_task " $r")") | $(fmt "$(field lua_task " $r")") |"$'\n'
+}
+timer_row "$SLEEPERS" sleep 0.5
+timer_row "$SLEEPERS" after 0.5
+timer_row "$MILLION" sleep "$MILLION_SPAN"
+
+# -- line reading: read_line against a JIT-compiled string.find loop ---------
+lines_out=$(pin "$CPU" "$CORONET" --run bench/io-lines.lua "$LINES_MIB" 3 2>&1)
+lines_find=$(awk -F'\t' '$1 == "plain string.find" { print $2 }' <<<"$lines_out")
+lines_conn=$(awk -F'\t' '$1 == "connection read_line (native)" { print $2 }' \
+  <<<"$lines_out")
 
 # -- the report --------------------------------------------------------------
-echo "## coronet tasks: channels, dial, timers"
+echo "## coronet tasks: channels, dial, timers, line reading"
 echo
 echo "CPU $CPU pinned; Go with GOMAXPROCS=1; $(fmt "$PAIRS") pairs per case,"
 echo "best of 3 runs; pairs/s by the wall clock and by the process's CPU"
@@ -144,8 +147,20 @@ echo "| in-process listener, 16 at a time | $(fmt "$(field rate "$d16")") |" \
 echo "| echo server process, 1 at a time | $(fmt "$(field rate "$ext")") |" \
   "$(field errors "$ext") |"
 echo
-echo "| sleeping tasks (0..0.5 s) | total | late p50 ms | p99 ms | max ms |"
-echo "| --- | ---: | ---: | ---: | ---: |"
-printf "%s" "$sleep_rows"
+echo "Timers: each task waits for a deadline spread evenly over the span,"
+echo "which starts once all of them have started (start = how long starting"
+echo "them took); lateness of each wake; memory per waiting task (resident"
+echo "set of the process, and the Lua heap), all parked at once."
+echo
+echo "| tasks | start | late p50 ms | p99 ms | max ms | bytes/task RSS |" \
+  "bytes/task Lua |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+printf "%s" "$timer_rows"
+echo
+echo "| line reading, $LINES_MIB MiB | lines/s | ÷ string.find loop |"
+echo "| --- | ---: | ---: |"
+echo "| plain string.find + string.sub (JIT) | $(fmt "$lines_find") | 1.00 |"
+echo "| connection read_line | $(fmt "$lines_conn") |" \
+  "$(ratio "$lines_conn" "$lines_find") |"
 [ -n "${BENCH_TMP:-}" ] || rm -rf "$TMP"
 exit 0

@@ -11,6 +11,8 @@
 #include "cn_buf.h"
 #include "cn_errno.h"
 #include "cn_resp.h"
+#include "cn_http.h"
+#include "cn_ws.h"
 
 #define CN_VERSION "0.1.0"
 
@@ -22,6 +24,8 @@ typedef struct cn_pump_s cn_pump_t;
 typedef struct cn_config_s cn_config_t;
 typedef struct cn_addr_s cn_addr_t;
 typedef struct cn_task_s cn_task_t;
+typedef struct cn_tls_s cn_tls_t;
+typedef struct cn_tls_conf_s cn_tls_conf_t;
 typedef struct cn_conn_watch_s cn_conn_watch_t;
 struct lua_State;
 
@@ -67,6 +71,7 @@ struct cn_addr_s {
   int family; /* AF_INET, AF_INET6 or AF_UNIX */
   char host[256]; /* as written, without brackets (a DNS name: 253) */
   int port;
+  int tls; /* written as tls://ADDR */
   char path[108]; /* AF_UNIX */
   struct sockaddr_storage ss;
   int sslen;
@@ -94,6 +99,7 @@ struct cn_config_s {
   double grace; /* seconds open connections get at shutdown */
   size_t read_hwm, write_hwm;
   const char *moddir; /* where lua/coronet/ lives */
+  cn_tls_conf_t *tls; /* --tls-cert/--tls-key: for tls:// addresses */
   int reuseport;      /* share listen addresses with other processes */
   int keepalive;      /* TCP keepalive idle seconds, 0 = off */
   double task_slice;  /* seconds a task may run without yielding, 0 = off */
@@ -115,20 +121,30 @@ struct cn_waiter_s {
 typedef struct cn_timer_s cn_timer_t;
 typedef void (*cn_timer_cb)(cn_timer_t *t);
 
+typedef struct cn_tlink_s {
+  struct cn_tlink_s *next, *prev;
+} cn_tlink_t;
+
 struct cn_timer_s {
-  cn_timer_t *parent, *left, *right; /* the worker's heap */
+  cn_tlink_t link; /* first: its wheel slot's list */
   uint64_t when;
-  uint32_t seq; /* orders timers with the same deadline */
-  uint8_t on;   /* in the heap */
   cn_timer_cb cb;
+  uint16_t slot; /* level * CN_WHEEL_SIZE + index, while on */
+  uint8_t on;
 };
 
 #define CN_TIMER_BATCH 1024 /* timers fired per loop turn, at most */
+#define CN_WHEEL_BITS 6
+#define CN_WHEEL_SIZE (1 << CN_WHEEL_BITS)
+#define CN_WHEEL_LEVELS 6 /* 64^6 ms: two years; later ones wait at the top */
 
+/* A worker's timers: a hierarchical timing wheel (level k has 64 slots of
+** 64^k ms each) driven by one uv_timer_t. */
 typedef struct cn_timers_s {
-  cn_timer_t *root;
+  cn_tlink_t slots[CN_WHEEL_LEVELS * CN_WHEEL_SIZE];
+  uint64_t used[CN_WHEEL_LEVELS]; /* a bit per non-empty slot */
+  uint64_t now; /* ms: the wheel has fired everything due before it */
   size_t n;
-  uint32_t seq;
   int armed; /* h runs, due at armed_when */
   uint64_t armed_when;
   uv_timer_t h;
@@ -185,6 +201,7 @@ struct cn_conn_s {
   uint8_t skip; /* discard input through the next delimiter (line too long) */
   struct sockaddr_in6 peer;      /* remote address as accepted */
   cn_task_t *task; /* the owner's: the task that closes c when it ends */
+  cn_tls_t *tls;   /* TLS session (cn_tls.c): out is then plaintext */
   cn_conn_watch_t *watchers;
 };
 
@@ -232,6 +249,61 @@ struct cn_pump_s {
 
 void cn_pump_start(cn_pump_t *p);
 void cn_pump_stop(cn_pump_t *p);
+
+/* -- TLS (cn_tls.c) --------------------------------------------------- */
+
+/* A TLS connection is a cn_conn_t with tls set: its read chain holds
+** plaintext (OpenSSL decrypts into it), its write chain takes plaintext
+** (sealed into records when flushed), and the ciphertext waits in chains
+** of the session's own. Configurations are shared by every worker. */
+
+#define CN_TLS_MAX_CERTS 16
+
+typedef struct cn_tls_opts_s {
+  int server;
+  /* server: certificate chains and their keys, files or PEM text; the
+  ** first is the default, SNI picks another whose names match */
+  const char *cert[CN_TLS_MAX_CERTS], *key[CN_TLS_MAX_CERTS];
+  int ncert;
+  const char *alpn; /* server: protocols it speaks, "h2,http/1.1" order */
+  const char *ca;   /* client: CA file or PEM text; NULL: the system's */
+  double handshake_timeout; /* seconds; 0: CN_TLS_HANDSHAKE_S */
+  double ticket_rotation;   /* server: seconds a ticket key encrypts */
+} cn_tls_opts_t;
+
+/* What a client asks of one connection. */
+typedef struct cn_tls_client_s {
+  const char *name; /* sent as SNI and checked against the certificate */
+  const char *alpn; /* "h2,http/1.1" or NULL */
+  int verify;       /* 0: accept any certificate */
+} cn_tls_client_t;
+
+/* What conn:tls() shows. Strings stay valid while the connection lives,
+** except peer, which the caller passes room for. */
+typedef struct cn_tls_info_s {
+  const char *version, *cipher, *alpn, *sni;
+  int resumed, server, verified;
+  char peer[256]; /* subject of the peer's certificate, "" when none */
+} cn_tls_info_t;
+
+#define CN_TLS_HANDSHAKE_S 10.0
+
+int cn_tls_conf_new(const cn_tls_opts_t *o, cn_tls_conf_t **out, char *err,
+                    size_t size);
+cn_tls_conf_t *cn_tls_client_conf(const char *ca);
+void cn_tls_conf_ref(cn_tls_conf_t *f);
+void cn_tls_conf_unref(cn_tls_conf_t *f);
+int cn_tls_conf_server(const cn_tls_conf_t *f);
+void cn_tls_reload_all(void);
+void cn_tls_cleanup(void);
+int cn_tls_start(cn_conn_t *c, cn_tls_conf_t *f, const cn_tls_client_t *cl);
+int cn_tls_status(const cn_conn_t *c);
+int cn_tls_info(const cn_conn_t *c, cn_tls_info_t *info);
+cn_buf_t *cn__tls_rbuf(cn_tls_t *t);
+cn_buf_t *cn__tls_wire(cn_tls_t *t);
+int cn__tls_read(cn_conn_t *c, ssize_t n);
+int cn__tls_seal(cn_conn_t *c);
+void cn__tls_free(cn_conn_t *c);
 
 /* -- Dialing (cn_dial.c) ---------------------------------------------- */
 
@@ -323,6 +395,7 @@ struct cn_file_s {
 
 cn_file_t *cn_file_new(cn_worker_t *w);
 int cn_file_open(cn_file_t *f, const char *path, int flags, int mode);
+int cn_file_open_under(cn_file_t *f, const char *path, const char *root);
 int cn_file_read(cn_file_t *f);
 char *cn_file_wbuf(cn_file_t *f);
 int cn_file_write(cn_file_t *f, size_t n);
@@ -346,6 +419,7 @@ struct cn_listener_s {
   char addr[CN_ADDRSTRLEN];
   char *unlink_path;
   void (*on_conn)(cn_listener_t *l, cn_conn_t *c);
+  cn_tls_conf_t *tls; /* not NULL: connections start TLS as servers */
   void *data;
   cn_listener_t *next;
 };

@@ -24,12 +24,15 @@ static int parse_port(const char *s, int *port) {
 
 /* cn_addr_parse splits s into a host and port or a unix path. Numeric
 ** hosts are converted at once (a->sslen > 0); names wait for
-** cn_addr_resolve or an asynchronous lookup. ":PORT" means 0.0.0.0.
-** Returns 0 or CN_EADDR. */
+** cn_addr_resolve or an asynchronous lookup. ":PORT" means 0.0.0.0. A
+** "tls://" prefix sets a->tls. Returns 0 or CN_EADDR. */
 int cn_addr_parse(const char *s, cn_addr_t *a) {
   const char *colon;
   size_t hlen;
+  int tls = strncmp(s, "tls://", 6) == 0;
   memset(a, 0, sizeof *a);
+  a->tls = tls;
+  s += tls ? 6 : 0;
   if (strncmp(s, "unix:", 5) == 0) {
     size_t n = strlen(s + 5);
     if (n == 0 || n >= sizeof a->path)

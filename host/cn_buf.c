@@ -333,6 +333,11 @@ size_t cn_buf_move(cn_buf_t *dst, cn_buf_t *src, size_t n) {
   while (moved < n) {
     cn_block_t *h = src->head;
     size_t avail = h->wpos - h->rpos, take = n - moved;
+    if (avail == 0) { /* a reservation left it empty: drop it */
+      src->head = h->next;
+      cn_block_put(src->pool, h);
+      continue;
+    }
     if (avail <= take && (avail >= MOVE_MIN || h->cap == CN_BLOCK_REF)) {
       src->head = h->next;
       if (src->head == NULL)
@@ -423,4 +428,17 @@ int cn_buf_append_shared(cn_buf_t *b, cn_sblock_t *s, size_t off, size_t n) {
   buf_link(b, r);
   b->len += n;
   return 0;
+}
+
+
+/* cn_buf_span returns the first n bytes of b when they lie in one block
+** (a pointer into it, valid until b changes; "" when n is 0), else NULL:
+** the caller gathers them another way. */
+const char *cn_buf_span(const cn_buf_t *b, size_t n) {
+  const cn_block_t *h = b->head;
+  if (n == 0)
+    return "";
+  if (h == NULL || h->wpos - h->rpos < n)
+    return NULL;
+  return cn_block_bytes(h) + h->rpos;
 }

@@ -88,6 +88,7 @@ const char *cn_buf_peek(cn_buf_t *b, size_t n);
 int64_t cn_buf_find(const cn_buf_t *b, size_t from, const char *d, size_t dn);
 size_t cn_buf_move(cn_buf_t *dst, cn_buf_t *src, size_t n);
 int cn_buf_iov(const cn_buf_t *b, size_t skip, uv_buf_t *iov, int max);
+const char *cn_buf_span(const cn_buf_t *b, size_t n);
 
 cn_sblock_t *cn_sblock_new(const void *p, size_t n);
 void cn_sblock_ref(cn_sblock_t *s);

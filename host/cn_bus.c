@@ -51,7 +51,7 @@ struct bw_s {
   uv_async_t async;
   uv_mutex_t lock;
   wt_t *ready_head, *ready_tail;
-  int signalled; /* async sent, batch not taken yet */
+  int signalled; /* async sent, batch not taken yet (atomic) */
   wt_t *own;
   cn_waiter_t *waiter;
   entry_t *batch; /* taken from the rings, handed out one by one */
@@ -258,8 +258,10 @@ static int deliver(wt_t *wt, cn_bus_msg_t *m) {
       bw->ready_head = wt;
     bw->ready_tail = wt;
   }
-  if (!bw->signalled)
-    signal = bw->signalled = 1;
+  if (!bw->signalled) {
+    signal = 1;
+    __atomic_store_n(&bw->signalled, 1, __ATOMIC_RELEASE);
+  }
   uv_mutex_unlock(&bw->lock);
   return signal;
 }
@@ -462,7 +464,7 @@ static size_t refill(bw_t *bw) {
   wt_t *wt;
   bw->nbatch = bw->ibatch = 0;
   uv_mutex_lock(&bw->lock);
-  bw->signalled = 0;
+  __atomic_store_n(&bw->signalled, 0, __ATOMIC_RELAXED);
   for (wt = bw->ready_head; wt != NULL; wt = wt->next_ready)
     need += wt->count;
   if (need > bw->batch_size) {
@@ -501,7 +503,10 @@ static size_t refill(bw_t *bw) {
 cn_bus_msg_t *cn_bus_take(cn_worker_t *w, uint64_t *lost) {
   bw_t *bw = worker_side(w, 0);
   entry_t *e;
-  if (bw == NULL || (bw->ibatch == bw->nbatch && refill(bw) == 0))
+  if (bw == NULL)
+    return NULL;
+  if (bw->ibatch == bw->nbatch &&
+      (!__atomic_load_n(&bw->signalled, __ATOMIC_ACQUIRE) || refill(bw) == 0))
     return NULL;
   e = &bw->batch[bw->ibatch++];
   *lost = e->lost;

@@ -1,6 +1,7 @@
 /* cn_conn.c: buffered stream connections over TCP and pipes: the read
 ** chain with its high-water mark, the write chain flushed with try_write
-** then writev, half-close, graceful close and pumps. Lua binding in
+** then writev, half-close, graceful close and pumps. A TLS connection
+** branches to cn_tls.c where bytes meet the socket. Lua binding in
 ** lcn_conn.c. */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,25 @@ static void wake(cn_waiter_t **slot) {
 
 
 static size_t write_lwm(const cn_conn_t *c) { return c->w->cfg->write_hwm / 4; }
+
+
+/* wire returns the chain whose bytes go to the socket: the write chain,
+** or a TLS connection's records. c->inflight counts its leading bytes. */
+static cn_buf_t *wire(cn_conn_t *c) {
+  return c->tls != NULL ? cn__tls_wire(c->tls) : &c->out;
+}
+
+
+/* queued returns the bytes of the write chain not yet in flight. */
+static size_t queued(const cn_conn_t *c) {
+  return c->tls != NULL ? c->out.len : c->out.len - c->inflight;
+}
+
+
+/* unsent returns every byte c has still to send. */
+static size_t unsent(cn_conn_t *c) {
+  return c->out.len + (c->tls != NULL ? cn__tls_wire(c->tls)->len : 0);
+}
 
 
 /* cn_conn_new returns a connection with an initialized but unopened TCP
@@ -75,10 +95,11 @@ void cn_conn_start(cn_conn_t *c) { update_reading(c); }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   cn_conn_t *c = h->data;
+  cn_buf_t *in = c->tls != NULL ? cn__tls_rbuf(c->tls) : &c->in;
   char *p;
   size_t n;
   (void)suggested;
-  if (cn_buf_reserve(&c->in, &p, &n) < 0) {
+  if (cn_buf_reserve(in, &p, &n) < 0) {
     *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
     return;
   }
@@ -102,7 +123,10 @@ static int read_ready(cn_conn_t *c) {
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   cn_conn_t *c = s->data;
   (void)buf;
-  if (n > 0) {
+  if (c->tls != NULL) {
+    if (!cn__tls_read(c, n))
+      return; /* nothing new for the reader */
+  } else if (n > 0) {
     cn_buf_commit(&c->in, (size_t)n);
     if (c->pump_out == NULL)
       cn_buf_settle(&c->in);
@@ -201,9 +225,11 @@ void cn_conn_consumed(cn_conn_t *c) { update_reading(c); }
 
 
 static void write_failed(cn_conn_t *c, int err) {
+  cn_buf_t *out = wire(c);
   if (c->werr == 0)
     c->werr = err;
-  cn_buf_consume(&c->out, c->out.len - c->inflight);
+  cn_buf_consume(&c->out, queued(c));
+  cn_buf_consume(out, out->len - c->inflight); /* TLS records */
   wake(&c->writer);
   if (c->pump_in != NULL)
     pump_end(c->pump_in, err);
@@ -222,7 +248,7 @@ static void write_cb(uv_write_t *req, int status) {
   cn_conn_t *c = req->data;
   free(req);
   c->wreq = NULL;
-  cn_buf_consume(&c->out, c->inflight);
+  cn_buf_consume(wire(c), c->inflight);
   c->inflight = 0;
   if (status < 0) {
     if (status != UV_ECANCELED)
@@ -233,31 +259,35 @@ static void write_cb(uv_write_t *req, int status) {
 }
 
 
-/* cn_conn_flush sends the write chain: try_write first, then one uv_write
-** (writev) for the rest. At most one uv_write is in flight. */
+/* cn_conn_flush sends the write chain (sealed first on a TLS
+** connection): try_write first, then one uv_write (writev) for the rest.
+** At most one uv_write is in flight. */
 void cn_conn_flush(cn_conn_t *c) {
   uv_buf_t iov[MAX_IOV];
+  cn_buf_t *out = wire(c);
   size_t total = 0;
   int i, n, rc;
   if (c->inflight > 0 || (c->flags & CN_CONN_CLOSING) || c->werr != 0)
     return;
-  while (c->out.len > 0) {
-    n = cn_buf_iov(&c->out, 0, iov, MAX_IOV);
+  while ((rc = c->tls != NULL ? cn__tls_seal(c) : 0) == 0 && out->len > 0) {
+    n = cn_buf_iov(out, 0, iov, MAX_IOV);
     for (total = 0, i = 0; i < n; i++)
       total += iov[i].len;
     rc = uv_try_write(&c->h.stream, iov, (unsigned)n);
     if (rc == UV_EAGAIN || rc == UV_ENOSYS)
       rc = 0;
-    if (rc < 0) {
-      write_failed(c, rc);
-      return;
-    }
-    cn_buf_consume(&c->out, (size_t)rc);
+    if (rc < 0)
+      break;
+    cn_buf_consume(out, (size_t)rc);
     if ((size_t)rc < total)
       break;
   }
-  if (c->out.len > 0) {
-    n = cn_buf_iov(&c->out, 0, iov, MAX_IOV);
+  if (rc < 0) {
+    write_failed(c, rc);
+    return;
+  }
+  if (out->len > 0) {
+    n = cn_buf_iov(out, 0, iov, MAX_IOV);
     for (total = 0, i = 0; i < n; i++)
       total += iov[i].len;
     if ((c->wreq = malloc(sizeof *c->wreq)) == NULL) {
@@ -301,7 +331,7 @@ static void write_progress(cn_conn_t *c) {
   }
   if (c->pump_in != NULL)
     update_reading(c->pump_in->src);
-  if (c->out.len > 0)
+  if (unsent(c) > 0)
     return;
   if (c->flags & CN_CONN_DRAIN) {
     cn_conn_abort(c);
@@ -345,7 +375,7 @@ static int write_error(const cn_conn_t *c) {
 /* written sends c's write chain at once when a block's worth waits, else
 ** when the task parks. */
 static void written(cn_conn_t *c) {
-  if (c->out.len - c->inflight >= CN_BLOCK_DATA)
+  if (queued(c) >= CN_BLOCK_DATA)
     cn_conn_flush(c);
   else
     mark_dirty(c);
@@ -426,6 +456,8 @@ static void close_cb(uv_handle_t *h) {
   cn_worker_t *w = c->w;
   cn_buf_reset(&c->in);
   cn_buf_reset(&c->out);
+  if (c->tls != NULL)
+    cn__tls_free(c);
   if (c->on_close != NULL)
     c->on_close(c);
   if (c->prev != NULL)
@@ -489,7 +521,9 @@ void cn_conn_close(cn_conn_t *c) {
   if (c->flags & (CN_CONN_CLOSED | CN_CONN_CLOSING))
     return;
   mark_closed(c);
-  if (c->out.len == 0 || c->werr != 0) {
+  if (c->tls != NULL)
+    cn_conn_flush(c); /* the rest sealed, then close_notify */
+  if (unsent(c) == 0 || c->werr != 0) {
     cn_conn_abort(c);
     return;
   }

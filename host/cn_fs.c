@@ -115,16 +115,9 @@ static int done(cn_file_t *f, int op, ssize_t r) {
 }
 
 
-static void fs_cb(uv_fs_t *req) {
-  cn_file_t *f = req->data;
-  int op = f->op;
-  ssize_t r = req->result;
-  if ((op == CN_FS_OPENSTAT || op == CN_FS_STAT) && r == 0)
-    f->st = req->statbuf;
-  uv_fs_req_cleanup(req);
-  f->op = CN_FS_IDLE;
-  if (done(f, op, r))
-    return;
+/* op_end finishes a request: a close asked meanwhile starts, an abandoned
+** file is freed, the waiter wakes. */
+static void op_end(cn_file_t *f) {
   if (f->abandoned || f->close_after) {
     if (f->fd >= 0 && start_close(f) == 0) {
       if (!f->abandoned)
@@ -140,6 +133,20 @@ static void fs_cb(uv_fs_t *req) {
 }
 
 
+static void fs_cb(uv_fs_t *req) {
+  cn_file_t *f = req->data;
+  int op = f->op;
+  ssize_t r = req->result;
+  if ((op == CN_FS_OPENSTAT || op == CN_FS_STAT) && r == 0)
+    f->st = req->statbuf;
+  uv_fs_req_cleanup(req);
+  f->op = CN_FS_IDLE;
+  if (done(f, op, r))
+    return;
+  op_end(f);
+}
+
+
 /* cn_file_open opens path with flags (O_*) and mode on the thread pool,
 ** then reads its status into st. Returns 0, or an error if the request
 ** could not start; when it ends, fd >= 0 or err is set. */
@@ -147,6 +154,128 @@ int cn_file_open(cn_file_t *f, const char *path, int flags, int mode) {
   f->append = (flags & O_APPEND) != 0;
   return started(f, CN_FS_OPEN,
                  uv_fs_open(&f->w->loop, &f->req, path, flags, mode, fs_cb));
+}
+
+
+/* -- Regular files under a directory ------------------------------------ */
+
+/* An open_under job runs on the thread pool with libuv's synchronous
+** calls (the loop pointer is only stored by them). */
+typedef struct {
+  uv_work_t work;
+  cn_file_t *f;
+  uv_file fd;
+  int err;
+  uv_stat_t st;
+  const char *root;
+  char path[1]; /* path, NUL, root, NUL */
+} open_job;
+
+
+/* resolve sets *out to path with symlinks, "." and ".." resolved (the
+** caller frees it), or returns an error. */
+static int resolve(uv_loop_t *loop, const char *path, char **out) {
+  uv_fs_t req;
+  int rc = uv_fs_realpath(loop, &req, path, NULL);
+  *out = NULL;
+  if (rc == 0 && (*out = malloc(strlen(req.ptr) + 1)) != NULL)
+    strcpy(*out, req.ptr);
+  uv_fs_req_cleanup(&req);
+  return rc < 0 ? rc : *out == NULL ? UV_ENOMEM : 0;
+}
+
+
+/* open_regular opens real, which must be a regular file, without ever
+** waiting for a FIFO's writer or a device (O_NONBLOCK, then cleared). */
+static void open_regular(open_job *j, uv_loop_t *loop, const char *real) {
+  uv_fs_t req;
+  int rc = uv_fs_open(loop, &req, real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK,
+                      0, NULL);
+  uv_fs_req_cleanup(&req);
+  if (rc < 0) {
+    j->err = rc;
+    return;
+  }
+  j->fd = rc;
+  rc = uv_fs_fstat(loop, &req, j->fd, NULL);
+  j->st = req.statbuf;
+  uv_fs_req_cleanup(&req);
+  if (rc == 0 && !S_ISREG(j->st.st_mode))
+    rc = UV_EFTYPE;
+  if (rc == 0 && fcntl(j->fd, F_SETFL, fcntl(j->fd, F_GETFL) & ~O_NONBLOCK) < 0)
+    rc = UV_EIO;
+  if (rc < 0) {
+    uv_fs_close(loop, &req, j->fd, NULL);
+    uv_fs_req_cleanup(&req);
+    j->fd = -1;
+    j->err = rc;
+  }
+}
+
+
+static void open_under_work(uv_work_t *work) {
+  open_job *j = work->data;
+  uv_loop_t *loop = &j->f->w->loop;
+  char *root = NULL, *real = NULL;
+  size_t n;
+  if ((j->err = resolve(loop, j->root, &root)) == 0
+      && (j->err = resolve(loop, j->path, &real)) == 0) {
+    n = strlen(root);
+    n -= n > 0 && root[n - 1] == '/'; /* root is "/" */
+    if (strncmp(real, root, n) != 0 || real[n] != '/')
+      j->err = UV_EACCES; /* outside root, or root itself */
+    else
+      open_regular(j, loop, real);
+  }
+  free(root);
+  free(real);
+}
+
+
+static void open_under_done(uv_work_t *work, int status) {
+  open_job *j = work->data;
+  cn_file_t *f = j->f;
+  f->op = CN_FS_IDLE;
+  if (status < 0)
+    j->err = status; /* cancelled: it never ran */
+  if (j->err < 0) {
+    fail(f, CN_FS_OPEN, j->err);
+  } else {
+    f->fd = j->fd;
+    f->st = j->st;
+    f->seekable = 1;
+  }
+  free(j);
+  op_end(f);
+}
+
+
+/* cn_file_open_under opens path for reading on the thread pool, only if it
+** is a regular file whose real location (every symlink resolved) lies
+** inside root; never waiting on a FIFO or a device. Fails with UV_EACCES
+** outside root, UV_EFTYPE for anything but a regular file, or the OS's
+** error (UV_ENOENT, UV_EMFILE...). */
+int cn_file_open_under(cn_file_t *f, const char *path, const char *root) {
+  size_t n = strlen(path), m = strlen(root);
+  open_job *j = malloc(sizeof *j + n + m + 1);
+  int rc;
+  if (j == NULL)
+    return UV_ENOMEM;
+  memcpy(j->path, path, n + 1);
+  memcpy(j->path + n + 1, root, m + 1);
+  j->root = j->path + n + 1;
+  j->f = f;
+  j->fd = -1;
+  j->err = 0;
+  j->work.data = j;
+  f->append = 0;
+  f->op = CN_FS_OPEN;
+  rc = uv_queue_work(&f->w->loop, &j->work, open_under_work, open_under_done);
+  if (rc < 0) {
+    f->op = CN_FS_IDLE;
+    free(j);
+  }
+  return rc;
 }
 
 

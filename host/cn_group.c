@@ -1,10 +1,11 @@
 /* cn_group.c: groups of connections (of one worker) that one call writes
 ** to: the bytes become one shared block appended by reference to every
 ** member's write chain. A member whose unsent bytes would pass its limit
-** is closed and leaves; a member that closes leaves by itself. A member
-** whose chain passed its high-water mark is behind until it drains to its
-** low-water mark; tasks can wait until no member is behind (the pace of a
-** sender that must not outrun its readers). Lua binding in lcn_group.c. */
+** is closed and leaves; a member that closes, or whose peer went away,
+** leaves by itself. A member whose chain passed its high-water mark is
+** behind until it drains to its low-water mark; tasks can wait until no
+** member is behind (the pace of a sender that must not outrun its
+** readers). Lua binding in lcn_group.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,11 +121,11 @@ int cn_group_remove(cn_group_t *g, cn_conn_t *c) {
 }
 
 
-/* kick_out closes m's connection for passing its limit; it leaves. */
-static void kick_out(member_t *m) {
+/* kick_out closes m's connection (why: for the log); it leaves. */
+static void kick_out(member_t *m, const char *why) {
   cn_conn_t *c = m->c;
-  cn_log(CN_LOG_DEBUG, "conn %llu: %zu bytes unsent, over its group limit "
-         "(%zu): closed", (unsigned long long)c->id, c->out.len, m->limit);
+  cn_log(CN_LOG_DEBUG, "conn %llu: %zu bytes unsent, %s: closed",
+         (unsigned long long)c->id, c->out.len, why);
   m->g->dropped++;
   cn_group_remove(m->g, c);
   cn_conn_abort(c);
@@ -132,11 +133,16 @@ static void kick_out(member_t *m) {
 
 
 /* deliver appends s to m's write chain, or kicks m out when that would
-** pass its limit or the write fails. */
+** pass its limit; a member whose connection cannot be written to any more
+** (the peer went away) just leaves. */
 static int deliver(member_t *m, cn_sblock_t *s) {
   cn_conn_t *c = m->c;
-  if (c->out.len + s->len > m->limit || cn_conn_write_shared(c, s) < 0) {
-    kick_out(m);
+  if (c->out.len + s->len > m->limit) {
+    kick_out(m, "over its group limit");
+    return 0;
+  }
+  if (cn_conn_write_shared(c, s) < 0) {
+    cn_group_remove(m->g, c);
     return 0;
   }
   if (c->out.len > c->w->cfg->write_hwm)
@@ -161,8 +167,8 @@ size_t cn_group_send(cn_group_t *g, cn_sblock_t *s, cn_conn_t *except) {
 
 
 /* cn_group_send_to appends s to member c's write chain alone, under its
-** limit. Returns 0, CN_ENOTFOUND (not a member) or CN_ECLOSED (kicked
-** out). */
+** limit. Returns 0, CN_ENOTFOUND (not a member) or CN_ECLOSED (it left:
+** kicked out, or its connection failed). */
 int cn_group_send_to(cn_group_t *g, cn_conn_t *c, cn_sblock_t *s) {
   member_t *m = find(g, c);
   if (m == NULL)
@@ -177,7 +183,7 @@ size_t cn_group_drop_behind(cn_group_t *g) {
   size_t i = g->n, count = 0;
   while (i-- > 0) {
     if (i < g->n && g->members[i]->behind) {
-      kick_out(g->members[i]);
+      kick_out(g->members[i], "behind in its group");
       count++;
     }
   }

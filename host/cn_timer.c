@@ -1,144 +1,169 @@
-/* cn_timer.c: a worker's timers: one binary min-heap of nodes that their
-** owners embed (a task's deadline, a Lua timer), driven by one uv_timer_t.
-** Inserting and removing cost O(log n) and no allocation; due timers fire
-** in the order of their deadlines, at most CN_TIMER_BATCH per loop turn so
-** that the loop polls I/O between the batches of a burst. The heap is
-** linked through the nodes (parent and two children): position k of a
-** complete binary tree is reached from the root by the bits of k after the
-** leading one (0: left, 1: right). No Lua; tasks embed a node in cn_sched.c,
-** Lua timers in lcn_sched.c. */
+/* cn_timer.c: a worker's timers. Their owners embed the nodes (a task's
+** deadline, a Lua timer), so a timer costs no allocation; one uv_timer_t
+** drives them all. They sit in a hierarchical timing wheel: level 0 has a
+** slot per millisecond of the next 64, level k a slot per 64^k ms of the
+** next 64^(k+1); as time reaches a level-k slot its timers move down
+** ("cascade"), so each timer moves at most once per level. Starting and
+** stopping cost O(1); timers fire in the order of their deadlines (those
+** of the same millisecond in about the order they were started), at most
+** CN_TIMER_BATCH per loop turn, so that the loop polls I/O between the
+** batches of a burst. No Lua: tasks embed a node in cn_sched.c, Lua
+** timers in lcn_sched.c. */
 #include "cn.h"
 
-static int before(const cn_timer_t *a, const cn_timer_t *b) {
-  return a->when < b->when ||
-         (a->when == b->when && (int32_t)(a->seq - b->seq) < 0);
+#define MASK (CN_WHEEL_SIZE - 1)
+#define SPAN(k) ((uint64_t)1 << (CN_WHEEL_BITS * (k)))
+#define MAX_DELTA (SPAN(CN_WHEEL_LEVELS) - 1)
+
+static void link_tail(cn_tlink_t *head, cn_tlink_t *l) {
+  l->prev = head->prev;
+  l->next = head;
+  head->prev->next = l;
+  head->prev = l;
 }
 
 
-/* slot returns the link that holds (or will hold) the node at position pos
-** (1-based) and sets *parent to the node above it. */
-static cn_timer_t **slot(cn_timers_t *ts, size_t pos, cn_timer_t **parent) {
-  cn_timer_t **link = &ts->root, *p = NULL;
+static void unlink_node(cn_timers_t *ts, cn_timer_t *t) {
+  cn_tlink_t *l = &t->link;
+  l->prev->next = l->next;
+  l->next->prev = l->prev;
+  if (ts->slots[t->slot].next == &ts->slots[t->slot])
+    ts->used[t->slot / CN_WHEEL_SIZE] &= ~((uint64_t)1 << (t->slot & MASK));
+}
+
+
+/* place puts t in the slot its deadline falls in, as seen from ts->now;
+** a deadline already passed goes to the current millisecond's slot. */
+static void place(cn_timers_t *ts, cn_timer_t *t) {
+  uint64_t delta = t->when > ts->now ? t->when - ts->now : 0, at;
   int k = 0;
-  while ((pos >> k) > 1)
+  if (delta > MAX_DELTA)
+    delta = MAX_DELTA; /* waits at the top level, moves again later */
+  at = ts->now + delta;
+  while (k < CN_WHEEL_LEVELS - 1 && delta >= SPAN(k + 1))
     k++;
-  while (k-- > 0) {
-    p = *link;
-    link = (pos >> k) & 1 ? &p->right : &p->left;
+  t->slot = (uint16_t)(k * CN_WHEEL_SIZE + ((at >> (CN_WHEEL_BITS * k)) & MASK));
+  ts->used[k] |= (uint64_t)1 << (t->slot & MASK);
+  link_tail(&ts->slots[t->slot], &t->link);
+}
+
+
+/* cascade moves down the timers of the slots that time reached: level 1's
+** current slot each 64 ms, level 2's when level 1 wraps, and so on. */
+static void cascade(cn_timers_t *ts) {
+  int k;
+  for (k = 1; k < CN_WHEEL_LEVELS; k++) {
+    int idx = (int)((ts->now >> (CN_WHEEL_BITS * k)) & MASK);
+    cn_tlink_t *head = &ts->slots[k * CN_WHEEL_SIZE + idx], list;
+    if (head->next != head) { /* take the whole list, then place each */
+      list.next = head->next;
+      list.prev = head->prev;
+      list.next->prev = list.prev->next = &list;
+      head->next = head->prev = head;
+      ts->used[k] &= ~((uint64_t)1 << idx);
+      while (list.next != &list) {
+        cn_timer_t *t = (cn_timer_t *)list.next;
+        list.next = t->link.next;
+        list.next->prev = &list;
+        place(ts, t);
+      }
+    }
+    if (idx != 0)
+      break;
   }
-  *parent = p;
-  return link;
 }
 
 
-/* relink makes whatever pointed at old point at node (old's place in the
-** tree is now node's). */
-static void relink(cn_timers_t *ts, cn_timer_t *old, cn_timer_t *node) {
-  cn_timer_t *p = node->parent;
-  if (p == NULL)
-    ts->root = node;
-  else if (p->left == old)
-    p->left = node;
-  else
-    p->right = node;
-  if (node->left != NULL)
-    node->left->parent = node;
-  if (node->right != NULL)
-    node->right->parent = node;
+/* next_stop returns the first millisecond after ts->now at which level 0
+** has timers or a cascade is due, at most target. */
+static uint64_t next_stop(cn_timers_t *ts, uint64_t target) {
+  uint64_t stop = (ts->now | MASK) + 1; /* the next cascade */
+  int pos = (int)(ts->now & MASK);
+  uint64_t later = pos == MASK ? 0 : ts->used[0] >> (pos + 1);
+  if (later != 0)
+    stop = ts->now + 1 + (uint64_t)__builtin_ctzll(later);
+  return stop < target ? stop : target;
 }
 
 
-/* swap_up exchanges c with its parent. */
-static void swap_up(cn_timers_t *ts, cn_timer_t *c) {
-  cn_timer_t *p = c->parent, *cl = c->left, *cr = c->right;
-  c->parent = p->parent;
-  if (p->left == c) {
-    c->left = p;
-    c->right = p->right;
-  } else {
-    c->left = p->left;
-    c->right = p;
-  }
-  p->left = cl;
-  p->right = cr;
-  p->parent = c;
-  relink(ts, p, c);
-  if (cl != NULL)
-    cl->parent = p;
-  if (cr != NULL)
-    cr->parent = p;
-}
-
-
-static void sift_up(cn_timers_t *ts, cn_timer_t *t) {
-  while (t->parent != NULL && before(t, t->parent))
-    swap_up(ts, t);
-}
-
-
-static void sift_down(cn_timers_t *ts, cn_timer_t *t) {
+/* advance fires, in order, the timers due up to target (loop ms), at most
+** CN_TIMER_BATCH; ts->now stays at the first millisecond not done. */
+static void advance(cn_timers_t *ts, uint64_t target) {
+  int n = 0;
   for (;;) {
-    cn_timer_t *m = t->left;
-    if (m == NULL)
+    cn_tlink_t *head = &ts->slots[ts->now & MASK];
+    while (head->next != head) {
+      cn_timer_t *t = (cn_timer_t *)head->next;
+      if (n++ >= CN_TIMER_BATCH)
+        return;
+      unlink_node(ts, t);
+      t->on = 0;
+      ts->n--;
+      t->cb(t); /* may start or stop timers, this one too */
+    }
+    if (ts->now >= target)
       return;
-    if (t->right != NULL && before(t->right, m))
-      m = t->right;
-    if (!before(m, t))
-      return;
-    swap_up(ts, m);
+    ts->now = next_stop(ts, target);
+    if ((ts->now & MASK) == 0)
+      cascade(ts);
   }
 }
 
 
-static void heap_remove(cn_timers_t *ts, cn_timer_t *t) {
-  cn_timer_t *parent, **link = slot(ts, ts->n, &parent), *last = *link;
-  *link = NULL; /* the last position empties */
-  ts->n--;
-  t->on = 0;
-  if (last == t)
-    return;
-  last->parent = t->parent;
-  last->left = t->left;
-  last->right = t->right;
-  relink(ts, t, last);
-  sift_down(ts, last);
-  sift_up(ts, last);
+/* next_due returns the loop time of the earliest thing to do: a level-0
+** timer or the next cascade of a non-empty higher slot. ts->n > 0. */
+static uint64_t next_due(const cn_timers_t *ts) {
+  uint64_t best = UINT64_MAX;
+  int k;
+  for (k = 0; k < CN_WHEEL_LEVELS; k++) {
+    int shift = CN_WHEEL_BITS * k;
+    int pos = (int)((ts->now >> shift) & MASK);
+    uint64_t used = ts->used[k], rot, at;
+    if (used == 0)
+      continue;
+    if (k == 0) { /* slots pos..63 then 0..pos-1: the next 64 ms */
+      rot = pos == 0 ? used : (used >> pos) | (used << (CN_WHEEL_SIZE - pos));
+      at = ts->now + (uint64_t)__builtin_ctzll(rot);
+    } else { /* slot pos + d (d = 1..64) cascades when level k reaches it */
+      pos = (pos + 1) & MASK;
+      rot = pos == 0 ? used : (used >> pos) | (used << (CN_WHEEL_SIZE - pos));
+      at = ((ts->now >> shift) + 1 + (uint64_t)__builtin_ctzll(rot)) << shift;
+    }
+    if (at < best)
+      best = at;
+  }
+  return best;
 }
 
 
 static void timer_cb(uv_timer_t *h) {
   cn_timers_t *ts = h->data;
-  uint64_t now = uv_now(h->loop);
-  int n = 0;
   ts->armed = 0;
-  while (ts->root != NULL && ts->root->when <= now && n++ < CN_TIMER_BATCH) {
-    cn_timer_t *t = ts->root;
-    heap_remove(ts, t);
-    t->cb(t); /* may start or stop timers, this one too */
-  }
+  advance(ts, uv_now(h->loop));
 }
 
 
-/* arm points the uv_timer_t at the earliest deadline. It runs before each
+/* arm points the uv_timer_t at the next thing to do. It runs before each
 ** poll (never inside timer_cb, where a due timer would run again at once
 ** and starve the poll), so a burst left over from timer_cb's batch fires
 ** in the next turn, after the poll. */
 static void arm(cn_timers_t *ts) {
-  cn_timer_t *t = ts->root;
   uv_loop_t *loop = ts->h.loop;
-  if (t == NULL) {
+  uint64_t due, now;
+  if (ts->n == 0) {
     if (ts->armed) {
       uv_timer_stop(&ts->h);
       ts->armed = 0;
     }
     return;
   }
-  if (ts->armed && ts->armed_when == t->when)
+  due = next_due(ts);
+  if (ts->armed && ts->armed_when == due)
     return;
+  now = uv_now(loop);
   ts->armed = 1;
-  ts->armed_when = t->when;
-  uv_timer_start(&ts->h, timer_cb,
-                 t->when > uv_now(loop) ? t->when - uv_now(loop) : 0, 0);
+  ts->armed_when = due;
+  uv_timer_start(&ts->h, timer_cb, due > now ? due - now : 0, 0);
 }
 
 
@@ -146,9 +171,13 @@ static void prepare_cb(uv_prepare_t *h) { arm(h->data); }
 
 
 void cn_timers_init(cn_timers_t *ts, uv_loop_t *loop) {
-  ts->root = NULL;
+  int i;
+  for (i = 0; i < CN_WHEEL_LEVELS * CN_WHEEL_SIZE; i++)
+    ts->slots[i].next = ts->slots[i].prev = &ts->slots[i];
+  for (i = 0; i < CN_WHEEL_LEVELS; i++)
+    ts->used[i] = 0;
+  ts->now = uv_now(loop);
   ts->n = 0;
-  ts->seq = 0;
   ts->armed = 0;
   ts->armed_when = 0;
   uv_timer_init(loop, &ts->h);
@@ -160,10 +189,9 @@ void cn_timers_init(cn_timers_t *ts, uv_loop_t *loop) {
 }
 
 
-/* cn_timers_close closes the handles; nodes still in the heap are
-** forgotten (their owners are being freed). */
+/* cn_timers_close closes the handles; nodes still pending are forgotten
+** (their owners are being freed). */
 void cn_timers_close(cn_timers_t *ts) {
-  ts->root = NULL;
   ts->n = 0;
   uv_close((uv_handle_t *)&ts->h, NULL);
   uv_close((uv_handle_t *)&ts->prepare, NULL);
@@ -171,20 +199,16 @@ void cn_timers_close(cn_timers_t *ts) {
 
 
 /* cn_timer_start makes t fire at loop time when (ms), calling t->cb once;
-** a pending t is moved. Timers with the same deadline fire in the order
-** they were started. */
+** a pending t is moved. A deadline already passed fires in the next turn
+** of the loop. */
 void cn_timer_start(cn_timers_t *ts, cn_timer_t *t, uint64_t when) {
-  cn_timer_t *parent, **link;
   if (t->on)
-    heap_remove(ts, t);
+    unlink_node(ts, t);
+  else if (ts->n++ == 0)
+    ts->now = uv_now(ts->h.loop); /* an empty wheel need not catch up */
   t->when = when;
-  t->seq = ts->seq++;
   t->on = 1;
-  t->left = t->right = NULL;
-  link = slot(ts, ++ts->n, &parent);
-  *link = t;
-  t->parent = parent;
-  sift_up(ts, t);
+  place(ts, t);
 }
 
 
@@ -192,6 +216,8 @@ void cn_timer_start(cn_timers_t *ts, cn_timer_t *t, uint64_t when) {
 int cn_timer_stop(cn_timers_t *ts, cn_timer_t *t) {
   if (!t->on)
     return 0;
-  heap_remove(ts, t);
+  unlink_node(ts, t);
+  t->on = 0;
+  ts->n--;
   return 1;
 }

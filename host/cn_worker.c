@@ -219,6 +219,7 @@ void cn__worker_started(cn_worker_t *w, int ok) {
   }
   for (i = 0; i < w->nfds; i++) {
     cn_listener_t *l;
+    cn_addr_t a;
     int rc = cn_listener_start(w, w->fds[i], w->fd_pipe[i], &l);
     if (rc < 0) {
       cn_log(CN_LOG_ERROR, "listen: %s", uv_strerror(rc));
@@ -227,10 +228,11 @@ void cn__worker_started(cn_worker_t *w, int ok) {
       return;
     }
     w->fds[i] = -1; /* the listener owns it now */
-    if (w->fd_pipe[i] && w->id == 1) { /* the first worker removes it */
-      cn_addr_t a;
-      if (cn_addr_parse(w->cfg->listen[i], &a) == 0)
+    if (cn_addr_parse(w->cfg->listen[i], &a) == 0) {
+      if (w->fd_pipe[i] && w->id == 1) /* the first worker removes it */
         l->unlink_path = strdup(a.path);
+      if (a.tls)
+        l->tls = w->cfg->tls;
     }
     w->hooks->serve(w, l);
   }
@@ -558,10 +560,12 @@ static void deadline_cb(uv_timer_t *h) {
 static void signal_cb(uv_signal_t *h, int signum) {
   control_t *ctl = h->data;
   if (signum == SIGHUP) {
-    if (ctl->cfg->run)
+    if (ctl->cfg->run) {
       send_all(ctl, CN_MSG_STOP, signum);
-    else
-      reload_all(ctl);
+      return;
+    }
+    cn_tls_reload_all(); /* certificates, as the script */
+    reload_all(ctl);
     return;
   }
   if (ctl->stopping++ == 0) {
@@ -595,8 +599,9 @@ static void announce(control_t *ctl) {
   int i, n = ctl->nworkers;
   ctl->announced = 1;
   for (i = 0; i < ctl->cfg->nlisten; i++)
-    cn_log(CN_LOG_INFO, "listening on %s (%d %s)", ctl->bound[i], n,
-           plural((size_t)n, "worker", "workers"));
+    cn_log(CN_LOG_INFO, "listening on %s%s (%d %s)",
+           strncmp(ctl->cfg->listen[i], "tls://", 6) ? "" : "tls://",
+           ctl->bound[i], n, plural((size_t)n, "worker", "workers"));
 }
 
 

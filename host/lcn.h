@@ -17,9 +17,13 @@ void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
 size_t lcn_data_len(lua_State *L, int idx);
 int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
                    int (*fn)(void *ud, const char *p, size_t k), void *ud);
+void lcn_push_buf(lua_State *L, cn_buf_t *b, size_t n, size_t drop);
 int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what);
 int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
                        const char *what);
+int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
+                  size_t dlen, uint64_t timeout, uint64_t deadline,
+                  const char *what);
 int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what);
 
 /* lcn_earliest returns the earlier of two deadlines, 0 meaning none. */
@@ -31,11 +35,20 @@ uint64_t lcn_deadline_at(lua_State *L, double t);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
+cn_tls_conf_t *lcn_tls_conf(lua_State *L, int idx);
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
 void lcn_net_version_end(lua_State *L, int version, int ok);
 
 /* lcn_host_hooks: the Lua side of a worker, for cn_run (lcn_host.c). */
 extern const cn_hooks_t lcn_host_hooks;
+
+/* Reads through LuaJIT's FFI (lua/coronet/conn.lua): box is a connection
+** object's payload; out[0] the length of the bytes returned, out[1] what
+** lcn_conn_ffi_drop must consume. */
+const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
+                               size_t max, int line, size_t *out);
+const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out);
+void lcn_conn_ffi_drop(void *box, size_t n);
 
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);
@@ -48,5 +61,8 @@ int luaopen_coronet_busredis(lua_State *L);
 int luaopen_coronet_bus(lua_State *L);
 int luaopen_coronet_shared(lua_State *L);
 int luaopen_coronet_group(lua_State *L);
+int luaopen_coronet_http(lua_State *L);
+int luaopen_coronet_ws(lua_State *L);
+int luaopen_coronet_tls(lua_State *L);
 
 #endif

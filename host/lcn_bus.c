@@ -43,14 +43,17 @@ static int bus_interest(lua_State *L) {
 }
 
 
-/* take() -> topic, msg, lost | false
+/* take([poll]) -> topic, msg, lost | false | nil
 ** The next message for this worker, and how many of its topic were
-** dropped before it; false after parking the task until one comes. */
+** dropped before it; when none waits, false after parking the task until
+** one comes, or nil at once when poll is set. */
 static int bus_take(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
   uint64_t lost = 0;
   cn_bus_msg_t *m = cn_bus_take(w, &lost);
   cn_task_t *t;
+  if (m == NULL && lua_toboolean(L, 1))
+    return 0;
   if (m == NULL) {
     t = cn_sched_task(L, "bus");
     cn_bus_wait(w, cn_sched_waiter(t));

@@ -103,8 +103,9 @@ static cn_conn_t *check_conn(lua_State *L, int idx) {
 }
 
 
-/* push_bytes pushes the first n bytes of b as a string and drops them. */
-static void push_bytes(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
+/* lcn_push_buf pushes the first n bytes of b as one string, then drops
+** the first drop bytes. */
+void lcn_push_buf(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
   if (b->head != NULL && b->head->wpos - b->head->rpos >= n) {
     lua_pushlstring(L, cn_block_bytes(b->head) + b->head->rpos, n);
   } else {
@@ -136,25 +137,39 @@ static int read_busy(lua_State *L, cn_conn_t *c) {
 }
 
 
+/* lcn_conn_wait parks the running task (what names the call) as c's
+** reader until want bytes are buffered (or d[0..dlen) is, dlen > 0), EOF,
+** an error or close; or until timeout ms (0: none) after the operation
+** began, or the loop time deadline (0: none). Returns 0 when parked, or
+** CN_ETIMEOUT when the operation's last park ended at its deadline. */
+int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
+                  size_t dlen, uint64_t timeout, uint64_t deadline,
+                  const char *what) {
+  cn_task_t *t = cn_sched_task(L, what);
+  uint64_t start;
+  if (cn_sched_timed_out(t))
+    return CN_ETIMEOUT;
+  start = cn_sched_op_start(t);
+  cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
+  cn_sched_park(t, CN_WAIT_READ,
+                lcn_earliest(timeout ? start + timeout : 0, deadline),
+                cn_conn_unwait, c);
+  return 0;
+}
+
+
 /* read_park is the common tail of reads that cannot finish now: the
 ** failure when input ended or the deadline passed (with partial bytes
 ** peeked as a third value), else the task parks and false is returned. */
 static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                      size_t dlen, const char *what, int fail_partial) {
-  cn_task_t *t;
-  uint64_t start, deadline;
   int err = c->rerr;
   if (err == 0) {
-    t = cn_sched_task(L, what);
-    if (!cn_sched_timed_out(t)) {
-      start = cn_sched_op_start(t);
-      deadline = lcn_earliest(c->rtimeout ? start + c->rtimeout : 0, c->rdeadline);
-      cn_conn_wait_read(c, cn_sched_waiter(t), want, d, dlen);
-      cn_sched_park(t, CN_WAIT_READ, deadline, cn_conn_unwait, c);
+    err = lcn_conn_wait(L, c, want, d, dlen, c->rtimeout, c->rdeadline, what);
+    if (err == 0) {
       lua_pushboolean(L, 0);
       return 1;
     }
-    err = CN_ETIMEOUT;
   } else if (err == CN_EOF && fail_partial && c->in.len > 0) {
     err = CN_EUNEXPEOF;
   }
@@ -163,7 +178,7 @@ static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
   lcn_fail(L, err);
   if (c->in.len == 0)
     return 2;
-  push_bytes(L, &c->in, c->in.len, 0); /* stays buffered */
+  lcn_push_buf(L, &c->in, c->in.len, 0); /* stays buffered */
   return 3;
 }
 
@@ -201,7 +216,7 @@ static int conn_read(lua_State *L) {
   if (c->in.len > 0) {
     size_t k = (size_t)n < c->in.len ? (size_t)n : c->in.len;
     lcn_op_done();
-    push_bytes(L, &c->in, k, k);
+    lcn_push_buf(L, &c->in, k, k);
     cn_conn_consumed(c);
     return 1;
   }
@@ -223,7 +238,7 @@ static int read_exact(lua_State *L, int consume, const char *what) {
   if (c->in.len < (size_t)n)
     return read_park(L, c, (size_t)n, NULL, 0, what, 1);
   lcn_op_done();
-  push_bytes(L, &c->in, (size_t)n, consume ? (size_t)n : 0);
+  lcn_push_buf(L, &c->in, (size_t)n, consume ? (size_t)n : 0);
   if (consume)
     cn_conn_consumed(c);
   return 1;
@@ -300,7 +315,7 @@ static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
     cn_conn_consumed(c);
     return lcn_fail(L, CN_ELINE);
   }
-  push_bytes(L, &c->in, n, (size_t)at + dlen);
+  lcn_push_buf(L, &c->in, n, (size_t)at + dlen);
   cn_conn_consumed(c);
   return 1;
 }
@@ -348,6 +363,82 @@ static int conn_buffered(lua_State *L) {
   conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
   lua_pushnumber(L, b->c != NULL ? (double)b->c->in.len : 0);
   return 1;
+}
+
+
+/* -- Reading through the FFI --------------------------------------------- */
+
+/* The hot reads (read, read_line, read_until) are first tried from Lua
+** through LuaJIT's FFI, which JIT traces can compile: when the bytes asked
+** for are there, in one block, with nothing unusual going on, these
+** return them for the caller to copy, then it drops them. Otherwise they
+** return NULL and the caller takes the classic path above, which answers
+** every case with the same contract. */
+
+
+/* ffi_conn returns box's connection when a read may be served at once:
+** open, with no other reader or pump. */
+static cn_conn_t *ffi_conn(void *box) {
+  cn_conn_t *c = ((conn_box *)box)->c;
+  if (c == NULL || (c->flags & CN_CONN_CLOSED) || c->reader != NULL ||
+      c->pump_out != NULL)
+    return NULL;
+  return c;
+}
+
+
+/* lcn_conn_ffi_delim serves read_line (line 1: max does not count a "\r"
+** before the "\n", which is dropped too) and read_until(d): the bytes
+** before the next d, when a whole piece of at most max bytes (0: the read
+** high-water mark) is buffered in one block. */
+const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
+                               size_t max, int line, size_t *out) {
+  cn_conn_t *c = ffi_conn(box);
+  const char *p;
+  int64_t at;
+  size_t n;
+  if (c == NULL || c->skip || dlen == 0 || dlen > sizeof c->dlim)
+    return NULL;
+  if ((at = cn_buf_find(&c->in, c->scanned, d, dlen)) < 0)
+    return NULL;
+  if ((p = cn_buf_span(&c->in, (size_t)at)) == NULL)
+    return NULL;
+  n = (size_t)at;
+  if (line && n > 0 && p[n - 1] == '\r')
+    n--;
+  if (n > (max > 0 ? max : c->w->cfg->read_hwm))
+    return NULL; /* line too long: the classic path says so */
+  out[0] = n;
+  out[1] = (size_t)at + dlen;
+  return p;
+}
+
+
+/* lcn_conn_ffi_read serves read(n): up to n bytes, when some are buffered
+** and those returned lie in one block. */
+const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out) {
+  cn_conn_t *c = ffi_conn(box);
+  const char *p;
+  if (c == NULL || c->in.len == 0 || n == 0)
+    return NULL;
+  if (n > c->in.len)
+    n = c->in.len;
+  if ((p = cn_buf_span(&c->in, n)) == NULL)
+    return NULL;
+  c->skip = 0;
+  out[0] = out[1] = n;
+  return p;
+}
+
+
+/* lcn_conn_ffi_drop consumes the first n bytes after a fast read: the
+** read is done. */
+void lcn_conn_ffi_drop(void *box, size_t n) {
+  cn_conn_t *c = ((conn_box *)box)->c;
+  cn_buf_consume(&c->in, n);
+  c->scanned = 0;
+  cn_conn_consumed(c);
+  lcn_op_done();
 }
 
 
@@ -685,15 +776,17 @@ static const luaL_Reg funcs[] = {
   {"pump", conn_pump}, {"pump_wait", conn_pump_wait}, {NULL, NULL}};
 
 
-/* luaopen_coronet_conn returns {methods = ..., pump = ..., pump_wait = ...};
-** the methods table is the connections' __index, for lua/coronet/conn.lua
-** to wrap. */
+/* luaopen_coronet_conn returns {methods = ..., metatable = ..., pump = ...,
+** pump_wait = ..., block_size = ...}; the methods table is the
+** connections' __index, for lua/coronet/conn.lua to wrap. */
 int luaopen_coronet_conn(lua_State *L) {
   lcn_class(L, PUMP_MT, NULL, pump_gc, NULL);
   lua_pop(L, 2);
   lcn_class(L, LCN_CONN_MT, methods, conn_gc, conn_tostring);
   lua_newtable(L);
   luaL_register(L, NULL, funcs);
+  lua_pushnumber(L, CN_BLOCK_DATA);
+  lua_setfield(L, -2, "block_size"); /* read's default size */
   lua_insert(L, -3); /* module, metatable, methods */
   lua_setfield(L, -3, "methods");
   lua_setfield(L, -2, "metatable");

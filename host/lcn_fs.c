@@ -207,7 +207,7 @@ static int parse_mode(lua_State *L, int idx) {
 /* start_path makes a request box for the path at 1 and starts op on it;
 ** pushes false, box (then call finish(box) after each wake), or nil, err. */
 static int start_path(lua_State *L, int want, const char *what, int flags,
-                      int mode) {
+                      int mode, const char *root) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
   cn_task_t *t = cn_sched_task(L, what);
@@ -215,7 +215,9 @@ static int start_path(lua_State *L, int want, const char *what, int flags,
   int rc;
   if (b->f == NULL)
     return fail_path(L, b, what + 3, CN_ENOMEM);
-  if (want == W_OPEN)
+  if (want == W_OPEN && root != NULL)
+    rc = cn_file_open_under(b->f, path, root);
+  else if (want == W_OPEN)
     rc = cn_file_open(b->f, path, flags, mode);
   else if (want == W_STAT)
     rc = cn_file_stat(b->f, path);
@@ -233,19 +235,27 @@ static int start_path(lua_State *L, int want, const char *what, int flags,
 static int fs_open(lua_State *L) {
   int flags = parse_mode(L, 2);
   lua_Integer perm = luaL_optinteger(L, 3, 0666);
-  return start_path(L, W_OPEN, "fs.open", flags, (int)perm);
+  return start_path(L, W_OPEN, "fs.open", flags, (int)perm, NULL);
+}
+
+
+/* open_under(path, root) -> false, req | nil, err
+** Opens path for reading only if it is a regular file inside root. */
+static int fs_open_under(lua_State *L) {
+  const char *root = luaL_checkstring(L, 2);
+  return start_path(L, W_OPEN, "fs.open", 0, 0, root);
 }
 
 
 /* stat(path) -> false, req | nil, err */
 static int fs_stat(lua_State *L) {
-  return start_path(L, W_STAT, "fs.stat", 0, 0);
+  return start_path(L, W_STAT, "fs.stat", 0, 0, NULL);
 }
 
 
 /* remove(path) -> false, req | nil, err */
 static int fs_remove(lua_State *L) {
-  return start_path(L, W_PATH, "fs.remove", 0, 0);
+  return start_path(L, W_PATH, "fs.remove", 0, 0, NULL);
 }
 
 
@@ -650,7 +660,8 @@ static const luaL_Reg methods[] = {
   {"stat", file_stat},   {"close", file_close}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {
-  {"open", fs_open},     {"stat", fs_stat}, {"remove", fs_remove},
+  {"open", fs_open},     {"open_under", fs_open_under},
+  {"stat", fs_stat},     {"remove", fs_remove},
   {"finish", fs_finish}, {"send", fs_send}, {"recv", fs_recv},
   {NULL, NULL}};
 

@@ -111,16 +111,18 @@ int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
 }
 
 
-/* lcn_deadline_in returns the loop time (ms) seconds from now. */
+/* lcn_deadline_in returns the first loop time (ms) at least seconds from
+** now. The loop's time is uv_hrtime() in whole ms, rounded down: rounding
+** the deadline up from the precise clock keeps it from firing early, and
+** late by less than a millisecond. */
 uint64_t lcn_deadline_in(lua_State *L, double seconds) {
-  uv_loop_t *loop = &cn_worker_self()->loop;
+  uint64_t now = uv_hrtime();
   (void)L;
-  uv_update_time(loop);
   if (!(seconds > 0))
-    return uv_now(loop);
+    return now / 1000000;
   if (seconds > 1e9)
     seconds = 1e9;
-  return uv_now(loop) + (uint64_t)ceil(seconds * 1000) + 1; /* ms floor */
+  return (now + (uint64_t)ceil(seconds * 1e9) + 999999) / 1000000;
 }
 
 
@@ -706,7 +708,10 @@ static int host_start(cn_worker_t *w) {
   preload(L, "coronet.c.fs", luaopen_coronet_fs);
   preload(L, "coronet.c.bus", luaopen_coronet_bus);
   preload(L, "coronet.c.shared", luaopen_coronet_shared);
+  preload(L, "coronet.c.http", luaopen_coronet_http);
+  preload(L, "coronet.c.ws", luaopen_coronet_ws);
   preload(L, "coronet.c.group", luaopen_coronet_group);
+  preload(L, "coronet.c.tls", luaopen_coronet_tls);
   preload(L, "coronet.c.redis", luaopen_coronet_redis);
   preload(L, "coronet.c.busredis", luaopen_coronet_busredis);
   set_path(L, cfg);

@@ -197,6 +197,8 @@ struct listener_box {
   listener_box *from; /* a claim: takes from's listener when version does */
   listener_box *prev, *next; /* the worker's boxes with a version */
   char want[2 * CN_ADDRSTRLEN]; /* the address as asked */
+  cn_tls_conf_t *conf; /* not NULL: TLS, its connections start so */
+  int tls;          /* registry ref to conf's Lua object */
 };
 
 static __thread listener_box *owned;
@@ -231,7 +233,9 @@ static void detach(lua_State *L, listener_box *b) {
   }
   luaL_unref(L, LUA_REGISTRYINDEX, b->handler);
   luaL_unref(L, LUA_REGISTRYINDEX, b->self);
-  b->handler = b->self = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, b->tls);
+  b->handler = b->self = b->tls = LUA_NOREF;
+  b->conf = NULL;
   b->l = NULL;
   b->from = NULL;
 }
@@ -285,6 +289,7 @@ void lcn_net_version_end(lua_State *L, int version, int ok) {
       close_box(L, b);
     } else if (b->from != NULL) {
       b->l->data = b;
+      b->l->tls = b->conf; /* the new version's certificates */
       detach(L, b->from); /* before next: it may be next */
       b->from = NULL;
       next = b->next;
@@ -300,11 +305,16 @@ void lcn_net_version_end(lua_State *L, int version, int ok) {
 }
 
 
-/* new_box pushes a listener handle for addr serving handler (at 2). */
+/* new_box pushes a listener handle for addr serving handler (at 2), TLS
+** with the configuration at 4 if there is one. */
 static listener_box *new_box(lua_State *L, const char *addr, int version) {
   listener_box *b = lua_newuserdata(L, sizeof *b);
   memset(b, 0, sizeof *b);
-  b->handler = b->self = LUA_NOREF;
+  b->handler = b->self = b->tls = LUA_NOREF;
+  if ((b->conf = lcn_tls_conf(L, 4)) != NULL) {
+    lua_pushvalue(L, 4);
+    b->tls = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   luaL_getmetatable(L, LISTENER_MT);
   lua_setmetatable(L, -2);
   snprintf(b->want, sizeof b->want, "%s", addr);
@@ -319,9 +329,10 @@ static listener_box *new_box(lua_State *L, const char *addr, int version) {
 }
 
 
-/* listen(addr, handler [, version]) -> listener | nil, err [, host]
+/* listen(addr, handler [, version, tls]) -> listener | nil, err [, host]
 ** Serves addr (a numeric host, or unix:PATH) from this script: each
-** connection runs handler(conn) as a task, as for the command line's.
+** connection runs handler(conn) as a task, as for the command line's;
+** with tls (a server's coronet.c.tls configuration) it is TLS.
 ** version, given when a version's main chunk listens, makes the listener
 ** that version's (see above). For a host name it fails with the name as
 ** a third value, for lua/coronet/net.lua to look up (on the thread pool)
@@ -371,6 +382,7 @@ static int net_listen(lua_State *L) {
     b->l->unlink_path = strdup(a.path);
   b->l->on_conn = on_conn;
   b->l->data = b;
+  b->l->tls = b->conf;
   return 1;
 }
 
@@ -386,7 +398,7 @@ static int listener_addr(lua_State *L) {
   listener_box *b = check_listener(L);
   if (b->l == NULL)
     return lcn_fail(L, CN_ECLOSED);
-  lua_pushstring(L, b->l->addr);
+  lua_pushfstring(L, "%s%s", b->l->tls != NULL ? "tls://" : "", b->l->addr);
   return 1;
 }
 

@@ -35,7 +35,13 @@ static const char usage_text[] =
   "                          or unix:PATH; repeatable (default " DEFAULT_LISTEN
   ")\n"
   "                          port 0 picks a free port, shown in the startup\n"
-  "                          line 'listening on HOST:PORT'\n"
+  "                          line 'listening on HOST:PORT'; tls://ADDR\n"
+  "                          serves TLS\n"
+  "      --tls-cert FILE     certificate (PEM, chain after it) for tls://\n"
+  "      --tls-key FILE      addresses, and its key; repeat the pair for\n"
+  "                          more names: SNI picks the certificate, the\n"
+  "                          first is the default. SIGHUP reads them again\n"
+  "      --tls-alpn LIST     protocols TLS clients may pick, e.g. http/1.1\n"
   "  -w, --workers N         worker threads, each with its own loop and Lua\n"
   "                          state (default 1; 'auto' = one per core)\n"
   "      --watch             reload SCRIPT when it changes on disk\n"
@@ -80,6 +86,7 @@ static const char usage_text[] =
   "Examples:\n"
   "  coronet scripts/echo.lua --listen 127.0.0.1:7000\n"
   "  coronet --watch scripts/chat.lua -l 127.0.0.1:7000 -l unix:/tmp/chat\n"
+  "  coronet scripts/echo.lua -l tls://:7443 --tls-cert c.pem --tls-key k.pem\n"
   "  coronet --run scripts/ping.lua 127.0.0.1:7000\n";
 
 
@@ -213,9 +220,47 @@ static int is(const char *arg, const char *s, const char *l, const char **eq) {
 }
 
 
+/* tls_opts collects --tls-cert, --tls-key and --tls-alpn. */
+static cn_tls_opts_t tls_opts = {1, {NULL}, {NULL}, 0, NULL, NULL, 0, 0};
+static int nkeys;
+
+
+/* tls_arg takes a --tls-* option's value. Returns -1, or a usage error. */
+static int tls_arg(const char *a, const char *v) {
+  if (v == NULL)
+    return usage_error("%s needs a value", a);
+  if (strcmp(a, "--tls-alpn") == 0 || strncmp(a, "--tls-alpn=", 11) == 0) {
+    tls_opts.alpn = v;
+    return -1;
+  }
+  if (strncmp(a, "--tls-cert", 10) == 0) {
+    if (tls_opts.ncert == CN_TLS_MAX_CERTS)
+      return usage_error("too many certificates (at most %d)",
+                         CN_TLS_MAX_CERTS);
+    tls_opts.cert[tls_opts.ncert++] = v;
+  } else if (nkeys < CN_TLS_MAX_CERTS) {
+    tls_opts.key[nkeys++] = v;
+  }
+  return -1;
+}
+
+
+/* check_tls: tls:// addresses need certificates, each with its key. */
+static int check_tls(const cn_config_t *cfg) {
+  int i, tls = 0;
+  for (i = 0; i < cfg->nlisten; i++)
+    tls |= strncmp(cfg->listen[i], "tls://", 6) == 0;
+  if (tls_opts.ncert != nkeys)
+    return usage_error("%s", "each --tls-cert needs its --tls-key");
+  if (tls && tls_opts.ncert == 0)
+    return usage_error("%s", "tls:// addresses need --tls-cert and --tls-key");
+  return -1;
+}
+
+
 /* parse_args fills cfg. Returns -1 to go on, else an exit status. */
 static int parse_args(int argc, char **argv, cn_config_t *cfg) {
-  int i, opts = 1, max_set = 0;
+  int i, opts = 1, max_set = 0, rc;
   static char *args[1024];
   const char *eq, *v;
   for (i = 1; i < argc; i++) {
@@ -303,6 +348,11 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
         return usage_error("%s needs a size of 1m or more", a);
     } else if (flag(a, "-q", "--quiet")) {
       cn_log_level = CN_LOG_WARN;
+    } else if (is(a, NULL, "--tls-cert", &eq) ||
+               is(a, NULL, "--tls-key", &eq) ||
+               is(a, NULL, "--tls-alpn", &eq)) {
+      if ((rc = tls_arg(a, need_value(argc, argv, &i, eq))) >= 0)
+        return rc;
     } else {
       return usage_error("unknown option '%s'", a);
     }
@@ -315,6 +365,8 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
                              "listens with coronet.net.listen)");
   if (!cfg->run && cfg->nlisten == 0)
     cfg->listen[cfg->nlisten++] = DEFAULT_LISTEN;
+  if ((rc = check_tls(cfg)) >= 0)
+    return rc;
   if (cfg->run)
     cfg->workers = 1;
   if (!max_set)
@@ -348,11 +400,20 @@ int main(int argc, char **argv) {
     return 1;
   }
   cfg.moddir = find_moddir();
+  if (tls_opts.ncert > 0) {
+    char err[512];
+    if (cn_tls_conf_new(&tls_opts, &cfg.tls, err, sizeof err) < 0) {
+      fprintf(stderr, "coronet: %s\n", err);
+      return 1;
+    }
+  }
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (bus_url != NULL && cn_busredis_start(bus_url) < 0)
     return usage_error("bad --bus URL '%s': expected redis://HOST[:PORT][/DB]"
                        ", HOST:PORT or unix:PATH", bus_url);
   rc = cn_run(&cfg, &lcn_host_hooks);
   cn_busredis_stop();
+  cn_tls_conf_unref(cfg.tls);
+  cn_tls_cleanup();
   return rc;
 }

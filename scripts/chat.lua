@@ -1,165 +1,279 @@
--- chat: a chat room over a line protocol.
---   coronet scripts/chat.lua --listen 127.0.0.1:7000      (or: make run)
---   then: nc 127.0.0.1 7000
+-- chat: a chat room over a line protocol, one room for every worker.
+--   coronet scripts/chat.lua --listen 127.0.0.1:7000 [--workers 2]
+--   then: nc -N 127.0.0.1 7000   (OpenBSD nc needs -N to exit after /quit)
+--   or:   telnet 127.0.0.1 7000
 --
 -- Lines end with "\n" (a "\r" before it is dropped) and carry at most
--- MAX_LINE bytes. On connect a member gets a notice; notices start with
--- "* ". The others see "* NAME joined" and, on leave, "* NAME left".
---   /nick NAME   take another name
+-- 4096 bytes; control bytes other than tab are not passed on. On connect
+-- a member gets a notice; notices start with "* ". The others see
+-- "* NAME joined" and, on leave, "* NAME left".
+--   /nick NAME   take another name (unique in the whole room)
 --   /who         list the members, in one notice
---   /quit        leave
--- Any other line goes to every other member as "NAME: text".
+--   /quit        leave (so does Ctrl-C in telnet)
+-- Any other line goes to every other member as "NAME: text". In a room
+-- of more than 1000 members, joins and leaves are told once a second in
+-- one notice ("* 37 joined, 5 left").
 --
--- Each member has a bounded outgoing queue drained by a writer task of its
--- own. A member whose queue fills (it stopped reading) is disconnected and
--- the others are told; nobody else waits for it, and memory stays bounded.
+-- The rules live in chat_room.lua, the bytes' meaning in chat_proto.lua
+-- (plain Lua both). Here they run on coronet: each worker keeps its
+-- members in a group (coronet.group: one write from C reaches them all)
+-- and hears the room on the bus (coronet.bus); names and the head count
+-- are in shared dictionaries (coronet.shared). An idle member costs its
+-- handler task and a place in the group, nothing more.
 --
--- The room lives in coronet.state("chat"), so members stay when the
--- script is reloaded (--watch or SIGHUP): someone who joins after a reload
--- talks with those who joined before it.
+-- Pace: one task per worker (the pump) hands the room's messages to the
+-- group; while a member is behind (more than the write buffer waiting) it
+-- waits, and a member still behind after STALL seconds has stopped
+-- reading: it is closed and leaves ("too slow"). A member's burst is read
+-- no faster than every worker's pump takes it (acks over the bus). The
+-- room lives in coronet.state("chat"): members stay when the script is
+-- reloaded, and each connection keeps the code it started with.
 local coronet = require "coronet"
-local concat, sort, pairs, tostring = table.concat, table.sort, pairs, tostring
-local sub, find = string.sub, string.find
+local bus = require "coronet.bus"
+local log = require "coronet.log"
+local host = require "coronet.c.host"
+local proto = require "chat_proto"
+local Room = require "chat_room"
+local tostring, pairs = tostring, pairs
 
-local MAX_LINE = 4096
-local QUEUE_LINES = 1024         -- lines waiting for one member, at most
-local QUEUE_BYTES = 256 * 1024   -- bytes waiting for one member, at most
-local NAME_MAX = 32
-local FLUSH_WAIT = 10            -- seconds a leaving member's queue may take
+local TOPIC = "chat"
+local STALL = 3            -- seconds a member may stay behind
+local LIMIT = 1024 * 1024  -- bytes waiting for one member, at most
+local SUB_SIZE = 131072    -- room messages waiting for a worker's pump
+local ACK_WAIT = 5         -- seconds a sender waits for acks, at most
+local JOIN_WAIT = 30       -- seconds a newcomer waits for its join
 
-local room = coronet.state("chat")
-room.members = room.members or {} -- member -> true
-room.names = room.names or {}     -- name -> member
-room.serial = room.serial or 0
-local members, names = room.members, room.names
+local info = host.info()
+local NODE = tostring(info.worker)
 
-local drop -- forward
+-- -- Names and counts, shared by every worker ------------------------------
 
--- deliver queues line (ending in "\n") for m; a member whose queue is
--- full is dropped.
-local function deliver(m, line)
-  if m.gone then return end
-  local q = m.queue
-  if q:len() >= QUEUE_LINES or m.queued + #line > QUEUE_BYTES then
-    drop(m, "too slow")
-    return
-  end
-  m.queued = m.queued + #line
-  q:send(line) -- there is room: this does not wait
-end
+local names = coronet.shared("chat.names", { bytes = 64 * 1024 * 1024 })
+local counts = coronet.shared("chat")
+local store = {}
 
-local function broadcast(from, text)
-  local line = text .. "\n"
-  for m in pairs(members) do
-    if m ~= from then deliver(m, line) end
-  end
-end
-
-local function notice(m, text)
-  deliver(m, "* " .. text .. "\n")
-end
-
--- leave takes m out of the room once, telling the others why.
-local function leave(m, why)
-  if m.gone then return end
-  m.gone = true
-  members[m] = nil
-  if names[m.name] == m then names[m.name] = nil end
-  m.queue:close()
-  broadcast(m, "* " .. m.name .. " left" .. (why and " (" .. why .. ")" or ""))
-end
-
-drop = function(m, why)
-  leave(m, why)
-  m.conn:close() -- its handler's next read fails: the session ends
-end
-
--- writer sends m's queued lines; all that are waiting leave in one
--- writev, when the writer parks on its empty queue. It ends when the
--- queue is closed and empty, or a write fails.
-local function writer(m)
-  local q, conn = m.queue, m.conn
-  while true do
-    local line, ok = q:recv()
-    if not ok or not conn:write(line) then break end
-    m.queued = m.queued - #line
-  end
-  m.written:done()
-end
-
-local function join(conn)
-  room.serial = room.serial + 1
-  local name = "guest" .. room.serial
-  while names[name] do name = name .. "_" end
-  local m = { name = name, conn = conn, queue = coronet.chan(QUEUE_LINES),
-    queued = 0, gone = false, written = coronet.waitgroup() }
-  m.written:add(1)
-  coronet.spawn(writer, m)
-  notice(m, "welcome, " .. name .. "! commands: /nick NAME, /who, /quit")
-  broadcast(m, "* " .. name .. " joined")
-  members[m], names[name] = true, m
-  return m
-end
-
-local commands = {}
-
-function commands.nick(m, arg)
-  if arg == "" or #arg > NAME_MAX or find(arg, "[^%w_%-%.]") then
-    return notice(m, "a name is 1 to " .. NAME_MAX
-      .. " letters, digits, '_', '-' or '.'")
-  end
-  if arg == m.name then
-    return notice(m, "you are " .. arg .. " already")
-  end
-  if names[arg] then
-    return notice(m, "the name " .. arg .. " is taken")
-  end
-  local old = m.name
-  names[old], names[arg], m.name = nil, m, arg
-  notice(m, "you are now " .. arg)
-  broadcast(m, "* " .. old .. " is now " .. arg)
-end
-
-function commands.who(m)
-  local list = {}
-  for other in pairs(members) do list[#list + 1] = other.name end
-  sort(list)
-  notice(m, #list .. " here: " .. concat(list, ", "))
-end
-
-function commands.quit(m)
-  notice(m, "bye") -- after what is queued for m already
-  leave(m)
+function store.claim(name, who)
+  if not names:add(name, who) then return false end
+  counts:incr("members", 1, 0)
   return true
 end
 
-local function command(m, line)
-  local cmd, arg = line:match("^/(%S*)%s*(.-)%s*$")
-  local f = commands[cmd]
-  if not f then
-    notice(m, "unknown command /" .. tostring(cmd)
-      .. "; try /nick NAME, /who or /quit")
-    return false
+function store.release(name, who)
+  if names:get(name) == who then
+    names:delete(name)
+    counts:incr("members", -1, 0)
   end
-  return f(m, arg)
 end
 
-return function(conn)
-  local m = join(conn)
-  while not m.gone do
-    local line, err = conn:read_line(MAX_LINE)
-    if line then
-      if sub(line, 1, 1) == "/" then
-        if command(m, line) then break end
-      elseif line ~= "" then
-        broadcast(m, m.name .. ": " .. line)
-      end
-    elseif err == "line too long" then
-      notice(m, "line too long: at most " .. MAX_LINE .. " bytes; not sent")
-    else
-      break
+function store.rename(old, new, who)
+  if not names:add(new, who) then return false end
+  if names:get(old) == who then names:delete(old) end
+  return true
+end
+
+function store.names() return names:keys(0) end
+function store.count() return counts:get("members") or 0 end
+function store.serial() return counts:incr("serial", 1, 0) end
+
+-- -- This worker's part ----------------------------------------------------
+
+local st = coronet.state("chat")
+
+-- A transport carries lines to members of one kind: here connections
+-- that speak lines; a WebSocket one would frame each line instead.
+local function line_transport(group)
+  return { group = group, frame = function(text) return text .. "\n" end }
+end
+
+if not st.room then
+  st.lines = line_transport(coronet.group())
+  st.transports = { st.lines }
+  st.sub = bus.subscribe(TOPIC, { size = SUB_SIZE })
+  st.next_id = 0
+  st.waiting = 0 -- senders waiting for acks
+  st.acked = coronet.chan()
+end
+
+local env = { node = NODE, store = store }
+
+function env.nodes()
+  local list = {}
+  for i = 1, info.workers do list[i] = tostring(i) end
+  return list
+end
+
+function env.publish(msg) bus.publish(TOPIC, msg) end
+
+function env.reply(m, text)
+  local tr = m.transport
+  if m.ready then -- not in the room's group yet: only the welcome
+    m.conn:write(tr.frame(text))
+  else
+    tr.group:send_to(m.conn, tr.frame(text))
+  end
+end
+
+-- joined adds a newcomer to its group when the pump meets its join (if
+-- its connection closed meanwhile, its handler's next read says so).
+function env.joined(m)
+  local ready = m.ready
+  if ready then
+    m.transport.group:add(m.conn, { limit = LIMIT })
+    m.ready = nil
+    ready:close()
+  end
+end
+
+function env.send(text, except)
+  for _, tr in ipairs(st.transports) do
+    tr.group:send(tr.frame(text),
+      except and except.transport == tr and except.conn or nil)
+  end
+end
+
+-- acked wakes the senders waiting for acks (they look again).
+function env.acked()
+  if st.waiting > 0 then
+    local ch = st.acked
+    st.acked = coronet.chan()
+    ch:close()
+  end
+end
+
+if st.room then
+  st.room.env = env -- the room outlived a reload: new wiring
+else
+  st.room = Room.new(env)
+end
+local room = st.room
+
+-- -- The pump ----------------------------------------------------------------
+
+-- pace waits while a member is behind; one still behind after STALL
+-- seconds stopped reading: it is closed (its handler then leaves).
+local function pace()
+  for _, tr in ipairs(st.transports) do
+    local g = tr.group
+    if g:behind() > 0 and not g:wait(STALL) then g:drop_behind() end
+  end
+end
+
+local function publish_acks(idle)
+  local acks = Room.acks(room, idle)
+  if acks then
+    for i = 1, #acks do bus.publish(TOPIC, acks[i]) end
+  end
+end
+
+-- pump hands the room's messages to this worker's members until a newer
+-- version of the script takes over (switch closes); that version's pump
+-- waits for this one to end (done) so that no message overtakes another.
+local function pump(prev, switch, done)
+  if prev then prev:recv() end
+  local sub, tick = st.sub, coronet.ticker(1)
+  local on = true
+  local cases = {
+    { recv = sub, fn = function(msg) return msg end },
+    { recv = tick, fn = function() Room.tick(room) end },
+    { recv = switch, fn = function() on = false end },
+  }
+  while on do
+    local msg, ok = sub:recv(0)
+    if not ok then
+      publish_acks(true)
+      msg = coronet.select(cases)
+    elseif tick:recv(0) then
+      Room.tick(room)
+    end
+    if msg then
+      Room.deliver(room, msg)
+      pace()
+      publish_acks(false)
     end
   end
-  leave(m)
-  m.written:wait(FLUSH_WAIT) -- the writer sends what is queued, then ends
+  tick:stop()
+  done:close()
 end
+
+-- -- Members -------------------------------------------------------------
+
+-- wait_window parks m's handler while this worker's lines are too far
+-- ahead of the slowest pump (at most ACK_WAIT seconds).
+local function wait_window(m)
+  local deadline = coronet.now() + ACK_WAIT
+  while Room.window_full(room) and not m.gone do
+    local left = deadline - coronet.now()
+    if left <= 0 then break end
+    st.waiting = st.waiting + 1
+    st.acked:recv(left)
+    st.waiting = st.waiting - 1
+  end
+end
+
+-- shutdown tells every member of this worker and closes them.
+local function shutdown()
+  st.stopping = true
+  Room.each(room, function(m)
+    env.reply(m, "* server shutting down")
+    m.conn:close()
+  end)
+end
+
+local function serve(conn)
+  if st.stopping then return end
+  local tr = st.lines
+  st.next_id = st.next_id + 1
+  local m = { id = st.next_id, conn = conn, transport = tr,
+    ready = coronet.chan() }
+  if not Room.join(room, m) then return end
+  m.ready:recv(JOIN_WAIT) -- closed by env.joined
+  if m.ready then -- the pump is stuck: give up
+    Room.leave(room, m)
+    return
+  end
+  log.debug("chat: %s joined from %s on worker %s", m.name,
+    tostring(conn:remote_addr()), NODE)
+  local dec = proto.decoder(Room.MAX_LINE)
+  local why, quit
+  while not quit do
+    local data, err = conn:read()
+    if not data then
+      if err == "closed" and not st.stopping then why = "too slow" end
+      break
+    end
+    local evs = dec:feed(data)
+    for i = 1, #evs do
+      local ev = evs[i]
+      if ev[1] == "telnet" then
+        local answer = proto.reply(ev[2], ev[3])
+        if answer then tr.group:send_to(conn, answer) end
+      end
+      local r = Room.input(room, m, ev)
+      if r == "quit" then
+        quit = true
+        break
+      elseif r == "line" and Room.window_full(room) then
+        wait_window(m)
+      end
+    end
+  end
+  tr.group:remove(conn)
+  Room.leave(room, m, why)
+end
+
+-- The switch to this version's pump comes last: a main chunk that fails
+-- before it changes nothing.
+st.gen = (st.gen or 0) + 1
+if st.switch then st.switch:close() end
+local prev = st.pump_done
+st.switch, st.pump_done = coronet.chan(), coronet.chan()
+coronet.spawn(pump, prev, st.switch, st.pump_done)
+if coronet.stopping and not st.on_stop then
+  st.on_stop = true
+  coronet.spawn(function()
+    coronet.stopping():recv()
+    shutdown()
+  end)
+end
+
+return serve

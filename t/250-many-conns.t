@@ -18,20 +18,11 @@ end
 
 local stats = util.svc_stats
 
--- run_all(n, fn) runs fn(i) in n tasks and waits for them all (60 s max);
--- returns how many returned true.
+-- run_all(n, fn) is util.run_all, showing the first error.
 local function run_all(n, fn)
-  local pending, good = n, 0
-  for i = 1, n do
-    coronet.spawn(function()
-      local ok, r = pcall(fn, i)
-      if ok and r then good = good + 1 end
-      if not ok and good == 0 then t.diag("task " .. i .. ": " .. tostring(r)) end
-      pending = pending - 1
-    end)
-  end
-  util.wait_until(function() return pending == 0 end, 120)
-  return good, pending
+  local good, first = util.run_all(n, fn)
+  if first then t.diag(first) end
+  return good
 end
 
 t.test(N .. " connections open at once each get their own bytes back",

@@ -44,7 +44,8 @@ end
 local function setup(opts, text)
   local d = scratch.dir("reload")
   local path = d:write("s.lua", text or version("v1"))
-  local s = scratch.start { script = path, opts = opts }
+  -- these tests count reloads: no edge-mode reloads (CORONET_EDGE=reload)
+  local s = scratch.start { script = path, opts = opts, edge = "relay" }
   return s, d, path
 end
 

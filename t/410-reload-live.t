@@ -35,7 +35,7 @@ local PER_PHASE = 20  -- requests each open client makes between reloads
 local function live(workers)
   local d = scratch.dir("live")
   local path = d:write("s.lua", version("v1"))
-  local s = scratch.start { script = path,
+  local s = scratch.start { script = path, edge = "relay", -- counts reloads
     opts = { "--watch", "--workers", tostring(workers) } }
   local deadline = coronet.now() + LIMIT
   local stop = false

@@ -44,7 +44,8 @@ local function setup(opts)
   d:write("helper.lua", module("helper", "h1"))
   d:write("sub/deep.lua", module("deep", "d1"))
   local path = d:write("s.lua", main)
-  local s = scratch.start { script = path, opts = opts }
+  -- these tests count reloads: no edge-mode reloads (CORONET_EDGE=reload)
+  local s = scratch.start { script = path, opts = opts, edge = "relay" }
   return s, d, path
 end
 
@@ -213,7 +214,7 @@ for _, order in ipairs { "outer first", "inner first" } do
     d:write("inner.lua", "return { VERSION = 'i1' }\n")
     d:write("outer.lua", outer)
     local path = d:write("s.lua", nested(order))
-    local s = scratch.start { script = path }
+    local s = scratch.start { script = path, edge = "relay" }
     t.is(fresh(s), "outer+i1 i1", "first load")
     d:write("inner.lua", "return { VERSION = 'i2' }\n")
     reload(s, path, 1, "SIGHUP after an edit of inner.lua reloads")

@@ -235,6 +235,33 @@ t.test("concurrent publishers on both workers: per-publisher order at "
   end
 end, 120)
 
+t.test("a message published after one from another worker reached this "
+  .. "worker comes after it", function()
+  local N = slow_env and 200 or 1000
+  local c = subscribe(2, "causal", 4096)
+  local p1, p2 = on(1), on(2)
+  p1:write("pubs causal\n")
+  p2:write("pubs causal\n")
+  for i = 1, N do
+    p1:write("a" .. i .. "\n")
+    p1:read_line()
+    p2:write("b" .. i .. "\n")
+    p2:read_line()
+  end
+  local got = messages(c, 2 * N)
+  local bad
+  for i = 1, N do
+    if got[2 * i - 1] ~= "a" .. i or got[2 * i] ~= "b" .. i then
+      bad = bad or i
+    end
+  end
+  t.ok(not bad, format("worker 2's subscriber got a1 b1 ... a%d b%d in "
+    .. "that order%s", N, N, bad and (" (wrong at " .. bad .. ")") or ""))
+  finish(c)
+  p1:close()
+  p2:close()
+end)
+
 t.test("a full subscription on another worker drops the oldest and counts "
   .. "them", function()
   local c = subscribe(2, "lazy", 10, "lazy")

@@ -1,9 +1,11 @@
 -- t/600-chat.t: scripts/chat.lua, the chat protocol line by line (issue
 -- #5, DESIGN.md "Example services"): the welcome, joined and left
 -- notices, /nick, /who, /quit, unknown commands, "NAME: text" to every
--- other member, "\r\n", empty and over-long lines, a byte-per-segment
--- relay. Every test runs twice, on one server per round; each leaves the
--- room empty, and the round ends by checking that it is.
+-- other member, "\r\n", empty and over-long lines, control bytes (issue
+-- #13), a byte-per-segment relay. Every test runs twice, on one server
+-- per round: one worker, then two (issue #8: one room over both workers;
+-- the round checks that members were served by each); each test leaves
+-- the room empty, and the round ends by checking that it is.
 local t = require "lib.tap"
 local chat = require "lib.chat"
 local scratch = require "lib.scratch"
@@ -76,13 +78,14 @@ test("a line goes to every other member as NAME: text, never back to its "
   a:expect(b.name .. ": * " .. a.name .. " left",
     "a line that looks like a notice comes with its sender's name")
   c:expect(b.name .. ": * " .. a.name .. " left")
-  b:say("caf\195\169 \0 \t tab")
-  a:expect(b.name .. ": caf\195\169 \0 \t tab", "bytes pass unchanged")
-  c:expect(b.name .. ": caf\195\169 \0 \t tab")
+  b:say("caf\195\169 \0 \t tab\1\27[31m\127\255")
+  a:expect(b.name .. ": caf\195\169  \t tab[31m", "control bytes but tab "
+    .. "are dropped (issue #13), the others pass unchanged")
+  c:expect(b.name .. ": caf\195\169  \t tab[31m")
   quit_all(a, b, c)
 end)
 
-test("\\r\\n ends a line like \\n; the \\r is dropped, an inner \\r kept",
+test("\\r\\n ends a line like \\n; the \\r is dropped, an inner one too",
   function()
     local a, b = members(2)
     a.conn:write("one\r\ntwo\nthree\r\n")
@@ -90,7 +93,7 @@ test("\\r\\n ends a line like \\n; the \\r is dropped, an inner \\r kept",
     b:expect(a.name .. ": two", "\\n")
     b:expect(a.name .. ": three", "\\r\\n again, in the same write")
     a.conn:write("in\rside\r\n")
-    b:expect(a.name .. ": in\rside", "an inner \\r stays")
+    b:expect(a.name .. ": inside", "an inner \\r is dropped: a control byte")
     a.conn:write("/who\r\n")
     t.like(a:line(), "^%* 2 here: ", "a command ending in \\r\\n works")
     a.conn:write("spl")
@@ -304,7 +307,7 @@ test("through a byte-per-segment relay every line still arrives whole",
   end)
 
 for round = 1, 2 do
-  s = scratch.start { script = server.path("scripts/chat.lua") }
+  s = chat.start(server.path("scripts/chat.lua"), round)
   for _, tc in ipairs(tests) do
     t.test(tc[1] .. format(" (round %d)", round), tc[2], 30)
   end
@@ -313,12 +316,8 @@ for round = 1, 2 do
     local m = chat.must_join(s)
     t.is(m:who(), "* 1 here: " .. m.name, "only the newcomer is there")
     quit_all(m)
-    local errs = {}
-    for _, line in ipairs(s.lines) do
-      if not line:find("^coronet: listening on ") then
-        errs[#errs + 1] = line
-      end
-    end
+    chat.check_spread(s, round)
+    local errs = chat.odd_lines(s)
     t.is(#errs, 0, "the server logged nothing but its start")
     if #errs > 0 then t.diag(table.concat(errs, "\n")) end
     t.is(scratch.stop(s), 0, "the server exits 0 at SIGTERM")

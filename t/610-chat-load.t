@@ -2,7 +2,8 @@
 -- with every line delivered to every other member in per-sender order;
 -- members that never read are disconnected ("* NAME left (too slow)")
 -- while the others keep receiving everything, and the server's memory
--- stays bounded.
+-- stays bounded. Each test runs on one worker, then on two (issue #8),
+-- checking that both served members.
 local t = require "lib.tap"
 local chat = require "lib.chat"
 local scratch = require "lib.scratch"
@@ -135,21 +136,25 @@ local function fanout(s)
   t.is(quit_all(ms), N, "all " .. N .. " members quit")
 end
 
+for _, workers in ipairs { 1, 2 } do
+local on = format(" (%d worker%s)", workers, workers > 1 and "s" or "")
+
 t.test("100 members: every line reaches every other member, in per-sender "
-  .. "order (twice on one server)", function()
-  local s = scratch.start { script = SCRIPT }
+  .. "order (twice on one server)" .. on, function()
+  local s = chat.start(SCRIPT, workers)
   fanout(s)
   local m = chat.must_join(s)
   t.is(m:who(), "* 1 here: " .. m.name, "the room is empty again")
   quit_all { m }
   fanout(s)
+  chat.check_spread(s, workers)
   t.is(scratch.stop(s), 0, "the server exits 0 at SIGTERM")
 end, 180)
 
 t.test("a burst of 1000 lines from one member reaches every other member "
-  .. "whole and in order", function()
-  local s = scratch.start { script = SCRIPT }
-  local ms = room(s, 10)
+  .. "whole and in order" .. on, function()
+  local s = chat.start(SCRIPT, workers)
+  local ms = room(s, 16)
   local lines = {}
   for r = 1, 1000 do lines[r] = text(1, r) .. "\n" end
   ms[1].conn:write(lines) -- one write: the server reads them in a go
@@ -170,14 +175,15 @@ t.test("a burst of 1000 lines from one member reaches every other member "
     end
     if r ~= 1000 then bad = bad + 1 end
   end
-  t.is(bad, 0, "9 members got the 1000 lines, in order")
-  t.is(quit_all(ms), 10, "all quit")
+  t.is(bad, 0, "15 members got the 1000 lines, in order")
+  t.is(quit_all(ms), 16, "all quit")
+  chat.check_spread(s, workers)
   t.is(scratch.stop(s), 0, "the server exits 0 at SIGTERM")
 end, 60)
 
 t.test("members that never read are dropped as too slow; the others get "
-  .. "every line, and the server's memory stays bounded", function()
-  local s = scratch.start { script = SCRIPT }
+  .. "every line, and the server's memory stays bounded" .. on, function()
+  local s = chat.start(SCRIPT, workers)
   local pid = s.proc.pid
   local fast = room(s, 3)  -- fast[1] talks, all three read
   local slow = room(s, 3)  -- these never read
@@ -281,8 +287,11 @@ t.test("members that never read are dropped as too slow; the others get "
   local m = chat.must_join(s)
   t.is(m:who(), "* 1 here: " .. m.name, "the room is empty again")
   quit_all { m }
+  chat.check_spread(s, workers)
   t.is(scratch.stop(s), 0, "the server exits 0 at SIGTERM")
 end, 240)
+
+end
 
 scratch.cleanup()
 t.done()

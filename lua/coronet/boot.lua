@@ -4,6 +4,7 @@
 -- directory (and which of them require which) so that a reload can load
 -- again the ones that changed, with the ones that use them.
 require "coronet.conn"
+require "coronet.tls" -- conn:starttls, conn:tls
 local sched = require "coronet.c.sched"
 local host = require "coronet.c.host"
 local yield, isyieldable = coroutine.yield, coroutine.isyieldable

@@ -15,9 +15,12 @@
 -- (sub:dropped(), bus.stats().dropped), with one log line per burst.
 --
 -- This worker's subscribers get this worker's messages at once, in
--- publish; the other workers' come through the host (coronet.c.bus), one
--- Lua string per message for all the subscribers of this worker, handed
--- out by a task that runs while this worker has subscriptions.
+-- publish, after what other workers published to them before (which
+-- publish hands out first: a message never overtakes one that was queued
+-- for the same subscriber before it was published). The other workers'
+-- messages come through the host (coronet.c.bus), one Lua string per
+-- message for all the subscribers of this worker, handed out by a task
+-- that runs while this worker has subscriptions.
 local c = require "coronet.c.bus"
 local chan = require "coronet.chan"
 local coronet = require "coronet"
@@ -68,31 +71,50 @@ local function deliver(list, msg, lost)
   return n, dropped
 end
 
+-- hand_out delivers a message taken from the host to this worker's
+-- subscriptions; returns the counts of deliveries and drops.
+local function hand_out(topic, msg, lost)
+  local list = topics[topic]
+  if list then return deliver(list, msg, lost) end
+  return 0, 0
+end
+
 -- dispatch hands this worker the other workers' messages while it has
 -- subscriptions; it yields now and then so that the subscribers drain
--- their queues before the next batch.
+-- their queues before the next batch (never between taking a message
+-- and handing it out: publish may hand out the next ones meanwhile).
 local function dispatch()
   local delivered, dropped, k = 0, 0, 0
   while nsubs > 0 do
-    local topic, msg, lost = take()
-    if topic == false or k >= BATCH then
-      if delivered + dropped > 0 then
-        c.count(delivered, dropped)
-        delivered, dropped = 0, 0
-      end
+    if k >= BATCH then
       k = 0
-      if topic == false then wait("bus") else yield() end
+      yield()
     end
+    local topic, msg, lost = take()
     if topic then
-      local list = topics[topic]
-      if list then
-        local n, d = deliver(list, msg, lost)
-        delivered, dropped, k = delivered + n, dropped + d, k + 1
-      end
+      local n, d = hand_out(topic, msg, lost)
+      delivered, dropped, k = delivered + n, dropped + d, k + 1
+    else
+      c.count(delivered, dropped)
+      delivered, dropped, k = 0, 0, 0
+      wait("bus")
     end
   end
   c.count(delivered, dropped)
   dispatching = false
+end
+
+-- catch_up hands out what other workers published to this one before
+-- now, so that a publish from here comes after it.
+local function catch_up()
+  local delivered, dropped = 0, 0
+  while true do
+    local topic, msg, lost = take(true)
+    if not topic then break end
+    local n, d = hand_out(topic, msg, lost)
+    delivered, dropped = delivered + n, dropped + d
+  end
+  if delivered + dropped > 0 then c.count(delivered, dropped) end
 end
 
 local function check_topic(topic, fname)
@@ -111,6 +133,7 @@ function _M.publish(topic, msg)
     error("bad argument #2 to 'publish' (string expected, got "
       .. type(msg) .. ")", 2)
   end
+  if dispatching then catch_up() end
   local list = topics[topic]
   if list then
     c.publish(topic, msg, deliver(list, msg, 0))

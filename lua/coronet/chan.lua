@@ -30,26 +30,35 @@ local CLOSED = {} -- what a sender wakes with when its channel closed
 
 -- -- Wait queues (doubly linked, so a timed-out waiter leaves in O(1)) --
 
--- push queues a new waiter node at the tail of q and returns it: task co
--- in its park tok, val the value a sender offers, case its select case
--- (send true for a send case). Every field is set here, so that the node
--- is one allocation of the right size.
+-- A node is an array (one allocation): its queue (false once unlinked),
+-- the nodes before and after it, the waiting task's handle and park token,
+-- the value a sender offers, its select case and whether that case sends.
+local Q, PREV, NEXT, CO, TOK, VAL, CASE, SEND = 1, 2, 3, 4, 5, 6, 7, 8
+
+-- push queues a new waiter node at the tail of q and returns it.
 local function push(q, co, tok, val, case, send)
   local tail = q.tail
-  local n = { q = q, prev = tail or false, next = false, co = co, tok = tok,
-    val = val, case = case or false, send = send or false }
-  if tail then tail.next = n else q.head = n end
+  local n = { q, tail or false, false, co, tok, val, case or false,
+    send or false }
+  if tail then tail[NEXT] = n else q.head = n end
   q.tail = n
   return n
 end
 
 local function unlink(n)
-  local q = n.q
+  local q = n[Q]
   if not q then return end
-  local prev, nxt = n.prev, n.next
-  if prev then prev.next = nxt else q.head = nxt or nil end
-  if nxt then nxt.prev = prev else q.tail = prev or nil end
-  n.q = false
+  local prev, nxt = n[PREV], n[NEXT]
+  if prev then prev[NEXT] = nxt else q.head = nxt or nil end
+  if nxt then nxt[PREV] = prev else q.tail = prev or nil end
+  n[Q] = false
+end
+
+-- queued(q) -> the count of nodes waiting in q (ch.recvq or ch.sendq).
+function _M.queued(q)
+  local k, n = 0, q.head
+  while n do k, n = k + 1, n[NEXT] end
+  return k
 end
 
 -- block parks the running task (until timeout seconds, or for good when
@@ -100,8 +109,8 @@ local function try_recv(ch)
     local s = sq.head
     while s do -- the buffer has room again: a waiting sender's value
       unlink(s)
-      if wake(s.co, s.tok, s) then
-        put(ch, s.val)
+      if wake(s[CO], s[TOK], s) then
+        put(ch, s[VAL])
         break
       end
       s = sq.head
@@ -111,7 +120,7 @@ local function try_recv(ch)
   local s = sq.head
   while s do -- unbuffered: take straight from a waiting sender
     unlink(s)
-    if wake(s.co, s.tok, s) then return true, s.val, true end
+    if wake(s[CO], s[TOK], s) then return true, s[VAL], true end
     s = sq.head
   end
   if ch.closed then return true, nil, false end
@@ -126,7 +135,7 @@ local function try_send(ch, v, level)
   local r = rq.head
   while r do
     unlink(r)
-    if wake(r.co, r.tok, r, v, true) then return true end
+    if wake(r[CO], r[TOK], r, v, true) then return true end
     r = rq.head
   end
   if ch.count < ch.capacity then
@@ -156,7 +165,8 @@ function _M.new(capacity, mt)
   return setmetatable({
     buf = {}, head = 1, count = 0, capacity = capacity,
     size = capacity > 0 and capacity or 1,
-    closed = false,
+    -- closed: set (true) by close; left out here so that the table has
+    -- room for one more field (a timer's node) without growing
     recvq = {}, sendq = {},
   }, mt or Chan)
 end
@@ -213,13 +223,13 @@ function Chan:close()
   local n = rq.head
   while n do
     unlink(n)
-    wake(n.co, n.tok, n, nil, false)
+    wake(n[CO], n[TOK], n, nil, false)
     n = rq.head
   end
   n = sq.head
   while n do
     unlink(n)
-    wake(n.co, n.tok, n, CLOSED)
+    wake(n[CO], n[TOK], n, CLOSED)
     n = sq.head
   end
 end
@@ -231,7 +241,7 @@ function Chan:len() return self.count end
 function Chan:cap() return self.capacity end
 
 -- ch:is_closed() -> bool
-function Chan:is_closed() return self.closed end
+function Chan:is_closed() return self.closed == true end
 
 function Chan:__tostring()
   return "coronet.chan (" .. self.count .. "/" .. self.capacity
@@ -340,8 +350,8 @@ function _M.select(cases)
   local woke, node, v, ok = wait("select", own)
   for k = 1, #nodes do unlink(nodes[k]) end
   if not woke then return chosen(cases[tcase], tcase) end
-  local i = node.case
-  if node.send then
+  local i = node[CASE]
+  if node[SEND] then
     if v == CLOSED then error("send on closed channel", 2) end
     return chosen(cases[i], i)
   end

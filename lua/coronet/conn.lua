@@ -15,6 +15,69 @@ for _, name in ipairs { "read", "read_full", "peek", "read_line",
   "read_until", "write" } do
   coronet.blocking(methods, name, "conn")
 end
+
+-- -- Fast reads ----------------------------------------------------------
+-- read, read_line and read_until first try the host through LuaJIT's FFI,
+-- which JIT traces compile (a classic C function call ends a trace): when
+-- what they ask for is buffered (in one block, with no other reader), the
+-- host lends the bytes, Lua copies them into a string, the host drops
+-- them. Anything else (nothing buffered yet, a line too long, EOF, a
+-- closed connection, bad arguments) takes the blocking methods above,
+-- which give the same answers.
+local ffi = require "ffi"
+ffi.cdef [[
+const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
+                               size_t max, int line, size_t *out);
+const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out);
+void lcn_conn_ffi_drop(void *box, size_t n);
+]]
+local H, fstring = ffi.C, ffi.string
+local out = ffi.new("size_t[2]")
+local getmetatable, type = getmetatable, type
+local MT = C.metatable
+local BLOCK = C.block_size
+
+local slow_read, slow_line, slow_until = methods.read, methods.read_line,
+  methods.read_until
+
+-- take returns the bytes the host lent at p as a string, and has the host
+-- drop them.
+local function take(self, p)
+  local s = fstring(p, out[0])
+  H.lcn_conn_ffi_drop(self, out[1])
+  return s
+end
+
+-- size_ok says whether x is a size the fast path passes on as it is.
+local function size_ok(x, least)
+  return type(x) == "number" and x >= least and x < 1e15
+end
+
+function methods.read(self, n)
+  if getmetatable(self) == MT and (n == nil or size_ok(n, 1)) then
+    local p = H.lcn_conn_ffi_read(self, n or BLOCK, out)
+    if p ~= nil then return take(self, p) end
+  end
+  return slow_read(self, n)
+end
+
+function methods.read_line(self, max)
+  if getmetatable(self) == MT and (max == nil or size_ok(max, 0)) then
+    local p = H.lcn_conn_ffi_delim(self, "\n", 1, max or 0, 1, out)
+    if p ~= nil then return take(self, p) end
+  end
+  return slow_line(self, max)
+end
+
+function methods.read_until(self, delim, max)
+  if getmetatable(self) == MT and type(delim) == "string"
+    and (max == nil or size_ok(max, 0)) then
+    local p = H.lcn_conn_ffi_delim(self, delim, #delim, max or 0, 0, out)
+    if p ~= nil then return take(self, p) end
+  end
+  return slow_until(self, delim, max)
+end
+
 -- conn:lines([max]) -> iterator over lines (without "\n" or "\r\n").
 -- The loop ends at EOF or close; other errors (timeout, line too long)
 -- are raised.

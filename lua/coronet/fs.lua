@@ -51,6 +51,22 @@ function _M.open(path, mode, perm)
   return finish(C.open(path, mode, perm))
 end
 
+-- open_under(path, root) -> file | nil, err
+-- Opens path for reading only if it is a regular file whose real location
+-- (every symlink resolved) lies inside the directory root; a FIFO or a
+-- device is never opened in a way that waits. err ends in "permission
+-- denied" outside root, "inappropriate file type or format" for anything
+-- but a regular file, or the OS's reason ("no such file or directory",
+-- "too many open files").
+function _M.open_under(path, root)
+  check_path(path, "open_under")
+  if type(root) ~= "string" then
+    error("bad argument #2 to 'open_under' (string expected, got "
+      .. type(root) .. ")", 2)
+  end
+  return finish(C.open_under(path, root))
+end
+
 -- stat(path) -> {size=, type=, mode=, mtime=, atime=, ctime=, ...}
 -- type is "file", "directory", "link", "fifo", "socket", "char", "block".
 function _M.stat(path)

@@ -2,17 +2,48 @@
 -- Names resolve on libuv's thread pool, never on the loop.
 local C = require "coronet.c.net"
 local coronet = require "coronet"
+local tls = require "coronet.tls"
 local lifecycle = require "coronet.lifecycle"
 local type, error = type, error
-local wait = coronet.wait
+local wait, now = coronet.wait, coronet.now
 
 local _M = { _VERSION = "0.1.0" }
+
+local dial
+
+-- dial_tls dials plain, the TLS client handshake on top (tls://addr).
+local function dial_tls(addr, plain, opts)
+  opts = opts or {}
+  local deadline = opts.timeout and now() + opts.timeout
+  local host = plain:match("^%[(.*)%]:%d+$") or plain:match("^(.*):%d+$")
+  if plain:find("^unix:") then host = nil end
+  local c, err = dial(plain, opts)
+  if not c then
+    local pre = "dial " .. plain
+    if err:sub(1, #pre) == pre then
+      err = "dial " .. addr .. err:sub(#pre + 1)
+    end
+    return nil, err
+  end
+  local ok
+  ok, err = tls.client_start(c, opts, host, deadline)
+  if ok then return c end
+  c:close()
+  return nil, "dial " .. addr .. ": " .. err
+end
 
 -- dial(addr [, opts]) -> conn | nil, err
 -- err names the address: "dial 127.0.0.1:1: connection refused".
 -- addr is "host:port", "[ipv6]:port" or "unix:PATH"; opts.timeout bounds
--- the lookup and the connect, in seconds. The connection is the same kind
--- of object as an accepted one.
+-- the lookup and the connect (and a TLS handshake), in seconds. The
+-- connection is the same kind of object as an accepted one.
+-- "tls://" before addr makes it TLS, returned once the handshake is done:
+-- the certificate is checked against the system's CA store (opts.ca, a
+-- file or PEM text, replaces it) and the host name (opts.sni replaces
+-- it; it is also the name sent), unless opts.verify is false;
+-- opts.alpn = {"http/1.1"} offers application protocols. A failed check
+-- says why: "dial tls://h:443: tls: certificate verify failed: hostname
+-- mismatch".
 function _M.dial(addr, opts)
   if type(addr) ~= "string" then
     error("bad argument #1 to 'dial' (string expected, got " .. type(addr)
@@ -22,6 +53,8 @@ function _M.dial(addr, opts)
     error("bad argument #2 to 'dial' (table expected, got " .. type(opts)
       .. ")", 2)
   end
+  local plain = addr:match("^tls://(.*)$")
+  if plain then return dial_tls(addr, plain, opts) end
   local timeout = opts and opts.timeout
   local c, err = C.dial(addr, timeout)
   while c == false do
@@ -32,6 +65,7 @@ function _M.dial(addr, opts)
   if not err:find(addr, 1, true) then err = "dial " .. addr .. ": " .. err end
   return nil, err
 end
+dial = _M.dial
 
 -- lookup(host [, timeout]) -> {ip, ...} | nil, err
 -- Resolves a host name (or a numeric address) on libuv's thread pool to
@@ -52,7 +86,7 @@ function _M.lookup(host, timeout)
 end
 local lookup = _M.lookup
 
--- listen(addr, handler) -> listener | nil, err
+-- listen(addr, handler [, opts]) -> listener | nil, err
 -- Serves addr with handler(conn), each connection its own task. addr is
 -- "host:port" (port 0 for any free port), "[ipv6]:port" or "unix:PATH";
 -- a host name is looked up on the thread pool (the task waits) and the
@@ -63,8 +97,8 @@ local lookup = _M.lookup
 -- the script: a reload whose main chunk listens on the same address takes
 -- the socket over (no connection is refused meanwhile), one that does not
 -- closes it, and a listen that fails in a main chunk fails the reload.
-local function listen(addr, handler, version)
-  local l, err, host = C.listen(addr, handler, version)
+local function listen(addr, handler, version, conf)
+  local l, err, host = C.listen(addr, handler, version, conf)
   if l then return l end
   if not host then return nil, err end
   local ips, lerr = lookup(host)
@@ -73,13 +107,18 @@ local function listen(addr, handler, version)
   local port = addr:match(":(%d+)$")
   local numeric = (ip:find(":", 1, true) and "[" .. ip .. "]" or ip) .. ":"
     .. port
-  l, err = C.listen(numeric, handler, version)
+  l, err = C.listen(numeric, handler, version, conf)
   if l then return l end
   return nil, (err:gsub("^listen [^ ]+:", "listen " .. addr .. " ("
     .. numeric .. "):", 1))
 end
 
-function _M.listen(addr, handler)
+-- "tls://" before addr serves TLS with opts as coronet.tls.server takes
+-- them: {cert =, key =} (files or PEM text), or certs = {{cert =, key =},
+-- ...} chosen by SNI, alpn = {"http/1.1"}, handshake_timeout = 10. The
+-- handler gets its connection at once; reads wait for the handshake.
+-- listener:addr() then starts with "tls://" too.
+function _M.listen(addr, handler, opts)
   if type(addr) ~= "string" then
     error("bad argument #1 to 'listen' (string expected, got " .. type(addr)
       .. ")", 2)
@@ -88,9 +127,19 @@ function _M.listen(addr, handler)
     error("bad argument #2 to 'listen' (function expected, got "
       .. type(handler) .. ")", 2)
   end
+  local conf, err
+  local plain = addr:match("^tls://(.*)$")
+  if plain then
+    conf, err = tls.server(opts, 3, "listen")
+    if not conf then return nil, "listen " .. addr .. ": " .. err end
+  end
   lifecycle.own(handler)
-  local l, err = listen(addr, handler, lifecycle.main_version())
-  if not l then lifecycle.listen_failed(err) end
+  local l
+  l, err = listen(plain or addr, handler, lifecycle.main_version(), conf)
+  if not l then
+    if plain then err = err:gsub("^listen ", "listen tls://", 1) end
+    lifecycle.listen_failed(err)
+  end
   return l, err
 end
 

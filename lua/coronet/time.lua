@@ -92,9 +92,6 @@ function Timer:reset(s)
   return start(self.node, self, s)
 end
 
--- timer:pending() -> bool: whether it is still to fire.
-function Timer:pending() return pending(self.node) end
-
 -- -- Tickers ----------------------------------------------------------------
 
 -- ticker(period) -> ticker: a channel (capacity 1) that receives now()

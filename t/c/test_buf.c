@@ -124,6 +124,7 @@ static int64_t ref_find(const char *s, size_t n, size_t from, const char *d,
 /* -- Tests ------------------------------------------------------------- */
 
 #define DATA ((size_t)CN_BLOCK_DATA)
+#define MOVE_BIG (CN_BLOCK_DATA / 2) /* moved by relinking its block */
 
 
 static void test_pool(void) {
@@ -384,6 +385,26 @@ static void test_find(void) {
 }
 
 
+/* issue #12 (found by t/fuzz/fuzz_buf.c): a block a reservation left empty
+** at the head of the source, with bytes after it, made cn_buf_move spin. */
+static void test_move_past_empty(cn_pool_t *p) {
+  cn_buf_t a, b;
+  char *w, big[MOVE_BIG];
+  size_t room;
+  cn_buf_init(&a, p);
+  cn_buf_init(&b, p);
+  cn_buf_reserve(&a, &w, &room);
+  cn_buf_commit(&a, 0);  /* a holds one empty block */
+  fill(big, sizeof big, 3);
+  cn_buf_append(&b, big, sizeof big);
+  cn_buf_move(&a, &b, sizeof big);  /* relinked after the empty block */
+  ok(cn_buf_move(&b, &a, sizeof big) == sizeof big && same(&b, big, sizeof big),
+     "move skips an empty block at the head of the source");
+  cn_buf_reset(&b);
+  ok(p->nlive == 0, "and returns it to the pool");
+}
+
+
 static void test_move(void) {
   cn_pool_t p;
   cn_buf_t a, b;
@@ -423,6 +444,7 @@ static void test_move(void) {
   ok(p.nlive == 0, "no block is lost by moves");
   free(src);
   free(want);
+  test_move_past_empty(&p);
   cn_pool_close(&p);
 }
 

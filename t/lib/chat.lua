@@ -4,11 +4,65 @@
 --   a:say("hello")                  -- sends "hello\n"
 --   a:expect("* bob joined", what)  -- the next line is exactly that
 --   a:quiet(what)                   -- nothing else was sent to a
+--   local s = chat.start(path, 2)   -- a chat server with 2 workers
+--   chat.spread(s)                  -- members served by each worker
 -- Every read has the connection's timeout (5 s unless told).
 local t = require "lib.tap"
+local scratch = require "lib.scratch"
 local setmetatable, format = setmetatable, string.format
 
 local _M = {}
+
+-- start(script, workers [, opts]) starts a chat server (scratch.start)
+-- with that many workers; with more than one it logs at debug level, so
+-- that spread() can tell which worker served whom.
+function _M.start(script, workers, opts)
+  local o = {}
+  for _, v in ipairs(opts or {}) do o[#o + 1] = v end
+  if workers > 1 then
+    for _, v in ipairs { "--workers", tostring(workers), "--log-level",
+      "debug" } do o[#o + 1] = v end
+  end
+  return scratch.start { script = script, opts = o }
+end
+
+local JOINED = "^coronet: debug: chat: %S+ joined from %S+ on worker (%d+)$"
+
+-- spread(s) -> how many members each worker served ({["1"] = n, ...})
+function _M.spread(s)
+  local on = {}
+  for _, line in ipairs(s.lines) do
+    local w = line:match(JOINED)
+    if w then on[w] = (on[w] or 0) + 1 end
+  end
+  return on
+end
+
+-- check_spread(s, workers) checks, with t, that every worker served
+-- members (when there are several).
+function _M.check_spread(s, workers)
+  if workers < 2 then return end
+  local on, counts, ok = _M.spread(s), {}, true
+  for w = 1, workers do
+    counts[w] = on[tostring(w)] or 0
+    if counts[w] == 0 then ok = false end
+  end
+  t.ok(ok, format("members were served by each of the %d workers (%s)",
+    workers, table.concat(counts, ", ")))
+end
+
+-- odd_lines(s [, patterns]) -> what s logged besides its start, the debug
+-- lines about connections and joins, and lines matching patterns
+function _M.odd_lines(s, patterns)
+  local odd = {}
+  for _, line in ipairs(s.lines) do
+    local known = line:find("^coronet: listening on ") or line:find(JOINED)
+      or line:find("^coronet: debug: conn %d+[ :]")
+    for _, p in ipairs(patterns or {}) do known = known or line:find(p) end
+    if not known then odd[#odd + 1] = line end
+  end
+  return odd
+end
 local Member = {}
 Member.__index = Member
 

@@ -11,6 +11,8 @@
 --   pub TOPIC COUNT TAG       -> publishes "TAG i" for i = 1..COUNT, then
 --                                "done W"
 --   big TOPIC SIZE SEED       -> publishes payload(SIZE, SEED), "done W"
+--   pubs TOPIC                -> publishes each line the client sends,
+--                                answering each with "ok"
 --   stats                     -> "published=.. delivered=.. dropped=..
 --                                topics=.. tasks=.. W"
 local coronet = require "coronet"
@@ -78,6 +80,13 @@ end
 function commands.big(conn, topic, size, seed)
   bus.publish(topic, payload(tonumber(size), tonumber(seed)))
   conn:write("done " .. W .. "\n")
+end
+
+function commands.pubs(conn, topic)
+  for line in conn:lines() do
+    bus.publish(topic, line)
+    conn:write("ok\n")
+  end
 end
 
 function commands.stats(conn)

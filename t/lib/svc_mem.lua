@@ -6,7 +6,7 @@
 --   firehose writes 64 KiB chunks until the write fails
 -- The main chunk also serves a second listener that answers each line
 -- with one line of coronet.stats() ("blocks=3 free_blocks=1 ..."), and logs
--- "stats on ADDR" so that a test can find it.
+-- "stats on ADDR" so that a test can find it. A reload keeps it.
 local coronet = require "coronet"
 local net = require "coronet.net"
 local io_ = require "coronet.io"
@@ -20,10 +20,14 @@ local function stats_line()
     s.blocks, s.free_blocks, s.connections, s.tasks)
 end
 
-local l = assert(net.listen("127.0.0.1:0", function(conn)
-  for _ in conn:lines() do conn:write(stats_line()) end
-end))
-host.log("info", "stats on " .. l:addr())
+-- once per process: a reload (the edge mode's SIGHUP) keeps the listener
+local kept = coronet.state("svc_mem")
+if not kept.stats then
+  kept.stats = assert(net.listen("127.0.0.1:0", function(conn)
+    for _ in conn:lines() do conn:write(stats_line()) end
+  end))
+  host.log("info", "stats on " .. kept.stats:addr())
+end
 
 local handlers = {}
 

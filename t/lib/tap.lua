@@ -108,7 +108,8 @@ end
 
 -- test(name, fn [, timeout]) runs fn in a task of its own and waits for
 -- it, at most timeout seconds (default 60). Checks inside fn that raise
--- count as a failure named after the test.
+-- count as a failure named after the test. _M.before_test, when set (the
+-- edge modes of lib.server), runs first in the same task.
 function _M.test(name, fn, timeout)
   timeout = timeout or 60
   local done, err = false, nil
@@ -116,7 +117,8 @@ function _M.test(name, fn, timeout)
   local me = coroutine.running()
   coronet.spawn(function()
     current = name
-    local ok, e = xpcall(fn, debug.traceback)
+    local ok, e = xpcall(_M.before_test or function() end, debug.traceback)
+    if ok then ok, e = xpcall(fn, debug.traceback) end
     if not ok then err = e end
     done = true
     sched.wake(me)

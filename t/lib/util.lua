@@ -134,11 +134,7 @@ function _M.settle(n)
 end
 
 -- queued(q) counts the nodes of a channel's wait queue.
-function _M.queued(q)
-  local k, n = 0, q.head
-  while n do k, n = k + 1, n.next end
-  return k
-end
+_M.queued = require("coronet.chan").queued
 
 -- svc_stats(addr) asks a t/lib/svc_mem.lua server for its coronet.stats()
 -- ("?\n" gets one line of key=value) and returns them as a table.
@@ -187,6 +183,53 @@ function _M.spawn_wg(fn, default_timeout)
     wg:wait(timeout or default_timeout or 30)
     return unpack(res or {})
   end
+end
+
+-- command(argv [, o]) runs a program to its end and returns its exit
+-- code (nil if it ran past o.timeout, default 30 s, and was killed), its
+-- stdout and its stderr. o.input is written to its stdin, which closes
+-- after o.hold seconds (default at once).
+function _M.command(argv, o)
+  local process = require "coronet.process"
+  o = o or {}
+  argv.stdin, argv.stdout, argv.stderr = "pipe", "pipe", "pipe"
+  local p = assert(process.spawn(argv))
+  local outs, pending = {}, 2
+  for _, k in ipairs { "stdout", "stderr" } do
+    coronet.spawn(function()
+      outs[k] = _M.read_all(p[k])
+      pending = pending - 1
+    end)
+  end
+  if o.input then p.stdin:write(o.input) end
+  if o.hold then p:wait(o.hold) end
+  p.stdin:close()
+  local code, sig = p:wait(o.timeout or 30)
+  if not code then
+    p:kill("KILL")
+    p:wait()
+  end
+  while pending > 0 do coronet.sleep(0.001) end
+  return code, outs.stdout, outs.stderr, sig
+end
+
+-- run_all(n, fn [, timeout]) runs fn(i) for i = 1..n, each in a task of
+-- its own, and waits for them all (default 120 s); returns how many
+-- returned a true value, and the first error raised, if any.
+function _M.run_all(n, fn, timeout)
+  local pending, good, first = n, 0, nil
+  for i = 1, n do
+    coronet.spawn(function()
+      local ok, r = pcall(fn, i)
+      if ok and r then good = good + 1 end
+      if not ok and not first then
+        first = "task " .. i .. ": " .. tostring(r)
+      end
+      pending = pending - 1
+    end)
+  end
+  _M.wait_until(function() return pending == 0 end, timeout or 120)
+  return good, first
 end
 
 -- no_leftovers(t) checks, with t, that no connection is open and only the

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# bench/tls-bench.sh - coronet's TLS benchmark (bench/run.sh runs it as its
+# "tls" workload; it also runs alone). Servers, each pinned to SERVER_CPU
+# with taskset, one at a time: coronet (bench/tls_serve.lua on a tls://
+# address), nginx with TLS (one worker, no master; config written into a
+# temporary directory) and Go's crypto/tls (bench/peers/go_tls.go,
+# GOMAXPROCS=1). One self-signed ECDSA P-256 certificate for all. Loads,
+# pinned to LOADGEN_CPU:
+#   hs_full     full TLS 1.3 handshakes/s: HS_PROCS `openssl s_time -new`
+#               at once (s_time is sequential: one alone measures latency)
+#   hs_resumed  resumed handshakes/s: `s_time -reuse -tls1_2` (TLS 1.2
+#               session tickets: s_time never reads a TLS 1.3 ticket)
+#   echo64      64 B echo at 100 connections, msgs/s (bench/tls-load.c,
+#               OpenSSL + epoll; nginx has no echo: n/a)
+#   echo16k     16 KiB echo at 50 connections, MiB/s both ways (n/a nginx)
+#   get16k      16 KiB HTTP/1.1 keep-alive GETs at 50 connections, MiB/s
+#               (coronet: tls_serve.lua's minimal responder)
+#   idle        server RSS per idle TLS connection, KiB, after TLS_IDLE
+#               handshakes (50 at a time)
+# and the server's CPU % of one core over each load (near 100: the server
+# is the bottleneck; well under: the load side is). Prints a markdown
+# table with coronet/peer ratios. Builds go to BUILD_DIR. Always exits 0; a
+# peer that cannot run says so.
+#   bench/tls-bench.sh        QUICK=1 bench/tls-bench.sh (2 s loads)
+# Environment: CORONET, BUILD_DIR (/tmp/coronet-bench/build), SERVER_CPU
+# (0), LOADGEN_CPU (1), QUICK, TLS_SECS (5), TLS_PEERS (coronet,nginx,go),
+# TLS_LOADS (hs_full,hs_resumed,echo64,echo16k,get16k,idle), HS_PROCS (4),
+# TLS_IDLE (2000), TLS_PORT_BASE (17500).
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$ROOT/bench
+CORONET=${CORONET:-$ROOT/host/coronet}
+BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
+SERVER_CPU=${SERVER_CPU:-0}
+LOADGEN_CPU=${LOADGEN_CPU:-1}
+QUICK=${QUICK:-${BENCH_QUICK:-0}}
+[ "$QUICK" = 1 ] && TLS_SECS=${TLS_SECS:-2} && TLS_IDLE=${TLS_IDLE:-1000}
+TLS_SECS=${TLS_SECS:-5}
+TLS_IDLE=${TLS_IDLE:-2000}
+TLS_PEERS=${TLS_PEERS:-coronet,nginx,go}
+TLS_LOADS=${TLS_LOADS:-hs_full,hs_resumed,echo64,echo16k,get16k,idle}
+HS_PROCS=${HS_PROCS:-4}
+PORT=${TLS_PORT_BASE:-17500}
+
+WORK=$(mktemp -d /tmp/coronet-tls-bench.XXXXXX)
+SPID=
+cleanup() {
+    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+log() { echo "tls-bench: $*" >&2; }
+has() { case ",$1," in *",$2,"*) return 0 ;; esac; return 1; }
+# (taskset execs the program: $! of "taskset ... &" is the program's pid)
+pin_l() { taskset -c "$LOADGEN_CPU" "$@"; }
+
+# ---------------------------------------------------------------- setup
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 30 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    2>/dev/null || { echo "tls-bench: openssl cannot make a certificate"; exit 0; }
+mkdir -p "$BUILD_DIR"
+LOAD=$BUILD_DIR/tls-load
+cc -O2 -o "$LOAD" "$BENCH/tls-load.c" -lssl -lcrypto 2>"$WORK/cc.err" ||
+    { echo "tls-bench: cannot build bench/tls-load.c: $(head -3 "$WORK/cc.err")"; exit 0; }
+GO_TLS=$BUILD_DIR/go_tls
+if has "$TLS_PEERS" go; then
+    (cd "$BENCH/peers" && GOCACHE=$BUILD_DIR/gocache go build -o "$GO_TLS" go_tls.go) \
+        2>"$WORK/go.err" || { log "go peer: $(head -3 "$WORK/go.err")"; GO_TLS=; }
+fi
+NOTES=()
+[ -x "$CORONET" ] || NOTES+=("coronet: $CORONET is not built")
+command -v nginx >/dev/null || NOTES+=("nginx: not installed")
+[ -n "$GO_TLS" ] || NOTES+=("go: the peer did not build")
+
+mkdir -p "$WORK/nginx/logs" "$WORK/nginx/www" "$WORK/nginx/tmp"
+printf 'hello\n' >"$WORK/nginx/www/hello"
+head -c 16384 /dev/zero | tr '\0' x >"$WORK/nginx/www/16k"
+
+nginx_conf() {   # port
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    default_type text/plain;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_tickets on;
+    server {
+        listen 127.0.0.1:$1 ssl backlog=4096;
+        ssl_certificate $WORK/cert.pem;
+        ssl_certificate_key $WORK/key.pem;
+        root $WORK/nginx/www;
+    }
+}
+EOF
+}
+
+# port_free port: nothing listens there.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start name mode: starts a server on a free port (SPID, SPORT).
+start() {
+    local name=$1 mode=$2 i
+    PORT=$((PORT + 1))
+    while ! port_free "$PORT"; do PORT=$((PORT + 1)); done
+    SPORT=$PORT
+    case $name in
+    coronet) taskset -c "$SERVER_CPU" "$CORONET" "$BENCH/tls_serve.lua" "$mode" -q \
+                 -l "tls://127.0.0.1:$SPORT" --tls-cert "$WORK/cert.pem" \
+                 --tls-key "$WORK/key.pem" 2>>"$WORK/server.err" & ;;
+    nginx) nginx_conf "$SPORT"
+           taskset -c "$SERVER_CPU" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
+               -e "$WORK/nginx/logs/error.log" 2>>"$WORK/server.err" & ;;
+    go) GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$GO_TLS" -addr "127.0.0.1:$SPORT" -mode "$mode" \
+            -cert "$WORK/cert.pem" -key "$WORK/key.pem" 2>>"$WORK/server.err" & ;;
+    esac
+    SPID=$!
+    for i in $(seq 100); do
+        port_free "$SPORT" || return 0
+        sleep 0.05
+    done
+    log "$name did not start: $(tail -2 "$WORK/server.err")"
+    stop
+    return 1
+}
+
+stop() {
+    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+    SPID=
+}
+
+ticks() { awk '{print $14 + $15}' "/proc/$SPID/stat" 2>/dev/null || echo 0; }
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$SPID/status" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+
+declare -A R CPU
+# measure name load value cpu: records a result.
+measure() { R[$1,$2]=$3; CPU[$1,$2]=$4; log "$1 $2 = $3 (server CPU $4%)"; }
+
+# s_time_load kind: HS_PROCS s_time processes; prints handshakes/s.
+s_time_load() {
+    local args=(-new) i total=0 n
+    [ "$1" = resumed ] && args=(-reuse -tls1_2)
+    for i in $(seq "$HS_PROCS"); do
+        pin_l openssl s_time -connect "127.0.0.1:$SPORT" "${args[@]}" \
+            -time "$TLS_SECS" >"$WORK/stime.$i" 2>&1 &
+    done
+    wait   # in $(...): only the s_time processes are this shell's
+    for i in $(seq "$HS_PROCS"); do
+        # -reuse prints a first line for its one full handshake: the last
+        # "N connections in" line is the one timed
+        n=$(grep -oE '^[0-9]+ connections in [0-9.]+s' "$WORK/stime.$i" | tail -1 |
+            awk '{print $1}')
+        total=$((total + ${n:-0}))
+    done
+    echo $((total / TLS_SECS))
+}
+
+run_load() {   # name load
+    local name=$1 load=$2 mode=echo t0 t1 w0 w1 out v
+    case $load in get16k) mode=http ;; esac
+    case $name,$load in nginx,echo*) R[$name,$load]=n/a; return ;; esac
+    start "$name" "$mode" || { R[$name,$load]=failed; return; }
+    t0=$(ticks) w0=$(date +%s%N)
+    case $load in
+    hs_full) v=$(s_time_load full) ;;
+    hs_resumed) v=$(s_time_load resumed) ;;
+    echo64) out=$(pin_l "$LOAD" echo -p "$SPORT" -c 100 -s 64 -d "$TLS_SECS" -w 1)
+            v=$(grep -oE 'msgs_s=[0-9]+' <<<"$out" | cut -d= -f2) ;;
+    echo16k) out=$(pin_l "$LOAD" echo -p "$SPORT" -c 50 -s 16384 -d "$TLS_SECS" -w 1)
+             v=$(grep -oE 'mib_s=[0-9.]+' <<<"$out" | cut -d= -f2) ;;
+    get16k) out=$(pin_l "$LOAD" get -p "$SPORT" -c 50 --path /16k -d "$TLS_SECS" -w 1)
+            v=$(grep -oE 'mib_s=[0-9.]+' <<<"$out" | cut -d= -f2) ;;
+    idle) local r0 r1 n
+          sleep 0.2
+          r0=$(rss)
+          taskset -c "$LOADGEN_CPU" "$LOAD" idle -p "$SPORT" -c "$TLS_IDLE" \
+              --conc 50 >"$WORK/idle.out" &
+          local lp=$! i
+          for i in $(seq 1200); do
+              grep -q '^ready' "$WORK/idle.out" && break
+              sleep 0.1
+          done
+          sleep 0.5
+          r1=$(rss)
+          n=$(awk '/^ready/ {print $2}' "$WORK/idle.out")
+          kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
+          [ -n "$n" ] && [ "$n" -gt 0 ] && v=$(awk -v a="$r0" -v b="$r1" -v n="$n" \
+              'BEGIN {printf "%.1f", (b - a) / n}') ;;
+    esac
+    [ -n "${out:-}" ] && grep -q 'errors=[1-9]\|verify=mismatch' <<<"$out" &&
+        NOTES+=("$name $load: $out")
+    t1=$(ticks) w1=$(date +%s%N)
+    stop
+    measure "$name" "$load" "${v:-failed}" \
+        $(( (t1 - t0) * 100 * 1000000000 / HZ / (w1 - w0 + 1) ))
+}
+
+PEER_LIST=()
+for p in ${TLS_PEERS//,/ }; do
+    case $p in
+    coronet) [ -x "$CORONET" ] && PEER_LIST+=(coronet) ;;
+    nginx) command -v nginx >/dev/null && PEER_LIST+=(nginx) ;;
+    go) [ -n "$GO_TLS" ] && PEER_LIST+=(go) ;;
+    esac
+done
+LOADS=()
+for l in ${TLS_LOADS//,/ }; do LOADS+=("$l"); done
+for l in "${LOADS[@]}"; do
+    for p in "${PEER_LIST[@]}"; do run_load "$p" "$l"; done
+done
+
+# ---------------------------------------------------------------- report
+unit() {
+    case $1 in hs_*) echo "handshakes/s" ;; echo64) echo "msgs/s" ;;
+    idle) echo "KiB/conn (lower is better)" ;; *) echo "MiB/s" ;; esac
+}
+ratio() {   # a b [lower]
+    awk -v a="$1" -v b="$2" -v low="${3:-0}" 'BEGIN {
+        if (a + 0 <= 0 || b + 0 <= 0) { print "-"; exit }
+        printf "%.2f", low ? b / a : a / b }'
+}
+echo "## TLS (bench/tls-bench.sh)"
+echo
+echo "ECDSA P-256 certificate; server on CPU $SERVER_CPU, load on CPU $LOADGEN_CPU;"
+echo "${TLS_SECS}s per load; handshakes by $HS_PROCS parallel openssl s_time;"
+echo "echo and GET by bench/tls-load.c (OpenSSL + epoll). Server CPU % in ()."
+echo "Ratios are coronet/peer (for idle memory, peer/coronet: above 1 = coronet smaller)."
+echo
+hdr="| load | unit |" sep="| --- | --- |"
+for p in "${PEER_LIST[@]}"; do hdr+=" $p |"; sep+=" ---: |"; done
+for p in "${PEER_LIST[@]}"; do
+    [ "$p" != coronet ] && hdr+=" coronet/$p |" && sep+=" ---: |"
+done
+echo "$hdr"
+echo "$sep"
+for l in "${LOADS[@]}"; do
+    row="| $l | $(unit "$l") |"
+    for p in "${PEER_LIST[@]}"; do
+        v=${R[$p,$l]:-}
+        c=${CPU[$p,$l]:-}
+        row+=" $v${c:+ ($c%)} |"
+    done
+    for p in "${PEER_LIST[@]}"; do
+        [ "$p" = coronet ] && continue
+        low=0; [ "$l" = idle ] && low=1
+        row+=" $(ratio "${R[coronet,$l]:-}" "${R[$p,$l]:-}" "$low") |"
+    done
+    echo "$row"
+done
+echo
+[ "${#NOTES[@]}" -gt 0 ] && printf -- '- %s\n' "${NOTES[@]}" && echo
+exit 0

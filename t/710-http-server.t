@@ -1,0 +1,246 @@
+-- t/710-http-server.t: http.server with real clients (issue #10): curl
+-- (keep-alive reuse, HEAD, chunked upload, 100-continue), Python's
+-- http.client (pipelining, malformed requests), and a raw client for
+-- keep-alive, pipelined batches in one writev, chunked and length-framed
+-- responses, 204, Date, handler errors, body discard and the header,
+-- idle and body timeouts.
+local t = require "lib.tap"
+local util = require "lib.util"
+local server = require "lib.server"
+local httpc = require "lib.httpc"
+local ext = require "lib.ext"
+local coronet = require "coronet"
+local rep, format, concat = string.rep, string.format, table.concat
+
+ext.need(t, "curl")
+ext.need(t, "/usr/bin/python3")
+
+local s = server.start { script = "t/lib/http_app.lua",
+  args = { "header_timeout=1", "idle=1", "body_timeout=1", "discard=1000",
+    "max_body=3000000" } }
+local base = "http://" .. s.addr
+local host, port = s.addr:match("^(.*):(%d+)$")
+
+local function curl(args, stdin)
+  local argv = { "curl", "-sS", "--max-time", "20" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  return ext.run(argv, stdin, 30)
+end
+
+local function python(args, stdin)
+  local argv = { "/usr/bin/python3", server.path("t/py/http_raw.py"), host,
+    port }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  return ext.run(argv, stdin, 30)
+end
+
+t.test("curl reuses one connection for two requests", function()
+  local code, out, err = curl { "-v", base .. "/", base .. "/users/5" }
+  t.is(code, 0, "curl succeeds")
+  t.is(out, "hello\nuser 5\n", "both bodies")
+  t.like(err, "Re%-using existing connection", "the second reuses the first's")
+end)
+
+t.test("curl HEAD gets GET's length and no body", function()
+  local code, out = curl { "-i", "-I", base .. "/big/1234" }
+  t.is(code, 0, "curl succeeds")
+  t.like(out, "^HTTP/1%.1 200 OK\r\n", "200")
+  t.like(out, "\r\nContent%-Length: 1234\r\n", "the GET's length")
+  t.like(out, "\r\n\r\n$", "and no body")
+end)
+
+t.test("curl uploads a chunked body", function()
+  local body = util.random_bytes(200000, 7)
+  local code, out = curl({ "-H", "Transfer-Encoding: chunked",
+    "--data-binary", "@-", base .. "/echo" }, body)
+  t.is(code, 0, "curl succeeds")
+  t.ok(out == body, "the body comes back whole (" .. #out .. " bytes)")
+end)
+
+t.test("curl's Expect: 100-continue gets a 100 before the body", function()
+  local body = rep("z", 2000000)
+  local code, out, err = curl({ "-v", "-H", "Expect: 100-continue",
+    "--data-binary", "@-", base .. "/count" }, body)
+  t.is(code, 0, "curl succeeds")
+  t.like(err, "< HTTP/1%.1 100 Continue", "a 100 Continue came")
+  t.is(out, "2000000\n", "the whole body was read")
+end)
+
+t.test("Python's http.client reads 16 pipelined responses in order",
+  function()
+    local code, out = python { "pipeline", "16" }
+    t.is(code, 0, "python succeeds")
+    local want = {}
+    for i = 0, 15 do want[#want + 1] = "200 user " .. i end
+    t.is(out, concat(want, "\n") .. "\n", "16 responses, in order")
+  end)
+
+t.test("Python's http.client sees malformed requests refused and closed",
+  function()
+    for _, case in ipairs {
+      { "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+        .. "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400" },
+      { "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n\tb\r\n\r\n", "400" },
+      { "GET / HTTP/1.1\r\nHost: x\r\n" .. rep("X-Y: z\r\n", 2000) .. "\r\n",
+        "431" },
+      { "GET /" .. rep("a", 20000) .. " HTTP/1.1\r\nHost: x\r\n\r\n", "414" },
+      { "GET / HTTP/3.0\r\nHost: x\r\n\r\n", "505" },
+    } do
+      local code, out = python({ "raw" }, case[1])
+      t.is(code == 0 and out, case[2] .. "\nclosed\n",
+        "python: " .. case[2] .. " then close for " .. util.show_bytes(case[1]))
+    end
+  end)
+
+t.test("a pipelined batch is answered in one write", function()
+  local c = s:connect()
+  local reqs = {}
+  for i = 1, 16 do reqs[i] = httpc.req("GET", "/users/" .. i) end
+  c:write(concat(reqs))
+  local got = c:read(65536)
+  local n = 0
+  for _ in (got or ""):gmatch("HTTP/1%.1 200 OK") do n = n + 1 end
+  t.is(n, 16, "the first read holds all 16 responses")
+  c:close()
+end)
+
+t.test("responses are chunked unless a length was set", function()
+  local c = s:connect()
+  c:write(httpc.req("GET", "/stream") .. httpc.req("GET", "/length"))
+  local r = assert(httpc.read(c))
+  t.is(r.headers["transfer-encoding"], "chunked", "chunked")
+  t.is(r.body, "part 1\npart 2\npart 3\n", "three writes, one body")
+  r = assert(httpc.read(c))
+  t.is(r.headers["content-length"], "6", "Content-Length as set")
+  t.is(r.headers["transfer-encoding"], nil, "not chunked")
+  t.is(r.body, "abcdef", "two writes")
+  c:close()
+end)
+
+t.test("an HTTP/1.0 stream ends at close", function()
+  local c = s:connect()
+  c:write("GET /stream HTTP/1.0\r\n\r\n")
+  local r = assert(httpc.read(c))
+  t.is(r.headers["transfer-encoding"], nil, "not chunked")
+  t.is(r.body, "part 1\npart 2\npart 3\n", "the body up to the close")
+  c:close()
+end)
+
+t.test("204 has no body and no length", function()
+  local c = s:connect()
+  c:write(httpc.req("GET", "/nocontent") .. httpc.req("GET", "/"))
+  local r = assert(httpc.read(c))
+  t.is(r.status, 204, "204")
+  t.is(r.headers["content-length"], nil, "no Content-Length")
+  r = httpc.read(c)
+  t.is(r and r.body, "hello\n", "the next response follows at once")
+  c:close()
+end)
+
+t.test("Date is an IMF-fixdate of now", function()
+  local c = s:connect()
+  c:write(httpc.req("GET", "/"))
+  local r = assert(httpc.read(c))
+  local http = require "coronet.http"
+  local d = http.parse_date(r.headers.date)
+  t.ok(d and math.abs(d - os.time()) <= 2, "Date " .. tostring(r.headers.date))
+  c:close()
+end)
+
+t.test("a handler error gives 500 and one log line with the request line",
+  function()
+    local c = s:connect()
+    c:write(httpc.req("GET", "/error?x=1"))
+    local r = assert(httpc.read(c))
+    t.is(r.status, 500, "500")
+    t.ok(httpc.closed(c), "then close")
+    local line = s:wait_log("http: GET /error%?x=1: ")
+    t.like(line, "handler failed on purpose", "the error's message")
+    t.ok(s:log():find("stack traceback:\n", 1, true), "and a traceback")
+  end)
+
+t.test("a handler error after the head closes the connection", function()
+  local c = s:connect()
+  c:write(httpc.req("GET", "/error-late"))
+  local r, err = httpc.read(c)
+  t.is(r, nil, "no complete response (" .. tostring(err) .. ")")
+  t.ok(s:wait_log("handler failed after writing"), "logged")
+end)
+
+t.test("an unread small body is discarded and the connection kept", function()
+  local c = s:connect()
+  c:write(httpc.req("POST", "/ignore", nil, rep("b", 900))
+    .. httpc.req("GET", "/"))
+  t.is((httpc.read(c) or {}).body, "ignored\n", "the handler's answer")
+  t.is((httpc.read(c) or {}).body, "hello\n", "the next request")
+  c:close()
+end)
+
+t.test("an unread body past the discard limit ends the connection",
+  function()
+    local c = s:connect()
+    c:write(httpc.req("POST", "/ignore", nil, rep("b", 5000)))
+    t.is((httpc.read(c) or {}).body, "ignored\n", "the handler's answer")
+    t.ok(httpc.closed(c), "then close")
+  end)
+
+t.test("a body over max_body is refused with 413", function()
+  local c = s:connect()
+  c:write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+  local chunk = format("%x\r\n%s\r\n", 100000, rep("c", 100000))
+  local r
+  coronet.spawn(function()
+    for _ = 1, 40 do
+      if not c:write(chunk) then break end
+    end
+  end)
+  r = httpc.read(c)
+  t.is(r and r.status, 400, "the handler saw 'body too large'")
+  t.is(r and r.body, "body too large\n", "its error")
+  c:close()
+end)
+
+t.test("one header line every 0.3 s meets the header timeout", function()
+  local c = s:connect()
+  local t0 = coronet.now()
+  c:write("GET / HTTP/1.1\r\n")
+  coronet.spawn(function()
+    for i = 1, 20 do
+      coronet.sleep(0.3)
+      if not c:write("X-Slow-" .. i .. ": 1\r\n") then break end
+    end
+  end)
+  local r = httpc.read(c)
+  t.is(r and r.status, 408, "408 Request Timeout")
+  t.ok(httpc.closed(c), "then close")
+  local took = coronet.now() - t0
+  t.ok(took > 0.9 and took < 3, format("after the 1 s limit (%.2f s)", took))
+end)
+
+t.test("an idle kept-alive connection is closed after the idle time",
+  function()
+    local c = s:connect()
+    c:write(httpc.req("GET", "/"))
+    t.is((httpc.read(c) or {}).status, 200, "a first request")
+    local t0 = coronet.now()
+    t.ok(httpc.closed(c, 5), "then, idle, closed")
+    local took = coronet.now() - t0
+    t.ok(took > 0.8 and took < 3, format("after about 1 s (%.2f s)", took))
+  end)
+
+t.test("a body that stops coming meets the body timeout", function()
+  local c = s:connect()
+  c:write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+  local r = httpc.read(c)
+  t.is(r and r.body, "timeout\n", "the handler's read timed out")
+  t.ok(httpc.closed(c), "then close")
+end)
+
+t.test("a connection that never sends is closed after the idle time",
+  function()
+    local c = s:connect()
+    t.ok(httpc.closed(c, 5), "closed without a response")
+  end)
+
+t.is(s:stop(), 0, "the server exits cleanly")
+t.done()
