@@ -140,6 +140,10 @@ function env.acked()
   end
 end
 
+-- With --bus on Redis, the room spans processes (chat_redis.lua).
+local cluster = require "chat_redis"
+cluster.attach(env, info, TOPIC)
+
 if st.room then
   st.room.env = env -- the room outlived a reload: new wiring
 else
@@ -172,9 +176,13 @@ local function pump(prev, switch, done)
   if prev then prev:recv() end
   local sub, tick = st.sub, coronet.ticker(1)
   local on = true
+  local function each_second()
+    Room.tick(room)
+    cluster.tick(room)
+  end
   local cases = {
     { recv = sub, fn = function(msg) return msg end },
-    { recv = tick, fn = function() Room.tick(room) end },
+    { recv = tick, fn = each_second },
     { recv = switch, fn = function() on = false end },
   }
   while on do
@@ -183,7 +191,7 @@ local function pump(prev, switch, done)
       publish_acks(true)
       msg = coronet.select(cases)
     elseif tick:recv(0) then
-      Room.tick(room)
+      each_second()
     end
     if msg then
       Room.deliver(room, msg)
@@ -259,6 +267,7 @@ local function serve(conn)
   end
   tr.group:remove(conn)
   Room.leave(room, m, why)
+  if not st.stopping then cluster.settle() end
 end
 
 -- The switch to this version's pump comes last: a main chunk that fails
