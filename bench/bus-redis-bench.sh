@@ -48,9 +48,18 @@ pin() {
   if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
 }
 
-pin "$LOADGEN_CPU" "$REDIS_SERVER" --port 0 --unixsocket "$SOCK" --save "" \
-  --appendonly no --dir "$DIR" --loglevel warning >"$DIR/redis.log" 2>&1 &
-PIDS+=($!)
+# bg CPU OUT CMD...: CMD in the background on CPU, output to OUT; its pid
+# (taskset execs it) in LAST
+bg() {
+  local cpu=$1 out=$2; shift 2
+  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@" >"$out" 2>>"$DIR/err.log" &
+  else "$@" >"$out" 2>>"$DIR/err.log" & fi
+  LAST=$!
+  PIDS+=("$LAST")
+}
+
+bg "$LOADGEN_CPU" "$DIR/redis.log" "$REDIS_SERVER" --port 0 --unixsocket \
+  "$SOCK" --save "" --appendonly no --dir "$DIR" --loglevel warning
 for _ in $(seq 1 100); do
   [ "$(redis-cli -s "$SOCK" ping 2>/dev/null)" = PONG ] && break
   sleep 0.05
@@ -62,9 +71,9 @@ done
 run() {
   local n=$1 rate=$2 topic=bench$RANDOM out=$DIR/sub.$$.out
   : >"$out"
-  pin "$SERVER_CPU" "$CORONET" -q --bus "unix:$SOCK" --run \
-    "$ROOT/bench/bus-redis.lua" sub "$topic" "$n" >"$out" 2>>"$DIR/err.log" &
-  local sub=$!
+  bg "$SERVER_CPU" "$out" "$CORONET" -q --bus "unix:$SOCK" --run \
+    "$ROOT/bench/bus-redis.lua" sub "$topic" "$n"
+  local sub=$LAST
   for _ in $(seq 1 200); do
     grep -q ready "$out" &&
       [ "$(redis-cli -s "$SOCK" pubsub numsub "coronet:bus:0:$topic" | tail -1)" = 1 ] &&

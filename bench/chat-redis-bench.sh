@@ -50,9 +50,10 @@ pin() {
   local cpu=$1; shift
   if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
 }
-bg() { # CPU CMD...: in the background, pid kept
+bg() { # CPU CMD...: in the background (taskset execs it: its own pid kept)
   local cpu=$1; shift
-  pin "$cpu" "$@" >>"$DIR/servers.log" 2>&1 &
+  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@" >>"$DIR/servers.log" 2>&1 &
+  else "$@" >>"$DIR/servers.log" 2>&1 & fi
   PIDS+=($!)
 }
 

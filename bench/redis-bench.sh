@@ -48,8 +48,14 @@ pin() {
   if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
 }
 
-pin "$SERVER_CPU" "$REDIS_SERVER" --port 0 --unixsocket "$SOCK" --save "" \
-  --appendonly no --dir "$DIR" --loglevel warning >"$DIR/redis.log" 2>&1 &
+# (taskset execs the server: $! is the server's own pid)
+if [ "$PIN" = 1 ]; then
+  taskset -c "$SERVER_CPU" "$REDIS_SERVER" --port 0 --unixsocket "$SOCK" \
+    --save "" --appendonly no --dir "$DIR" --loglevel warning >"$DIR/redis.log" 2>&1 &
+else
+  "$REDIS_SERVER" --port 0 --unixsocket "$SOCK" --save "" --appendonly no \
+    --dir "$DIR" --loglevel warning >"$DIR/redis.log" 2>&1 &
+fi
 SERVER_PID=$!
 for _ in $(seq 1 100); do
   [ "$(redis-cli -s "$SOCK" ping 2>/dev/null)" = PONG ] && break

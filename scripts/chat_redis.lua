@@ -293,6 +293,7 @@ function _M.attach(env, info, topic)
     st.keys = { names = pre .. "names", procs = pre .. "procs",
       serial = pre .. "serial", lease = pre .. "lease:" }
     st.pending, st.kick = {}, coronet.chan(1)
+    st.outages = select(2, bus.status()).outages
     coronet.spawn(batcher)
     coronet.spawn(keeper, info)
   end
@@ -328,15 +329,22 @@ function _M.settle()
   if st.proc and up() then bus.flush(1) end
 end
 
--- tick(room) runs each second in the worker's pump: members hear when the
--- room splits and when it heals.
+-- tick(room) runs each second in the worker's pump: members hear once
+-- that the room split (the bus went down since the last tick, even
+-- briefly), and once that it healed.
 function _M.tick(room)
+  if not st.proc then return end -- not attached: one process's room
   st.room = room
-  local now_up = up()
-  if now_up == st.was_up then return end
-  if st.was_up ~= nil then room.env.send(now_up and HEALED or SPLIT, nil) end
-  if now_up then st.reclaim = true end
-  st.was_up = now_up
+  local state, c = bus.status()
+  if c.outages > st.outages and not st.split then
+    room.env.send(SPLIT, nil)
+    st.split = true
+  end
+  st.outages = c.outages
+  if st.split and state == "up" then
+    room.env.send(HEALED, nil)
+    st.split, st.reclaim = false, true
+  end
 end
 
 return _M
