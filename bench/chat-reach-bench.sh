@@ -13,38 +13,19 @@
 #   bench/chat-reach-bench.sh            MEMBERS=2000 bench/chat-reach-bench.sh
 # Environment: CORONET, MEMBERS (100000), PROCS (6), LOADERS (7), WORKERS
 # (per chat process, 1), SETTLE (seconds after everyone joined, 3), PORT.
-set -u
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CORONET=${CORONET:-$ROOT/host/coronet}
+NAME=chat-reach-bench
+. "$(dirname "$0")/redis-common.sh"
 MEMBERS=${MEMBERS:-100000}
 PROCS=${PROCS:-6}
 LOADERS=${LOADERS:-7}
 WORKERS=${WORKERS:-1}
 SETTLE=${SETTLE:-3}
-REDIS_SERVER=$(command -v redis-server || true)
-
-[ -n "$REDIS_SERVER" ] || { echo "chat-reach-bench: redis-server is needed"; exit 1; }
-[ -x "$CORONET" ] || (cd "$ROOT" && make -s >/dev/null 2>&1) ||
-  { echo "chat-reach-bench: cannot build coronet"; exit 1; }
 
 per_srv=$(( (MEMBERS + PROCS - 1) / PROCS * 11 / 10 + 200 )) # kernel spread is uneven
 per_load=$(( (MEMBERS + LOADERS - 1) / LOADERS + 200 ))
 need=$(( per_srv > per_load ? per_srv : per_load ))
 [ "$(ulimit -n)" -ge "$need" ] || ulimit -n "$need" 2>/dev/null ||
   { echo "chat-reach-bench: needs ulimit -n $need (have $(ulimit -n)): raise PROCS/LOADERS or the limit"; exit 1; }
-
-DIR=$(mktemp -d /tmp/coronet-reach.XXXXXX)
-SOCK=$DIR/redis.sock
-PIDS=()
-cleanup() {
-  local p
-  exec 3>&- 2>/dev/null
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
 
 PORT=${PORT:-$((18000 + $$ % 1000))}
 NADDR=$(( (MEMBERS + 19999) / 20000 ))
@@ -54,20 +35,13 @@ for i in $(seq 1 "$NADDR"); do
   LISTEN+=(-l "127.0.0.$i:$PORT")
 done
 
-"$REDIS_SERVER" --port 0 --unixsocket "$SOCK" --save "" --appendonly no \
-  --dir "$DIR" --loglevel warning >"$DIR/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
-
+PIN=0 # every process on every CPU: the machine is the load's
+start_redis 0
 for p in $(seq 1 "$PROCS"); do
-  "$CORONET" "$ROOT/scripts/chat.lua" -q --reuseport --bus "unix:$SOCK" \
-    -w "$WORKERS" "${LISTEN[@]}" >"$DIR/chat$p.log" 2>&1 &
-  PIDS+=($!)
+  bg 0 "$DIR/chat$p.log" "$CORONET" "$ROOT/scripts/chat.lua" -q --reuseport \
+    --bus "unix:$SOCK" -w "$WORKERS" "${LISTEN[@]}"
 done
-for _ in $(seq 1 200); do
-  (exec 4<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-  sleep 0.05
-done
+wait_port "$PORT"
 sleep 1 # every process listening, every bridge up
 
 mkfifo "$DIR/go"

@@ -12,13 +12,8 @@
 # Environment: CORONET, SERVER_CPU (0), LOADGEN_CPU (1), QUICK, ROUNDS (3),
 # CHAT_CLIENTS (100), CHAT_RATE (2000), DURATION (3), WARMUP (1), PORT
 # (default: a free one). Always exits 0; says so when it cannot run.
-set -u
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CORONET=${CORONET:-$ROOT/host/coronet}
-SERVER_CPU=${SERVER_CPU:-0}
-LOADGEN_CPU=${LOADGEN_CPU:-1}
-QUICK=${QUICK:-${BENCH_QUICK:-0}}
+NAME=chat-redis-bench
+. "$(dirname "$0")/redis-common.sh"
 if [ "$QUICK" = 1 ]; then ROUNDS=${ROUNDS:-1} DURATION=${DURATION:-2}; fi
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3}
@@ -26,36 +21,7 @@ WARMUP=${WARMUP:-1}
 CHAT_CLIENTS=${CHAT_CLIENTS:-100}
 CHAT_RATE=${CHAT_RATE:-2000}
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
-REDIS_SERVER=$(command -v redis-server || true)
-
-[ -n "$REDIS_SERVER" ] || { echo "chat-redis-bench: redis-server is needed"; exit 0; }
-[ -f "$ROOT/scripts/chat.lua" ] || { echo "chat-redis-bench: no scripts/chat.lua"; exit 0; }
-[ -x "$CORONET" ] || (cd "$ROOT" && make -s >/dev/null 2>&1) ||
-  { echo "chat-redis-bench: cannot build coronet"; exit 0; }
-
-DIR=$(mktemp -d /tmp/coronet-chat-bench.XXXXXX)
-SOCK=$DIR/redis.sock
-PIDS=()
-stop_all() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  PIDS=()
-}
-trap 'stop_all; rm -rf "$DIR"' EXIT
-
-PIN=0
-command -v taskset >/dev/null 2>&1 && [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] && PIN=1
-pin() {
-  local cpu=$1; shift
-  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
-}
-bg() { # CPU CMD...: in the background (taskset execs it: its own pid kept)
-  local cpu=$1; shift
-  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@" >>"$DIR/servers.log" 2>&1 &
-  else "$@" >>"$DIR/servers.log" 2>&1 & fi
-  PIDS+=($!)
-}
+[ -f "$ROOT/scripts/chat.lua" ] || { echo "$NAME: no scripts/chat.lua"; exit 0; }
 
 LOADGEN=$DIR/loadgen
 SRC=$SHARED/loadgen.c
@@ -69,41 +35,29 @@ free_port() {
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.025
-  done
-  return 1
-}
 
 # load SETUP: starts the chat as SETUP says (one | two), runs the chat
 # load, prints its result line
 load() {
   local port; port=${PORT:-$(free_port)}
   if [ "$1" = two ]; then
-    bg "$SERVER_CPU" "$REDIS_SERVER" --port 0 --unixsocket "$SOCK" --save "" \
-      --appendonly no --dir "$DIR" --loglevel warning
-    for _ in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+    start_redis "$SERVER_CPU"
     for _ in 1 2; do
-      bg "$SERVER_CPU" "$CORONET" "$ROOT/scripts/chat.lua" -q --reuseport \
-        --bus "unix:$SOCK" -l "127.0.0.1:$port"
+      bg "$SERVER_CPU" "$DIR/servers.log" "$CORONET" "$ROOT/scripts/chat.lua" \
+        -q --reuseport --bus "unix:$SOCK" -l "127.0.0.1:$port"
     done
     sleep 0.5 # both bridges up, both listening
   else
-    bg "$SERVER_CPU" "$CORONET" "$ROOT/scripts/chat.lua" -q -l "127.0.0.1:$port"
+    bg "$SERVER_CPU" "$DIR/servers.log" "$CORONET" "$ROOT/scripts/chat.lua" \
+      -q -l "127.0.0.1:$port"
   fi
   wait_port "$port"
   pin "$LOADGEN_CPU" "$LOADGEN" chat -p "$port" -c "$CHAT_CLIENTS" \
     --rate "$CHAT_RATE" -d "$DURATION" -w "$WARMUP" --drain 3 2>>"$DIR/load.log" |
     grep '^mode=' | tail -1
   stop_all
-  rm -f "$SOCK"
 }
 
-field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
 declare -A RES
 for round in $(seq 1 "$ROUNDS"); do
