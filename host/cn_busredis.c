@@ -149,23 +149,36 @@ static void outbox_drop_oldest(void) {
 }
 
 
+/* ring_grow doubles (first: from none) the ring *ring of n elements of
+** elem bytes, its oldest at *head, into a new array, oldest first.
+** Returns 0, or -1 without memory (the ring stays as it was). */
+static int ring_grow(void **ring, size_t *cap, size_t *head, size_t n,
+                     size_t elem, size_t first) {
+  size_t size = *cap ? *cap * 2 : first, i;
+  char *r = malloc(size * elem);
+  const char *old = *ring;
+  if (r == NULL)
+    return -1;
+  for (i = 0; i < n; i++)
+    memcpy(r + i * elem, old + (*head + i) % *cap * elem, elem);
+  free(*ring);
+  *ring = r;
+  *cap = size;
+  *head = 0;
+  return 0;
+}
+
+
 /* outbox_push queues a reference to m, dropping the oldest messages past
 ** the bounds; returns 0, or -1 if m itself could not be kept. */
 static int outbox_push(cn_bus_msg_t *m, int echo) {
+  void *ring = br.ring;
   if (m->len > OUTBOX_BYTES)
     return -1;
-  if (br.rcount == br.rcap && br.rcap < OUTBOX_MSGS) {
-    size_t cap = br.rcap ? br.rcap * 2 : 256, i;
-    out_t *r = malloc(cap * sizeof *r);
-    if (r != NULL) {
-      for (i = 0; i < br.rcount; i++)
-        r[i] = br.ring[(br.rhead + i) % br.rcap];
-      free(br.ring);
-      br.ring = r;
-      br.rcap = cap;
-      br.rhead = 0;
-    }
-  }
+  if (br.rcount == br.rcap && br.rcap < OUTBOX_MSGS &&
+      ring_grow(&ring, &br.rcap, &br.rhead, br.rcount, sizeof *br.ring,
+                256) == 0)
+    br.ring = ring;
   if (br.rcap == 0)
     return -1;
   while (br.rcount > 0 &&
@@ -184,17 +197,12 @@ static int outbox_push(cn_bus_msg_t *m, int echo) {
 /* fly_push notes that message seq is in flight; returns -1 without
 ** memory. */
 static int fly_push(uint64_t seq) {
+  void *fly = br.fly;
   if (br.fly_n == br.fly_cap) {
-    size_t cap = br.fly_cap ? br.fly_cap * 2 : 1024, i;
-    uint64_t *f = malloc(cap * sizeof *f);
-    if (f == NULL)
+    if (ring_grow(&fly, &br.fly_cap, &br.fly_head, br.fly_n, sizeof *br.fly,
+                  1024) < 0)
       return -1;
-    for (i = 0; i < br.fly_n; i++)
-      f[i] = br.fly[(br.fly_head + i) % br.fly_cap];
-    free(br.fly);
-    br.fly = f;
-    br.fly_cap = cap;
-    br.fly_head = 0;
+    br.fly = fly;
   }
   br.fly[(br.fly_head + br.fly_n++) % br.fly_cap] = seq;
   return 0;
