@@ -15,7 +15,11 @@
  *   back on the wrong connection, late, twice or altered do not compare equal.
  * idle: opens CONNS connections (at most --connect-batch connecting at once),
  *   does one 64-byte round trip on each (unless --no-ping), prints
- *   "ready N" and holds them until SIGTERM/SIGINT or --hold seconds.
+ *   "ready N" and holds them until SIGTERM/SIGINT or --hold seconds. Each
+ *   SIGUSR1 makes every held connection do one more round trip and prints
+ *   "rtt ok=N failed=M secs=S" (bench/million.sh).
+ *   --src-first/--src-count spread the connections' source addresses over
+ *   127.0.0.0/8 (one address gives ~28000 ports toward one server).
  * chat: CLIENTS line clients send RATE lines per second in total, each line
  *   carrying a token "#CB#M<client>.<seq>.<ns>#"; each line must reach every
  *   other client once, in per-sender order. Reports deliveries per second,
@@ -65,6 +69,7 @@ static struct {
     int connect_batch;
     int ping;
     int server_pid;
+    uint32_t src_first, src_count; /* source 127.0.0.1 + first + i % count */
     double rate;
     int quiet;
 } opt = {
@@ -99,6 +104,8 @@ static void usage(FILE *f) {
         "      --connect-batch N    connects in flight at once (256)\n"
         "      --hold S             idle: hold connections this long at most (60)\n"
         "      --no-ping            idle: connect only, no round trip\n"
+        "      --src-first N        bind connection i to 127.0.0.1 + N + i %% K\n"
+        "      --src-count K        (spread over 127.0.0.0/8; default: no bind)\n"
         "      --rate N             chat: lines per second, all clients together (2000)\n"
         "      --drain S            chat: wait this long for late deliveries (3)\n"
         "      --server-pid PID     also report the server's CPU%% and RSS over the window\n"
@@ -267,9 +274,10 @@ static double hist_us(const hist_t *h, double q) {   /* quantile, microseconds *
 
 static int epfd = -1;
 static struct sockaddr_in srv;
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, rtt_flag;
 
 static void on_stop(int sig) { (void)sig; stop_flag = 1; }
+static void on_rtt(int sig) { (void)sig; rtt_flag = 1; }
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void note(const char *fmt, ...) {
@@ -287,12 +295,31 @@ static int ep_set(int op, int fd, uint32_t ev, uint32_t idx) {
     return epoll_ctl(epfd, op, fd, &e);
 }
 
-/* starts a non-blocking connect; returns the fd or -1 (errno set) */
-static int start_connect(void) {
+/* bind_source binds fd to connection i's source address, if asked for */
+static int bind_source(int fd, int i) {
+    if (opt.src_count == 0) return 0;
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    a.sin_addr.s_addr = htonl(0x7f000001u + opt.src_first + (uint32_t)i % opt.src_count);
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    int one = 1;   /* the port is chosen at connect, per destination */
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    return bind(fd, (struct sockaddr *)&a, sizeof a);
+}
+
+/* starts a non-blocking connect for connection i; returns the fd or -1
+ * (errno set) */
+static int start_connect(int i) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (bind_source(fd, i) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
     if (connect(fd, (struct sockaddr *)&srv, sizeof srv) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
@@ -358,7 +385,7 @@ static void conn_kill(int i, const char *why) {
 static void pump_connects(void) {
     while (next_new < opt.conns && n_connecting < opt.connect_batch) {
         int i = next_new++;
-        int fd = start_connect();
+        int fd = start_connect(i);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
                 note("out of file descriptors at connection %d (%s)", i, strerror(errno));
@@ -730,7 +757,7 @@ static int run_echo(void) {
 /* idle: connect, ping once, hold */
 static int idle_readable_phase;   /* 0 ping phase, 1 hold phase */
 static void idle_readable(int i) {
-    if (!idle_readable_phase) { echo_readable(i); return; }
+    if (!idle_readable_phase && opt.ping) { echo_readable(i); return; }
     conn_t *c = &cs[i];
     ssize_t n = recv(c->fd, rbuf, sizeof rbuf, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
@@ -742,6 +769,32 @@ static void idle_readable(int i) {
 static int idle_writable(int i) {
     if (!opt.ping) { want_out(i, 0); return 0; }
     return echo_writable_first(i);
+}
+
+/* idle_round_trip has every held connection do one more round trip (at
+ * most --prime-timeout seconds) and prints how many did. */
+static void idle_round_trip(void) {
+    uint64_t t0 = now_ns(), end = t0 + sec_ns(opt.prime_timeout), t;
+    uint64_t before = 0, after = 0;
+    int asked = 0, ok = 0;
+    idle_readable_phase = 0;
+    for (int i = 0; i < opt.conns; i++) {
+        if (cs[i].state != C_UP) continue;
+        before += cs[i].done;
+        asked++;
+        echo_start(i, t0);
+    }
+    while (!stop_flag && (t = now_ns()) < end) {
+        after = 0;
+        for (int i = 0; i < opt.conns; i++) after += cs[i].state == C_UP ? cs[i].done : 0;
+        if (after - before >= (uint64_t)asked) break;
+        loop_once(ms_until(end, t, 50), idle_readable, echo_writable_first);
+    }
+    for (int i = 0; i < opt.conns; i++)
+        if (cs[i].state == C_UP && cs[i].rcvd == opt.size) ok++;
+    idle_readable_phase = 1;
+    printf("rtt ok=%d failed=%d secs=%.2f\n", ok, asked - ok, (double)(now_ns() - t0) / 1e9);
+    fflush(stdout);
 }
 
 static int run_idle(void) {
@@ -769,8 +822,13 @@ static int run_idle(void) {
     fflush(stdout);
     note("holding %d connections (%d failed) for up to %.0f s", n_up, n_dead, opt.hold);
     uint64_t hold_end = now_ns() + sec_ns(opt.hold);
-    while (!stop_flag && (t = now_ns()) < hold_end)
+    while (!stop_flag && (t = now_ns()) < hold_end) {
+        if (rtt_flag) {
+            rtt_flag = 0;
+            idle_round_trip();
+        }
         loop_once(ms_until(hold_end, t, 200), idle_readable, NULL);
+    }
     printf("mode=idle conns=%d connected=%d pinged=%d closed_by_peer=%llu stray_bytes_events=%llu"
            " connect_s=%.2f",
            opt.conns, n_up + (int)err.closed_by_peer, opt.ping ? pinged : 0,
@@ -924,7 +982,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "chat")) opt.mode = M_CHAT;
     else { usage(stderr); return 2; }
 
-    enum { O_CT = 256, O_PT, O_CB, O_HOLD, O_NOPING, O_PID, O_RATE, O_DRAIN };
+    enum { O_CT = 256, O_PT, O_CB, O_HOLD, O_NOPING, O_PID, O_RATE, O_DRAIN, O_SRCF,
+           O_SRCN };
     static const struct option lo[] = {
         { "host", 1, 0, 'H' }, { "port", 1, 0, 'p' }, { "conns", 1, 0, 'c' },
         { "size", 1, 0, 's' }, { "duration", 1, 0, 'd' }, { "warmup", 1, 0, 'w' },
@@ -932,6 +991,7 @@ int main(int argc, char **argv) {
         { "prime-timeout", 1, 0, O_PT }, { "connect-batch", 1, 0, O_CB },
         { "hold", 1, 0, O_HOLD }, { "no-ping", 0, 0, O_NOPING },
         { "server-pid", 1, 0, O_PID }, { "rate", 1, 0, O_RATE }, { "drain", 1, 0, O_DRAIN },
+        { "src-first", 1, 0, O_SRCF }, { "src-count", 1, 0, O_SRCN },
         { 0, 0, 0, 0 },
     };
     int ch;
@@ -953,12 +1013,15 @@ int main(int argc, char **argv) {
         case O_PID: opt.server_pid = (int)num(optarg, "server pid"); break;
         case O_RATE: opt.rate = num(optarg, "rate"); break;
         case O_DRAIN: opt.drain = num(optarg, "drain"); break;
+        case O_SRCF: opt.src_first = (uint32_t)num(optarg, "source first"); break;
+        case O_SRCN: opt.src_count = (uint32_t)num(optarg, "source count"); break;
         default: usage(stderr); return 2;
         }
     }
     if (optind < argc || opt.port <= 0 || opt.port > 65535 || opt.conns < 1 ||
         opt.conns > 1000000 || opt.size < 1 || opt.size > (64u << 20) ||
-        opt.connect_batch < 1 || (opt.mode == M_CHAT && (opt.conns < 2 || opt.rate <= 0))) {
+        opt.connect_batch < 1 || (opt.mode == M_CHAT && (opt.conns < 2 || opt.rate <= 0)) ||
+        opt.src_first + opt.src_count > 0xfffffeu) {
         usage(stderr);
         return 2;
     }
@@ -994,6 +1057,8 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_stop;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_rtt;
+    sigaction(SIGUSR1, &sa, NULL);
     /* backstop: the whole run is bounded even if something hangs */
     double bound = opt.connect_timeout + opt.prime_timeout + opt.warmup + opt.duration +
                    opt.drain + (opt.mode == M_IDLE ? opt.hold : 0) + 30;

@@ -249,7 +249,7 @@ END {
         print ""
     }
 
-    # the issues' targets
+    # the project's goals
     print "### Targets"
     print ""
     g = median("go", "echo_c100", "msgs_s"); c = median("c_libuv", "echo_c100", "msgs_s"); m = median("coronet", "echo_c100", "msgs_s")

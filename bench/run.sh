@@ -22,7 +22,7 @@ SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 OUT_DIR=${OUT_DIR:-/tmp/coronet-bench}
 BUILD_DIR=${BUILD_DIR:-$OUT_DIR/build}
 CORONET=${CORONET:-$ROOT/host/coronet}
-WORKLOADS=${WORKLOADS:-echo,bulk,idle,chat,io,tasks,tls,redis}
+WORKLOADS=${WORKLOADS:-echo,bulk,idle,chat,io,tasks,tls,redis,http}
 PEERS=${PEERS:-default}
 REPEAT=${REPEAT:-2}
 DURATION=${DURATION:-3}
@@ -54,11 +54,12 @@ usage() {
     cat <<EOF
 usage: bench/run.sh [options]          (make bench runs it with no options)
   --quick               2 s loads, one round, peers $QUICK_PEERS (~2 min)
-  -w, --workloads LIST  comma list of: echo,bulk,idle,chat,io,tasks,tls,redis
-                        (echo = 64 B at ECHO_CONNS; bulk = 16 KiB; io, tasks,
-                        tls = bench/io-bench.sh, bench/tasks-bench.sh,
-                        bench/tls-bench.sh when present; redis =
-                        bench/redis-bench.sh + bus-redis-bench.sh)
+  -w, --workloads LIST  comma list of: echo,bulk,idle,chat,io,tasks,tls,redis,
+                        http (echo = 64 B at ECHO_CONNS; bulk = 16 KiB; io,
+                        tasks, tls, redis, http = bench/io-bench.sh,
+                        bench/tasks-bench.sh, bench/tls-bench.sh,
+                        bench/redis-bench.sh + bus-redis-bench.sh,
+                        bench/http-bench.sh when present)
   -p, --peers LIST      peers beside coronet: comma list, 'default', 'all' or
                         'none' (coronet alone). Names: $DEFAULT_PEERS
   -d, --duration S      measured seconds per load (default $DURATION)
@@ -589,6 +590,7 @@ has "$WORKLOADS" tasks && sub_bench tasks-bench "$BENCH/tasks-bench.sh"
 has "$WORKLOADS" tls && sub_bench tls-bench "$BENCH/tls-bench.sh"
 has "$WORKLOADS" redis && sub_bench redis-bench "$BENCH/redis-bench.sh"
 has "$WORKLOADS" redis && sub_bench bus-redis-bench "$BENCH/bus-redis-bench.sh"
+has "$WORKLOADS" http && sub_bench http-bench "$BENCH/http-bench.sh"
 
 echo "elapsed: $(($(date +%s) - T_START))s" >>"$RESULTS_DIR/env.txt"
 printf '%s\n' "${NOTES[@]}" >"$RESULTS_DIR/notes.txt"
@@ -600,7 +602,7 @@ printf '%s\n' "${NOTES[@]}" >"$RESULTS_DIR/notes.txt"
     DURATION="$DURATION" WARMUP="$WARMUP" SERVER_CPU="$SERVER_CPU" LOADGEN_CPU="$LOADGEN_CPU" \
     DISTURBED="$DISTURBED" \
         awk -f "$BENCH/report.awk" "$RESULTS_DIR/env.txt" "$RESULTS_DIR/notes.txt" "$RES"
-    for label in io-bench tasks-bench tls-bench redis-bench bus-redis-bench; do
+    for label in io-bench tasks-bench tls-bench redis-bench bus-redis-bench http-bench; do
         f=$RESULTS_DIR/raw/$label.txt
         [ -s "$f" ] || continue
         echo "## bench/$label.sh"

@@ -10,9 +10,9 @@
 
 #include "cn_buf.h"
 #include "cn_errno.h"
-#include "cn_resp.h"
 #include "cn_http.h"
 #include "cn_ws.h"
+#include "cn_resp.h"
 
 #define CN_VERSION "0.1.0"
 
@@ -79,6 +79,7 @@ struct cn_addr_s {
 
 int cn_addr_parse(const char *s, cn_addr_t *a);
 int cn_addr_resolve(cn_addr_t *a);
+int cn_addr_lookup_err(int err);
 void cn_addr_set_port(cn_addr_t *a, uv_os_sock_t fd);
 void cn_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
@@ -397,6 +398,7 @@ cn_file_t *cn_file_new(cn_worker_t *w);
 int cn_file_open(cn_file_t *f, const char *path, int flags, int mode);
 int cn_file_open_under(cn_file_t *f, const char *path, const char *root);
 int cn_file_read(cn_file_t *f);
+int cn_file_read_max(cn_file_t *f, size_t max);
 char *cn_file_wbuf(cn_file_t *f);
 int cn_file_write(cn_file_t *f, size_t n);
 void cn_file_trim(cn_file_t *f);
@@ -418,6 +420,8 @@ struct cn_listener_s {
   int closing;
   char addr[CN_ADDRSTRLEN];
   char *unlink_path;
+  uint64_t short_since; /* out of descriptors since (uv_hrtime), or 0 */
+  unsigned short_retries;
   void (*on_conn)(cn_listener_t *l, cn_conn_t *c);
   cn_tls_conf_t *tls; /* not NULL: connections start TLS as servers */
   void *data;
@@ -430,6 +434,7 @@ int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
                       cn_listener_t **out);
 void cn_listener_close(cn_listener_t *l);
 void cn_tcp_keepalive(uv_os_sock_t fd, int idle);
+int cn_fd_reserve(int *limit);
 void cn__listen_resume(cn_worker_t *w);
 
 /* -- Watching the script (cn_watch.c) -------------------------------- */
@@ -557,6 +562,7 @@ void cn__worker_conn_closed(cn_worker_t *w);
 void cn__worker_started(cn_worker_t *w, int ok);
 void cn_worker_reloaded(cn_worker_t *w, int ok, const char *msg);
 int cn_worker_stopping(const cn_worker_t *w);
+size_t cn__accepted_total(cn_worker_t *w);
 int cn_run(const cn_config_t *cfg, const cn_hooks_t *hooks);
 
 /* -- Bus between workers (cn_bus.c) ----------------------------------- */

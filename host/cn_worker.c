@@ -163,6 +163,20 @@ static void resume_others(cn_worker_t *w) {
 }
 
 
+/* cn__accepted_total returns how many accepted connections the whole
+** process holds (--max-connections bounds it). */
+size_t cn__accepted_total(cn_worker_t *w) {
+  control_t *ctl = w->ctl;
+  size_t n = 0;
+  int i;
+  if (ctl->nworkers == 1)
+    return w->naccepted;
+  for (i = 0; i < ctl->nworkers; i++)
+    n += LOAD(ctl->workers[i].naccepted);
+  return n;
+}
+
+
 void cn__worker_conn_closed(cn_worker_t *w) {
   if (w->stopping == 1 && w->naccepted == 0) {
     finish(w);

@@ -19,11 +19,11 @@ int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
                    int (*fn)(void *ud, const char *p, size_t k), void *ud);
 void lcn_push_buf(lua_State *L, cn_buf_t *b, size_t n, size_t drop);
 int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what);
-int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
-                       const char *what);
 int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                   size_t dlen, uint64_t timeout, uint64_t deadline,
                   const char *what);
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what);
 int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what);
 
 /* lcn_earliest returns the earlier of two deadlines, 0 meaning none. */

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,9 +49,11 @@ static const char usage_text[] =
   "                          first task, arguments after SCRIPT are its own\n"
   "                          (in 'arg' and '...'), and coronet exits when the\n"
   "                          chunk ends or calls os.exit\n"
-  "  -c, --max-connections N accept at most N connections at once per worker\n"
-  "                          (default: the open-file limit less 64); more\n"
-  "                          wait in the kernel's accept queue\n"
+  "  -c, --max-connections N accept at most N connections at once, all\n"
+  "                          workers together (default: no limit but file\n"
+  "                          descriptors: accepting pauses while fewer than\n"
+  "                          a reserve of them are free); more wait in the\n"
+  "                          kernel's accept queue\n"
   "  -g, --grace SECONDS     at SIGINT/SIGTERM, stop accepting and give open\n"
   "                          connections this long to finish (default 10);\n"
   "                          a second signal closes them at once\n"
@@ -180,13 +181,21 @@ static const char *find_moddir(void) {
 }
 
 
-static size_t default_max_conns(int workers) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-    return 100000;
-  if (rl.rlim_cur < 128)
-    return 64;
-  return (size_t)(rl.rlim_cur - 64) / (size_t)workers;
+/* bad_listen reports a listen address that cannot be parsed, saying why
+** when it can tell: a port out of range, or a script given to -l. */
+static int bad_listen(const char *v) {
+  const char *colon = strrchr(v, ':');
+  size_t n = strlen(v);
+  char *end;
+  long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
+  if (colon != NULL && colon[1] != '\0' && *end == '\0' && port > 65535)
+    return usage_error("bad listen address '%s': port %ld out of range "
+                       "(0..65535)", v, port);
+  if (n > 4 && strcmp(v + n - 4, ".lua") == 0)
+    return usage_error("bad listen address '%s': a script? -l takes "
+                       "HOST:PORT, [IPV6]:PORT or unix:PATH", v);
+  return usage_error("bad listen address '%s': expected HOST:PORT, "
+                     "[IPV6]:PORT or unix:PATH", v);
 }
 
 
@@ -262,6 +271,7 @@ static int check_tls(const cn_config_t *cfg) {
 static int parse_args(int argc, char **argv, cn_config_t *cfg) {
   int i, opts = 1, max_set = 0, rc;
   static char *args[1024];
+  cn_addr_t addr;
   const char *eq, *v;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -287,6 +297,8 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
     } else if (is(a, "-l", "--listen", &eq)) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL)
         return usage_error("%s needs an address", a);
+      if (cn_addr_parse(v, &addr) < 0)
+        return bad_listen(v);
       if (cfg->nlisten == CN_MAX_LISTEN)
         return usage_error("too many listen addresses (at most %s)", "16");
       cfg->listen[cfg->nlisten++] = v;
@@ -370,7 +382,7 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
   if (cfg->run)
     cfg->workers = 1;
   if (!max_set)
-    cfg->max_conns = default_max_conns(cfg->workers);
+    cfg->max_conns = (size_t)-1; /* descriptors bound it (cn_listen.c) */
   return -1;
 }
 

@@ -2,6 +2,9 @@
 --   coronet scripts/chat.lua --listen 127.0.0.1:7000 [--workers 2]
 --   then: nc -N 127.0.0.1 7000   (OpenBSD nc needs -N to exit after /quit)
 --   or:   telnet 127.0.0.1 7000
+--   and in a browser, with "-- --web 127.0.0.1:8080" after the options:
+--   http://127.0.0.1:8080/ (scripts/chat_web.lua: the page and /ws);
+--   add "--web-cert FILE --web-key FILE" for https:// and wss://
 --
 -- Lines end with "\n" (a "\r" before it is dropped) and carry at most
 -- 4096 bytes; control bytes other than tab are not passed on. On connect
@@ -41,10 +44,18 @@ local STALL = 3            -- seconds a member may stay behind
 local LIMIT = 1024 * 1024  -- bytes waiting for one member, at most
 local SUB_SIZE = 131072    -- room messages waiting for a worker's pump
 local ACK_WAIT = 5         -- seconds a sender waits for acks, at most
-local JOIN_WAIT = 30       -- seconds a newcomer waits for its join
+local BATCH = 64           -- messages the pump hands out between yields
 
 local info = host.info()
 local NODE = tostring(info.worker)
+local args, WEB = { ... }, nil -- "--web ADDR": a page and /ws for browsers
+local WEB_TLS = {} -- "--web-cert FILE --web-key FILE": over HTTPS and WSS
+for i = 1, #args - 1 do
+  if args[i] == "--web" then WEB = args[i + 1] end
+  if args[i] == "--web-cert" then WEB_TLS.cert = args[i + 1] end
+  if args[i] == "--web-key" then WEB_TLS.key = args[i + 1] end
+end
+local web = WEB and require "chat_web"
 
 -- -- Names and counts, shared by every worker ------------------------------
 
@@ -93,35 +104,34 @@ if not st.room then
   st.waiting = 0 -- senders waiting for acks
   st.acked = coronet.chan()
 end
+if WEB and not st.web then -- browser members: lines as WebSocket frames
+  st.web = web.transport(coronet.group())
+  st.transports[#st.transports + 1] = st.web
+end
 
 local env = { node = NODE, store = store }
 
-function env.nodes()
-  local list = {}
-  for i = 1, info.workers do list[i] = tostring(i) end
-  return list
-end
+local nodes = {}
+for i = 1, info.workers do nodes[i] = tostring(i) end
+function env.nodes() return nodes end
 
 function env.publish(msg) bus.publish(TOPIC, msg) end
 
 function env.reply(m, text)
   local tr = m.transport
-  if m.ready then -- not in the room's group yet: only the welcome
-    m.conn:write(tr.frame(text))
-  else
+  if m.joined then
     tr.group:send_to(m.conn, tr.frame(text))
+  else -- not in the group yet (the welcome, early replies)
+    m.conn:write(tr.frame(text))
   end
 end
 
--- joined adds a newcomer to its group when the pump meets its join (if
--- its connection closed meanwhile, its handler's next read says so).
+-- joined adds a newcomer to its group when the pump meets its join, so
+-- that nothing said before reaches it (if its connection closed
+-- meanwhile, the add fails and its handler's next read says so).
 function env.joined(m)
-  local ready = m.ready
-  if ready then
-    m.transport.group:add(m.conn, { limit = LIMIT })
-    m.ready = nil
-    ready:close()
-  end
+  m.joined = true
+  m.transport.group:add(m.conn, { limit = LIMIT })
 end
 
 function env.send(text, except)
@@ -170,12 +180,13 @@ local function publish_acks(idle)
 end
 
 -- pump hands the room's messages to this worker's members until a newer
--- version of the script takes over (switch closes); that version's pump
--- waits for this one to end (done) so that no message overtakes another.
-local function pump(prev, switch, done)
+-- version of the script takes over; that version's pump waits for this
+-- one to end (done) so that no message overtakes another. It lets the
+-- other tasks run after every BATCH messages.
+local function pump(prev, done)
   if prev then prev:recv() end
   local sub, tick = st.sub, coronet.ticker(1)
-  local on = true
+  local on, k = true, 0
   local function each_second()
     Room.tick(room)
     cluster.tick(room)
@@ -183,20 +194,26 @@ local function pump(prev, switch, done)
   local cases = {
     { recv = sub, fn = function(msg) return msg end },
     { recv = tick, fn = each_second },
-    { recv = switch, fn = function() on = false end },
+    { recv = coronet.superseded(), fn = function() on = false end },
   }
   while on do
     local msg, ok = sub:recv(0)
     if not ok then
       publish_acks(true)
+      k = 0
       msg = coronet.select(cases)
-    elseif tick:recv(0) then
+    elseif k >= BATCH then
+      k = 0
+      coronet.yield()
+    end
+    if tick:recv(0) then
       each_second()
     end
     if msg then
       Room.deliver(room, msg)
       pace()
       publish_acks(false)
+      k = k + 1
     end
   end
   tick:stop()
@@ -227,62 +244,74 @@ local function shutdown()
   end)
 end
 
-local function serve(conn)
-  if st.stopping then return end
-  local tr = st.lines
-  st.next_id = st.next_id + 1
-  local m = { id = st.next_id, conn = conn, transport = tr,
-    ready = coronet.chan() }
-  if not Room.join(room, m) then return end
-  m.ready:recv(JOIN_WAIT) -- closed by env.joined
-  if m.ready then -- the pump is stuck: give up
-    Room.leave(room, m)
-    return
+-- handle runs the events of one read; returns "quit" when m leaves
+-- (after a quit, only telnet is answered).
+local function handle(m, evs)
+  local quit
+  for i = 1, #evs do
+    local ev = evs[i]
+    if ev[1] == "telnet" then
+      local answer = proto.reply(ev[2], ev[3])
+      if answer then m.transport.group:send_to(m.conn, answer) end
+    end
+    local r = not quit and Room.input(room, m, ev)
+    if r == "quit" then
+      quit = r
+    elseif r == "line" and Room.window_full(room) then
+      wait_window(m)
+    end
   end
-  log.debug("chat: %s joined from %s on worker %s", m.name,
-    tostring(conn:remote_addr()), NODE)
-  local dec = proto.decoder(Room.MAX_LINE)
-  local why, quit
-  while not quit do
-    local data, err = conn:read()
+  return quit
+end
+
+-- converse reads m's input (from src, default conn) until it leaves, then takes it out. serve
+-- tail-calls it, so that an idle member's coroutine holds few frames and
+-- keeps its first stack (see README, memory per connection).
+local function converse(m, conn, dec, src)
+  local why
+  while true do
+    local data, err = (src or conn):read()
     if not data then
       if err == "closed" and not st.stopping then why = "too slow" end
       break
     end
-    local evs = dec:feed(data)
-    for i = 1, #evs do
-      local ev = evs[i]
-      if ev[1] == "telnet" then
-        local answer = proto.reply(ev[2], ev[3])
-        if answer then tr.group:send_to(conn, answer) end
-      end
-      local r = Room.input(room, m, ev)
-      if r == "quit" then
-        quit = true
-        break
-      elseif r == "line" and Room.window_full(room) then
-        wait_window(m)
-      end
-    end
+    if handle(m, dec:feed(data)) then break end
   end
-  tr.group:remove(conn)
+  m.transport.group:remove(conn)
   Room.leave(room, m, why)
   if not st.stopping then cluster.settle() end
 end
 
--- The switch to this version's pump comes last: a main chunk that fails
--- before it changes nothing.
-st.gen = (st.gen or 0) + 1
-if st.switch then st.switch:close() end
+-- serve(conn [, tr, src]) is a member's session: lines from src (default
+-- conn), the room's lines to conn through tr (default st.lines).
+local function serve(conn, tr, src)
+  if st.stopping then return end
+  tr = tr or st.lines
+  st.next_id = st.next_id + 1
+  local m = { id = st.next_id, conn = conn, transport = tr }
+  if not Room.join(room, m) then return end
+  log.debug("chat: %s joined from %s on worker %s", m.name,
+    tostring(conn:remote_addr()), NODE)
+  return converse(m, conn, proto.decoder(Room.MAX_LINE), src)
+end
+
+-- This version's pump takes over once the old one ends (when this main
+-- chunk succeeded: coronet.superseded() tells the old one).
 local prev = st.pump_done
-st.switch, st.pump_done = coronet.chan(), coronet.chan()
-coronet.spawn(pump, prev, st.switch, st.pump_done)
-if coronet.stopping and not st.on_stop then
+st.pump_done = coronet.chan()
+coronet.spawn(pump, prev, st.pump_done)
+if not st.on_stop then -- the first version's task watches for shutdown
   st.on_stop = true
   coronet.spawn(function()
     coronet.stopping():recv()
     shutdown()
   end)
+end
+
+if WEB then
+  web.listen(WEB, function(ws, conn)
+    return serve(conn, st.web, web.reader(ws))
+  end, st.web, WEB_TLS.cert and WEB_TLS)
 end
 
 return serve

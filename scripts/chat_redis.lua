@@ -306,8 +306,8 @@ function _M.attach(env, info, topic)
   -- once the welcome is read, the member is in the room for everyone.
   local reply, joined = env.reply, env.joined
   function env.reply(m, text)
-    if not (m.ready and m.name) then return reply(m, text) end -- joined,
-    -- or no name to be had: at once
+    if m.joined or not m.name then return reply(m, text) end -- in the
+    -- room, or no name to be had: at once
     m.held = m.held or {}
     m.held[#m.held + 1] = text
   end

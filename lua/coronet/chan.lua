@@ -18,7 +18,16 @@ local CHANNEL = sched.waits.channel
 
 -- coronet (the init module) requires this one while it loads, after
 -- making itself known; wait is defined by then.
-local wait = require("coronet").wait
+local coronet = require "coronet"
+local PARK, co_yield = coronet.PARK, coroutine.yield
+
+-- suspend yields the task that block parked (block checked that it can):
+-- straight to the scheduler from its own coroutine, else PARK up through
+-- the coroutines it resumed (see coronet.wait).
+local function suspend(own)
+  if own then return co_yield() end
+  return co_yield(PARK)
+end
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -26,7 +35,8 @@ local Chan = {}
 Chan.__index = Chan
 _M.Chan = Chan
 
-local CLOSED = {} -- what a sender wakes with when its channel closed
+local CLOSED = {} -- what a sender wakes with, and what a receiver's node
+                  -- holds, when the channel closed
 
 -- -- Wait queues (doubly linked, so a timed-out waiter leaves in O(1)) --
 
@@ -65,7 +75,7 @@ end
 -- timeout is nil) and returns the park's token, the task's coroutine and
 -- whether the caller runs in it; it raises, naming what, when Lua cannot
 -- yield here. The caller queues its nodes after block and then calls
--- wait(what, own). Nodes name the task's own coroutine, which is what
+-- suspend(own). Nodes name the task's own coroutine, which is what
 -- wake takes, even when the code runs in a coroutine the task resumed,
 -- and the token: should that coroutine be abandoned while parked, its
 -- node can no longer wake the task in some later wait.
@@ -135,7 +145,8 @@ local function try_send(ch, v, level)
   local r = rq.head
   while r do
     unlink(r)
-    if wake(r[CO], r[TOK], r, v, true) then return true end
+    r[VAL] = v -- the receiver takes it from its node
+    if wake(r[CO], r[TOK], r) then return true end
     r = rq.head
   end
   if ch.count < ch.capacity then
@@ -186,7 +197,7 @@ function Chan:send(v, timeout)
   if timeout and timeout <= 0 then return nil, "timeout" end
   local tok, co, own = block("chan:send", timeout)
   local n = push(self.sendq, co, tok, v)
-  local woke, _, closed = wait("chan:send", own)
+  local woke, _, closed = suspend(own)
   if not woke then
     unlink(n)
     return nil, "timeout"
@@ -205,12 +216,14 @@ function Chan:recv(timeout)
   if timeout and timeout <= 0 then return nil, false, "timeout" end
   local tok, co, own = block("chan:recv", timeout)
   local n = push(self.recvq, co, tok)
-  local woke, _, rv, rok = wait("chan:recv", own)
+  local woke = suspend(own)
   if not woke then
     unlink(n)
     return nil, false, "timeout"
   end
-  return rv, rok
+  local rv = n[VAL]
+  if rv == CLOSED then return nil, false end
+  return rv, true
 end
 
 -- ch:close(): no more sends. Receivers get what is buffered, then nil,
@@ -223,7 +236,8 @@ function Chan:close()
   local n = rq.head
   while n do
     unlink(n)
-    wake(n[CO], n[TOK], n, nil, false)
+    n[VAL] = CLOSED
+    wake(n[CO], n[TOK], n)
     n = rq.head
   end
   n = sq.head
@@ -347,15 +361,17 @@ function _M.select(cases)
       nodes[#nodes + 1] = push(c.send.sendq, me, tok, c.value, i, true)
     end
   end
-  local woke, node, v, ok = wait("select", own)
+  local woke, node, closed = suspend(own)
   for k = 1, #nodes do unlink(nodes[k]) end
   if not woke then return chosen(cases[tcase], tcase) end
   local i = node[CASE]
   if node[SEND] then
-    if v == CLOSED then error("send on closed channel", 2) end
+    if closed == CLOSED then error("send on closed channel", 2) end
     return chosen(cases[i], i)
   end
-  return chosen(cases[i], i, v, ok)
+  local v = node[VAL]
+  if v == CLOSED then return chosen(cases[i], i, nil, false) end
+  return chosen(cases[i], i, v, true)
 end
 
 return _M

@@ -34,15 +34,33 @@ local function wait(what, own)
 end
 _M.wait = wait
 
--- blocking(methods, name, prefix) turns methods[name], a host call that
--- returns false when it parked the task, into the blocking method: it
--- waits and asks again until there is a result. Writes also carry how far
--- they got: the host returns false, offset, and is called again with it.
--- For coronet's own modules.
-function _M.blocking(methods, name, prefix)
+-- argcheck(v, want, i, name) raises "bad argument #i to 'name'" at the
+-- caller's caller unless v is of type want ("number", "string"; a "?"
+-- after it allows nil; "data" is a string or a table of strings).
+local function argcheck(v, want, i, name)
+  local t = type(v)
+  if t == want or (t == "nil" and want:sub(-1) == "?")
+      or (want == "data" and (t == "string" or t == "table"))
+      or (t == want:sub(1, -2) and want:sub(-1) == "?") then
+    return
+  end
+  error("bad argument #" .. i .. " to '" .. name .. "' ("
+    .. (want == "data" and "string" or want:gsub("%?$", "")) .. " expected, "
+    .. "got " .. t .. ")", 3)
+end
+
+-- blocking(methods, name, prefix [, a, b]) turns methods[name], a host
+-- call that returns false when it parked the task, into the blocking
+-- method: it waits and asks again until there is a result. Writes also
+-- carry how far they got: the host returns false, offset, and is called
+-- again with it. a and b, when given, are the types of the method's
+-- arguments (see argcheck): a wrong one is reported naming the method at
+-- the caller's line. For coronet's own modules.
+function _M.blocking(methods, name, prefix, a_type, b_type)
   local raw, what = methods[name], prefix .. ":" .. name
   if name == "write" then
     methods.write = function(self, data)
+      if type(data) ~= "string" then argcheck(data, "data", 1, "write") end
       local n, err, done = raw(self, data)
       while n == false do
         wait(what)
@@ -53,6 +71,10 @@ function _M.blocking(methods, name, prefix)
     return
   end
   methods[name] = function(self, a, b)
+    if a_type then
+      argcheck(a, a_type, 1, name)
+      if b_type then argcheck(b, b_type, 2, name) end
+    end
     local x, y, z = raw(self, a, b)
     while x == false do
       wait(what)
@@ -111,15 +133,20 @@ local function catch(e)
   return { [CAUGHT] = true, msg = describe(e), tb = tb }
 end
 
+-- failure(e) -> the message and traceback of what xpcall caught.
+local function failure(e)
+  if type(e) ~= "table" or not e[CAUGHT] then -- out of memory, or the
+    return describe(e), "(no traceback)"    -- message handler failed
+  end
+  return e.msg, e.tb
+end
+
 -- run(fn, ...) runs fn under xpcall; returns nil, or the error's message
 -- and traceback.
 local function run(fn, ...)
   local ok, e = xpcall(fn, catch, ...)
   if ok then return nil end
-  if type(e) ~= "table" or not e[CAUGHT] then -- out of memory, or the
-    return describe(e), "(no traceback)"    -- message handler failed
-  end
-  return e.msg, e.tb
+  return failure(e)
 end
 
 -- _run_task and _run_handler are what tasks run: fn(...) or handler(conn)
@@ -131,7 +158,9 @@ local function run_task(fn, ...)
 end
 
 function _M._run_handler(handler, conn)
-  local msg, tb = run(handler, conn)
+  local ok, e = xpcall(handler, catch, conn)
+  if ok then return end
+  local msg, tb = failure(e)
   if msg then
     host.log("error", msg .. " (conn " .. tostring(conn:id()) .. " from "
       .. tostring(conn:remote_addr() or "?") .. ")\n" .. tb)
