@@ -510,7 +510,7 @@ static void on_ready(link_t *l) {
 }
 
 
-/* -- Replies ---------------------------------------------------------------- */
+/* -- Replies ------------------------------------------------------------- */
 
 /* A reply as its hooks see it: its type, and its first strings (the
 ** reply's own, or its elements') as spans of the flat bytes. */
@@ -849,7 +849,7 @@ static void fail(const char *fmt, ...) {
 }
 
 
-/* -- The bridge's loop ------------------------------------------------------- */
+/* -- The bridge's loop --------------------------------------------------- */
 
 
 /* pump encodes waiting messages onto the publisher link while it is up

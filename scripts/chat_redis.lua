@@ -95,12 +95,18 @@ local function batcher()
     while #st.pending > 0 do
       local reqs = st.pending
       st.pending = {}
-      local res, err
+      local ok, res, err = true, nil, nil
       if not r then r, err = redis.connect(st.url, { timeout = TIMEOUT }) end
       if r then
-        res, err = r:pipeline(function(p)
-          for i = 1, #reqs do p:call(unpack(reqs[i], 1, reqs[i].n or #reqs[i])) end
+        ok, res, err = pcall(r.pipeline, r, function(p)
+          for i = 1, #reqs do
+            p:call(unpack(reqs[i], 1, reqs[i].n or #reqs[i]))
+          end
         end)
+        if not ok then -- a bad request: it fails, the batcher goes on
+          log.error("chat: %s", tostring(res))
+          res, err = nil, "bad request"
+        end
         if not res then r = nil end
       end
       for i = 1, #reqs do
@@ -121,7 +127,9 @@ end
 local function make_store(K, own)
   local store = {}
 
-  local function unclaim(name, who) call("EVAL", RELEASE, 1, K.names, name, who) end
+  local function unclaim(name, who)
+    call("EVAL", RELEASE, 1, K.names, name, who)
+  end
 
   function store.claim(name, who)
     if up() and call("HSETNX", K.names, name, who) == 0 then return false end

@@ -172,7 +172,9 @@ t.test("Redis goes away: members are told once that the room is split, "
   local h2 = lines_until(b1, HEALED, 15)
   t.ok(h1 and h2, "members of both processes are told it healed")
   local again = 0
-  for _, line in ipairs(before1) do again = again + (line == SPLIT and 1 or 0) end
+  for _, line in ipairs(before1) do
+    if line == SPLIT then again = again + 1 end
+  end
   t.is(again, 0, "a1 was told of the split once")
   -- Redis came back empty: every process claims its names again; of the
   -- two "dup", one keeps the name and the other is told its new one
