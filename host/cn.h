@@ -607,6 +607,8 @@ void cn_bus_wait(cn_worker_t *w, cn_waiter_t *wt);
 void cn_bus_unwait(void *w, cn_waiter_t *wt);
 void cn_bus_kick(cn_worker_t *w);
 void cn_bus_worker_close(cn_worker_t *w);
+cn_bus_msg_t *cn_bus_msg_new(const char *topic, size_t tlen, const void *p,
+                             size_t n);
 void cn_bus_msg_ref(cn_bus_msg_t *m);
 void cn_bus_msg_unref(cn_bus_msg_t *m);
 void cn_bus_set_bridge(const cn_bus_bridge_t *b);
@@ -671,12 +673,18 @@ typedef struct cn_busredis_stats_s {
   uint64_t outages;   /* times the bus went down */
   uint64_t unconfirmed; /* sent, Redis's answer not in yet */
   size_t outbox;      /* messages waiting for Redis */
+  uint64_t queued;    /* messages this process queued for Redis so far */
+  uint64_t settled;   /* every one numbered up to this has its fate:
+                         Redis took it, or it is counted lost/dropped */
   char where[264];    /* Redis's address */
 } cn_busredis_stats_t;
 
 int cn_busredis_start(const char *url);
 void cn_busredis_stop(void);
 void cn_busredis_stats(cn_busredis_stats_t *st);
+const char *cn_busredis_url(void);
+int cn_busredis_publish(const char *topic, size_t tlen, const void *p,
+                        size_t n);
 
 /* -- Shared dictionaries (cn_shared.c) -------------------------------- */
 
