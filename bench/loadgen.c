@@ -681,9 +681,12 @@ static int run_echo(void) {
     uint64_t t_begin = now_ns();
     uint64_t conn_deadline = t_begin + sec_ns(opt.connect_timeout);
     uint64_t connected_at = 0, prime_deadline = 0, warm_end = 0;
-    int primed = 0;
+    int primed = 0, started = 0;
 
-    /* connect and prime */
+    /* connect every connection, then prime: each does one round trip.
+     * (Echoing while others still connect would let the server fall
+     * behind on accepting: past its backlog the kernel drops handshakes,
+     * and those connections wait seconds for a retransmission.) */
     for (;;) {
         pump_connects();
         uint64_t t = now_ns();
@@ -703,13 +706,18 @@ static int run_echo(void) {
             connected_at = t;
             prime_deadline = t + sec_ns(opt.prime_timeout);
         }
+        if (connected_at && !started) {
+            started = 1;
+            for (int i = 0; i < opt.conns; i++)
+                if (cs[i].state == C_UP) echo_start(i, t);
+        }
         if (connected_at) {
             primed = 0;
             for (int i = 0; i < opt.conns; i++) primed += cs[i].done > 0;
             if (primed == n_up || t >= prime_deadline || stop_flag) break;
         }
         loop_once(ms_until(connected_at ? prime_deadline : conn_deadline, t, 50),
-                  echo_readable, echo_writable_first);
+                  echo_readable, connected_at ? echo_writable_first : NULL);
     }
     double connect_s = (double)(connected_at - t_begin) / 1e9;
     if (primed < n_up)
