@@ -14,7 +14,8 @@
 #   bench/reach.sh               QUICK=1 bench/reach.sh (2000 members)
 # Environment: CORONET, BUILD_DIR (/tmp/coronet-bench/build), SHARED_BENCH,
 # SERVER_CPU (0), LOADGEN_CPU (1), QUICK, MEMBERS (10000), REACH_RATE (5),
-# REACH_SECS (10), REACH_SERVERS ("coronet-w2 coronet go-p2"), REACH_PORT.
+# REACH_SECS (10), REACH_SERVERS ("coronet-w2 coronet go-p2"), REACH_PORT,
+# OUT_DIR (/tmp/coronet-bench/reach-<time>: the servers' logs, raw.txt).
 # Prints a markdown table; exits 0 (a server that cannot run says so).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,7 +43,8 @@ if [ ! -x "$GO_CHAT" ] && command -v go >/dev/null && [ -f "$SHARED/peers/go_cha
     go build -o "$GO_CHAT" "$SHARED/peers/go_chat.go" >/dev/null 2>&1
 fi
 BOTH=$SERVER_CPU,$LOADGEN_CPU
-LOG=$(mktemp -d /tmp/coronet-reach.XXXXXX)
+LOG=${OUT_DIR:-/tmp/coronet-bench/reach-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$LOG" || exit 0
 
 # start NAME PORT: the server in the background (PIDS); 1 if it cannot run
 start() {

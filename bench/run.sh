@@ -535,7 +535,7 @@ sub_timeout() {
 # its stdout in raw/LABEL.txt (gathered into results.md), its own files in
 # LABEL/ (OUT_DIR); a failure is noted and the run goes on
 sub_bench() {
-    local label=$1 script=$2 raw=$RESULTS_DIR/raw/$1.txt rc t
+    local label=$1 script=$2 raw=$RESULTS_DIR/raw/$1.txt rc t t0
     shift 2
     if [ ! -x "$script" ]; then
         [ -e "$script" ] && NOTES+=("$(basename "$script") exists but is not executable: skipped")
@@ -545,6 +545,7 @@ sub_bench() {
     t=$(sub_timeout "$label")
     log "[$label] $script $* (at most ${t}s)"
     mkdir -p "$RESULTS_DIR/$label"
+    t0=$(date +%s)
     QUICK=$QUICK BENCH_QUICK=$QUICK CORONET=$CORONET BUILD_DIR=$BUILD_DIR RESULTS_DIR=$RESULTS_DIR \
         OUT_DIR=$RESULTS_DIR/$label SHARED_BENCH=$SHARED SERVER_CPU=$SERVER_CPU LOADGEN_CPU=$LOADGEN_CPU \
         timeout --kill-after=5 "$t" "$script" "$@" >"$raw" 2>"$RESULTS_DIR/raw/$label.err" </dev/null
@@ -552,7 +553,7 @@ sub_bench() {
     [ "$rc" = 124 ] && NOTES+=("$(basename "$script") stopped after ${t}s (SUB_TIMEOUT)")
     [ "$rc" != 0 ] && [ "$rc" != 124 ] && NOTES+=("$(basename "$script") exited with status $rc (stderr: raw/$label.err)")
     echo "$label $rc $t $(basename "$script")" >>"$RESULTS_DIR/sub.txt"
-    log "  $label: exit status $rc, $(grep -c '^|' "$raw") table lines"
+    log "  $label: exit status $rc after $(($(date +%s) - t0)) s, $(grep -c '^|' "$raw") table lines"
 }
 
 # sub_report: every sub-benchmark's output, in the order they ran, with
