@@ -28,7 +28,8 @@ ECHO_CONNS=$conns CHART_DATA=$DATA awk -f "$ROOT/bench/report.awk" \
 size=$(grep -oE 'echo=[0-9]+B' "$RES/env.txt" | grep -oE '[0-9]+' || echo 64)
 when=$(awk '/^date:/ { print substr($2, 1, 10) }' "$RES/env.txt")
 cores=$(grep -oE '[0-9]+ CPUs' "$RES/env.txt" | head -1)
-sub="${when:-?}, ${cores:-?}: server on one CPU, load generator (one thread) on another"
+rounds=$(grep -oE 'rounds=[0-9]+ duration=[0-9.]+s' "$RES/env.txt" | sed 's/rounds=\([0-9]*\) duration=/\1 round(s) of /')
+sub="${when:-?}, ${cores:-?}, ${rounds:-?}: server on one CPU, load generator (one thread) on another"
 
 plot() {   # terminal-setup output
   gnuplot <<EOF

@@ -1065,7 +1065,7 @@ static uint32_t rank_q(const uint32_t *v, size_t n, double q) {
 /* reach_stats: for each measured line, the time until half, 99% and all
  * of the members had it, from table tab; then over the lines, the median
  * of the first two and the p50, p90 and max of the third. Incomplete lines
- * (a member never got it) count in half and 99% only. */
+ * (a member never got it) count in half and 99% only; -1 is never. */
 static void reach_stats(const uint32_t *tab, uint64_t first, const char *pre) {
     size_t m = (size_t)opt.conns - 1, nl = (size_t)(reach_lines - first), full = 0;
     uint32_t *v = malloc(m * sizeof *v), *half = malloc(nl * sizeof *half),
@@ -1081,10 +1081,14 @@ static void reach_stats(const uint32_t *tab, uint64_t first, const char *pre) {
     qsort(half, nl, sizeof *half, cmp_u32);
     qsort(p99, nl, sizeof *p99, cmp_u32);
     qsort(all, full, sizeof *all, cmp_u32);
-    printf(" %shalf_us=%u %sp99_us=%u %sall_p50_us=%u %sall_p90_us=%u %sall_max_us=%u",
-           pre, rank_q(half, nl, 0.5), pre, rank_q(p99, nl, 0.5), pre,
-           full ? rank_q(all, full, 0.5) : 0, pre, full ? rank_q(all, full, 0.9) : 0, pre,
-           full ? all[full - 1] : 0);
+    /* -1: never (the median line never reached half, or no line all) */
+    long long h = rank_q(half, nl, 0.5), q = rank_q(p99, nl, 0.5);
+    printf(" %shalf_us=%lld %sp99_us=%lld", pre, h == REACH_NONE ? -1 : h, pre,
+           q == REACH_NONE ? -1 : q);
+    printf(" %sall_p50_us=%lld %sall_p90_us=%lld %sall_max_us=%lld", pre,
+           full ? (long long)rank_q(all, full, 0.5) : -1, pre,
+           full ? (long long)rank_q(all, full, 0.9) : -1, pre,
+           full ? (long long)all[full - 1] : -1);
     if (!*pre) printf(" complete_lines=%zu", full);
     free(v), free(half), free(p99), free(all);
 }

@@ -61,7 +61,8 @@ start() {
   wait_port "$2" || { cleanup; return 1; }
 }
 
-us() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else if (x < 1000) printf "%d µs", x;
+us() { awk -v x="$1" 'BEGIN { if (x == "") print "–"; else if (x < 0) print "never";
+  else if (x < 1000) printf "%d µs", x;
   else if (x < 1e6) printf "%.1f ms", x / 1e3; else printf "%.2f s", x / 1e6 }'; }
 field() { printf '%s\n' "$1" | grep -oE "(^| )$2=[^ ]+" | head -1 | cut -d= -f2; }
 

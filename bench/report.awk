@@ -146,6 +146,10 @@ function w2name(s,   both, one) {
     if (s == "go_chat") return "Go chat, GOMAXPROCS=1" one
     return s
 }
+# the marks of a cell: ! a run had a problem, ~ every round was disturbed
+function marks(s, w) {
+    return (((s, w) in flagged) ? " !" : "") ((((s, w) in ndist) && !((s, w) in hasclean)) ? " ~" : "")
+}
 function w2_echo_table(w,   i, s, m, cor) {
     printf "#### Echo, %s-byte ping-pong, %s connections\n\n", ENVIRON["ECHO_SIZE"], substr(w, 10)
     cor = median("coronet_w2", w, "msgs_s")
@@ -156,7 +160,7 @@ function w2_echo_table(w,   i, s, m, cor) {
         m = median(s, w, "msgs_s")
         if (m == "") { printf "| %s | failed | | | | | | | | | | |\n", w2name(s); continue }
         printf "| %s | %s%s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", w2name(s),
-            rate(m), ((s, w) in flagged) ? " !" : "", ratio(cor, m), us(median(s, w, "p50_us")),
+            rate(m), marks(s, w), ratio(cor, m), us(median(s, w, "p50_us")),
             us(median(s, w, "p99_us")), spread(s, w, "msgs_s"), sum(s, w, "errors") + sum(s, w, "starved"),
             pct(median(s, w, "srv_cpu_pct")), pct(median(s, w, "lg_cpu_pct")),
             pct(median(s, w, "cpu" SCPU "_busy_pct")), pct(median(s, w, "cpu" LCPU "_busy_pct")),
@@ -187,7 +191,7 @@ function w2_chat_table(   j, i, w, s, m, cor, r, best, bestd, names, nn, seen2) 
             m = median(s, w, "deliveries_s")
             if (m == "") { printf "| %d | %s | failed | | | | | | | | |\n", r, w2name(s); continue }
             printf "| %d | %s | %s%s | %s | %d | %s | %s | %s | %s | %s | %s |\n", r, w2name(s), rate(m),
-                ((s, w) in flagged) ? " !" : "", ratio(cor, m), sum(s, w, "lost"), us(median(s, w, "p50_us")),
+                marks(s, w), ratio(cor, m), sum(s, w, "lost"), us(median(s, w, "p50_us")),
                 us(median(s, w, "p99_us")), us(median(s, w, "max_us")), pct(median(s, w, "srv_cpu_pct")),
                 pct(median(s, w, "lg_cpu_pct")), kept_up(s, w) ? "yes" : "**no**"
             if (kept_up(s, w) && r > best[s]) { best[s] = r; bestd[s] = m }
@@ -214,9 +218,7 @@ function echo_table(w,   i, s, c, m, bulk, cor) {
         s = order[w, i]
         m = median(s, w, bulk ? "MiB_s" : "msgs_s")
         if (m == "") { printf "| %s | failed | – | – | – | – | – | – | – | – | – | – | – | – | – |\n", s; continue }
-        c = bulk ? sprintf("%.0f (%s)", m, rate(median(s, w, "msgs_s"))) : rate(m)
-        if ((s, w) in flagged) c = c " !"
-        if (((s, w) in ndist) && !((s, w) in hasclean)) c = c " ~"
+        c = (bulk ? sprintf("%.0f (%s)", m, rate(median(s, w, "msgs_s"))) : rate(m)) marks(s, w)
         printf "| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", (s == "coronet" ? "**coronet**" : s), c,
             (s == "coronet") ? "1.00×" : ratio(cor, m), us(median(s, w, "p50_us")), us(median(s, w, "p99_us")),
             us(median(s, w, "max_us")), spread(s, w, bulk ? "MiB_s" : "msgs_s"), sum(s, w, "errors") + sum(s, w, "starved"),
@@ -287,7 +289,7 @@ END {
             m = median(s, "chat", "deliveries_s")
             if (m == "") { printf "| %s | failed | | | | | | | | | | | |\n", s; continue }
             printf "| %s | %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", (s == "coronet_chat" ? "**coronet_chat**" : s),
-                rate(median(s, "chat", "sent_s")), rate(m) ((s, "chat") in flagged ? " !" : "") (((s, "chat") in ndist) && !((s, "chat") in hasclean) ? " ~" : ""),
+                rate(median(s, "chat", "sent_s")), rate(m) marks(s, "chat"),
                 (s == "coronet_chat") ? "1.00×" : ratio(cor, m), sum(s, "chat", "lost"), sum(s, "chat", "dup"),
                 us(median(s, "chat", "p50_us")), us(median(s, "chat", "p99_us")), us(median(s, "chat", "max_us")),
                 pct(median(s, "chat", "srv_cpu_pct")), pct(median(s, "chat", "lg_cpu_pct")), pct(median(s, "chat", "others_pct")), bottleneck(s, "chat")
