@@ -11,19 +11,7 @@ local util = require "lib.util"
 local coronet = require "coronet"
 
 local members = tonumber(arg[1]) or 50
-local script = util.tmpfile([[
-return function(conn)
-  local keep = {}
-  for line in conn:lines() do
-    if line == "?" then
-      conn:write(string.format("%d\n", collectgarbage("count") * 1024))
-    else
-      for i = 1, 2000 do keep[#keep + 1] = line .. i .. string.rep("x", 40) end
-      conn:write(#keep .. "\n")
-    end
-  end
-end
-]])
+local script = server.path("t/lib/svc_hold.lua")
 
 local s = server.start { script = script }
 local q = s:connect()
@@ -56,4 +44,3 @@ coronet.sleep(10)
 sample("10 s after they left")
 q:close()
 s:stop()
-util.cleanup()

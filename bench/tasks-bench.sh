@@ -109,7 +109,8 @@ timer_row() { # N HOW SPAN
   r=$(pin "$CPU" "$CORONET" --run bench/timers_bench.lua "$1" "$2" "$3" 2>&1)
   timer_rows+="| $2() x $(fmt "$1") over $3 s | $(field start " $r") s |"
   timer_rows+=" $(field p50 " $r") | $(field p99 " $r") | $(field max " $r") |"
-  timer_rows+=" $(fmt "$(field rss_task " $r")") | $(fmt "$(field lua_task " $r")") |"$'\n'
+  timer_rows+=" $(fmt "$(field rss_task " $r")") |"
+  timer_rows+=" $(fmt "$(field lua_task " $r")") |"$'\n'
 }
 timer_row "$SLEEPERS" sleep 0.5
 timer_row "$SLEEPERS" after 0.5

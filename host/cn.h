@@ -465,7 +465,9 @@ typedef struct cn_hooks_s {
   void (*serve)(cn_worker_t *w, cn_listener_t *l);
   void (*reload)(cn_worker_t *w); /* load the script again */
   void (*stopping)(cn_worker_t *w); /* shutdown began */
-  void (*idle)(cn_worker_t *w); /* the loop has little to do: collect */
+  /* idle: the loop has little to do: collect some garbage; full_ok says a
+  ** whole cycle would delay nothing due soon. */
+  void (*idle)(cn_worker_t *w, int full_ok);
   void (*close)(cn_worker_t *w); /* free the Lua state */
   /* stalled: w's turn has run past the task slice. Called from the
   ** control thread while w runs: it may only arm what w checks. */
@@ -485,6 +487,7 @@ typedef struct cn_loopwatch_s {
   uint64_t lag_max_ns; /* longest turn so far */
   uint64_t lag_last_ns; /* the last turn's length */
   uint64_t busy_ns;    /* time spent in turns, in all */
+  uint64_t closing;    /* uv_hrtime when the worker began its teardown */
 } cn_loopwatch_t;
 
 struct cn_worker_s {
@@ -528,10 +531,13 @@ struct cn_worker_s {
   uv_mutex_t lock;
   const cn_hooks_t *hooks;
   cn_loopwatch_t watch;
+  int tid;               /* the worker thread's id (/proc) */
+  uint64_t seen, mark_cpu; /* the control thread's: turn seen, CPU then */
   uv_prepare_t prepare; /* ends a turn: the loop is about to poll */
   uv_check_t turn_check; /* begins a turn: the poll returned */
   uv_timer_t gc_timer;   /* drives the Lua GC while the loop is idle */
   uint64_t gc_busy;      /* watch.busy_ns at the last GC tick */
+  int gc_idle_ticks;     /* GC ticks in a row the loop was idle */
   size_t lua_bytes;      /* Lua heap (the allocator counts) */
   size_t lua_peak;       /* its highest so far */
   size_t lua_after_full; /* right after the last full GC cycle */

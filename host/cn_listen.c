@@ -169,9 +169,10 @@ static int fds_short(int fd) {
 }
 
 
-/* fds_free_now probes whether enough descriptors are free again. */
-static int fds_free_now(void) {
-  int fd = fcntl(0, F_DUPFD_CLOEXEC, 0);
+/* fds_free_now probes, with a copy of descriptor of, whether enough
+** descriptors are free again. */
+static int fds_free_now(int of) {
+  int fd = fcntl(of, F_DUPFD_CLOEXEC, 0);
   if (fd < 0)
     return errno != EMFILE && errno != ENFILE;
   close(fd);
@@ -200,7 +201,7 @@ static void out_of_fds(cn_listener_t *l, int why) {
 
 static void retry_cb(uv_timer_t *t) {
   cn_listener_t *l = t->data;
-  if (!fds_free_now()) {
+  if (!fds_free_now(l->fd)) {
     l->short_retries++;
     uv_timer_start(&l->retry, retry_cb, EMFILE_RETRY_MS, 0);
     return;

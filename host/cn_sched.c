@@ -2,7 +2,7 @@
 ** a parked task waits for one wake (from an engine, another task or its
 ** deadline); woken tasks join the run queue, which the worker runs after
 ** each poll (see run_cb for the rule). Deadlines live in the worker's
-** timer heap (cn_timer.c) through a node each task embeds. Engines and
+** timing wheel (cn_timer.c) through a node each task embeds. Engines and
 ** bindings reach a task's owner only through the hooks they set (end,
 ** data, the worker's after_run). Lua binding in lcn_sched.c. */
 #include <stddef.h>

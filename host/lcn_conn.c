@@ -562,7 +562,8 @@ static int pump_park(lua_State *L, pump_box *pb) {
   cn_sched_op_start(t);
   pb->p.waiter = cn_sched_waiter(t);
   cn_sched_park(t, CN_WAIT_READ,
-                lcn_earliest(idle, lcn_earliest(src->rdeadline, dst->wdeadline)),
+                lcn_earliest(idle, lcn_earliest(src->rdeadline,
+                                                dst->wdeadline)),
                 NULL, NULL);
   lua_pushboolean(L, 0);
   lua_pushvalue(L, 1);

@@ -656,21 +656,21 @@ static int gc_full(lua_State *L) {
 
 
 static int gc_step(lua_State *L) {
-  lua_gc(L, LUA_GCSTEP, 64);
+  lua_gc(L, LUA_GCSTEP, 16);
   return 0;
 }
 
 
 /* host_idle runs while the loop is mostly idle, and at the end of a turn
 ** near the memory bound: a whole GC cycle once the heap has doubled since
-** the last one (a burst is over), after the memory bound refused a task,
-** or when it grew near the bound, else a step. __gc metamethods run inside:
+** the last one (a burst is over) if full_ok, after the memory bound
+** refused a task, or when it grew near the bound; else a small step. __gc metamethods run inside:
 ** protected. */
-static void host_idle(cn_worker_t *w) {
+static void host_idle(cn_worker_t *w, int full_ok) {
   lua_State *L = w->L;
   size_t used = w->lua_bytes, limit = w->cfg->lua_memory;
   int full = w->lua_refused ||
-             (used > (1 << 20) && used > 2 * w->lua_after_full) ||
+             (full_ok && used > (1 << 20) && used > 2 * w->lua_after_full) ||
              (used > limit / 4 * 3 && used > w->lua_after_full + limit / 8);
   if (lua_cpcall(L, full ? gc_full : gc_step, NULL) != 0) {
     cn_log(CN_LOG_WARN, "garbage collection: %s", lua_tostring(L, -1));
@@ -730,6 +730,7 @@ static int host_start(cn_worker_t *w) {
     return -1;
   }
   spawn_main(w, main_end);
+  w->lua_after_full = w->lua_bytes; /* the first cycle waits for twice that */
   return 0;
 }
 

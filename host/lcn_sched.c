@@ -1,5 +1,5 @@
 /* lcn_sched.c: Lua binding of the scheduler (cn_sched.c): spawn, park and
-** wake, time, Lua timers on the worker's timer heap (cn_timer.c), and
+** wake, time, Lua timers on the worker's timing wheel (cn_timer.c), and
 ** introspection. The blocking wrappers that yield live in lua/coronet/. */
 #include <math.h>
 #include <stddef.h>
@@ -144,7 +144,8 @@ static void set_number(lua_State *L, const char *k, double v) {
 ** and idle; resumes, turns (and long_turns, those that ended on their time
 ** budget), runq (ready tasks), parks (by wait kind), lag (counts per log2
 ** bucket of microseconds, lag[1] under 1 us), timers (pending Lua
-** timers), heap (every pending timer: Lua timers and task deadlines). */
+** timers), deadlines (every pending timer: Lua timers and the deadlines
+** of parked tasks). */
 static int l_stats(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
   const cn_sched_stats_t *st = &w->stats;
@@ -161,7 +162,7 @@ static int l_stats(lua_State *L) {
   set_number(L, "long_turns", (double)st->long_turns);
   set_number(L, "runq", (double)w->runq_len);
   set_number(L, "timers", (double)ntimers);
-  set_number(L, "heap", (double)w->timers.n);
+  set_number(L, "deadlines", (double)w->timers.n);
   lua_createtable(L, 0, CN_WAIT_NKINDS);
   for (i = 0; i < CN_WAIT_NKINDS; i++)
     set_number(L, cn_sched_wait_name(i), (double)st->parks[i]);
@@ -223,9 +224,9 @@ static int l_exit(lua_State *L) {
 /* -- Lua timers ------------------------------------------------------- */
 
 /* A Lua timer (lua/coronet/time.lua) is a channel table that owns a
-** timer userdata: a node in the worker's heap. When the node fires, the
+** timer userdata: a node in the worker's timing wheel. When it fires, the
 ** fire function (given to timer_init) runs from the loop, outside any
-** task, with the table and now(); a ticker's node goes back into the heap
+** task, with the table and now(); a ticker's node goes back into the wheel
 ** first. While a node is pending, a registry table maps it to its channel,
 ** which keeps both alive (a userdata finalizer would cost each timer more
 ** than the timer itself). */

@@ -68,7 +68,8 @@ static const char usage_text[] =
   "                          after SECONDS idle (default 60; 0 = off)\n"
   "      --task-slice SECONDS stop a task that runs this long without\n"
   "                          yielding, if it runs interpreted Lua; report it\n"
-  "                          otherwise (default 1; 0 = off)\n"
+  "                          otherwise (default 1; 0 = off; off for --run\n"
+  "                          unless given)\n"
   "      --lua-memory BYTES  Lua heap per worker; past it the allocating\n"
   "                          task fails with 'not enough memory' (default\n"
   "                          1g; k, m and g allowed)\n"
@@ -381,6 +382,8 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
     return rc;
   if (cfg->run)
     cfg->workers = 1;
+  if (cfg->task_slice < 0)
+    cfg->task_slice = cfg->run ? 0 : 1;
   if (!max_set)
     cfg->max_conns = (size_t)-1; /* descriptors bound it (cn_listen.c) */
   return -1;
@@ -397,7 +400,7 @@ int main(int argc, char **argv) {
   cfg.read_hwm = 65536;
   cfg.write_hwm = 65536;
   cfg.keepalive = 60;
-  cfg.task_slice = 1;
+  cfg.task_slice = -1; /* 1 s for a server, off for --run */
   cfg.lua_memory = (size_t)1 << 30;
   if ((rc = parse_args(argc, argv, &cfg)) >= 0)
     return rc;

@@ -3,7 +3,8 @@
 --   then: nc -N 127.0.0.1 7000   (OpenBSD nc needs -N to exit after /quit)
 --   or:   telnet 127.0.0.1 7000
 --   and in a browser, with "-- --web 127.0.0.1:8080" after the options:
---   http://127.0.0.1:8080/ (scripts/chat_web.lua: the page and /ws)
+--   http://127.0.0.1:8080/ (scripts/chat_web.lua: the page and /ws);
+--   add "--web-cert FILE --web-key FILE" for https:// and wss://
 --
 -- Lines end with "\n" (a "\r" before it is dropped) and carry at most
 -- 4096 bytes; control bytes other than tab are not passed on. On connect
@@ -48,8 +49,11 @@ local BATCH = 64           -- messages the pump hands out between yields
 local info = host.info()
 local NODE = tostring(info.worker)
 local args, WEB = { ... }, nil -- "--web ADDR": a page and /ws for browsers
+local WEB_TLS = {} -- "--web-cert FILE --web-key FILE": over HTTPS and WSS
 for i = 1, #args - 1 do
   if args[i] == "--web" then WEB = args[i + 1] end
+  if args[i] == "--web-cert" then WEB_TLS.cert = args[i + 1] end
+  if args[i] == "--web-key" then WEB_TLS.key = args[i + 1] end
 end
 local web = WEB and require "chat_web"
 
@@ -298,7 +302,7 @@ end
 if WEB then
   web.listen(WEB, function(ws, conn)
     return serve(conn, st.web, web.reader(ws))
-  end, st.web)
+  end, st.web, WEB_TLS.cert and WEB_TLS)
 end
 
 return serve

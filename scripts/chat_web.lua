@@ -4,7 +4,8 @@
 -- page shows the members, marks notices, and reconnects (taking its name
 -- back) when the server restarts.
 --
--- scripts/chat.lua uses it when given --web ADDR:
+-- scripts/chat.lua uses it when given --web ADDR (and over HTTPS and WSS
+-- with --web-cert FILE --web-key FILE):
 --   coronet scripts/chat.lua -l 127.0.0.1:7000 -- --web 127.0.0.1:8080
 -- Browser members are served by the chat's own session code: their
 -- connections sit in a group of their own (transport), to which the room
@@ -216,12 +217,13 @@ function _M.router(session)
   return r
 end
 
--- listen(addr, session, tr) serves the page and /ws on addr, from the
--- first worker only (its members join the room of every worker), once: a
--- reloaded script calls it again and only its session changes.
+-- listen(addr, session, tr [, tls]) serves the page and /ws on addr, from
+-- the first worker only (its members join the room of every worker),
+-- once: a reloaded script calls it again and only its session changes.
 -- session(ws, conn) serves one browser, whose frames go through tr.group.
+-- With tls = {cert =, key =} it is HTTPS (the page then opens wss://).
 -- Returns the bound address, or nil and the error.
-function _M.listen(addr, session, tr)
+function _M.listen(addr, session, tr, tls)
   local st = coronet.state("chat_web")
   st.session, st.tr = session, tr
   if host.info().worker ~= 1 then return nil, "not the first worker" end
@@ -230,13 +232,18 @@ function _M.listen(addr, session, tr)
     ws:set_writer(_M.writer(st.tr.group, conn))
     return st.session(ws, conn)
   end))
-  local l, err = net.listen(addr, handler)
+  if tls then
+    addr = "tls://" .. gsub(addr, "^tls://", "")
+    tls = { cert = tls.cert, key = tls.key, alpn = { "http/1.1" } }
+  end
+  local l, err = net.listen(addr, handler, tls)
   if not l then
     log.error("chat: web %s", err)
     return nil, err
   end
   st.listener = l
-  log.info("chat: web page on http://%s/", l:addr())
+  log.info("chat: web page on %s://%s/", tls and "https" or "http",
+    (gsub(l:addr(), "^tls://", "")))
   return l:addr()
 end
 

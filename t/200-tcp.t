@@ -539,6 +539,7 @@ t.test("a bad argument to a connection method names the method and the "
   .. "caller's line", function()
   local l = assert(net.listen("127.0.0.1:0", function(c) c:read() end))
   local c = assert(net.dial(l:addr(), { timeout = 10 }))
+  local f = assert(require("coronet.fs").open("/dev/null"))
   local here = debug.getinfo(1, "S").short_src
   for _, case in ipairs {
     { function() c:read("x") end, "read", "number expected, got string" },
@@ -547,12 +548,15 @@ t.test("a bad argument to a connection method names the method and the "
     { function() c:read_full() end, "read_full", "number expected, got nil" },
     { function() c:write(nil) end, "write", "string expected, got nil" },
     { function() c:set_timeout("x") end, "set_timeout", "number expected" },
+    { function() f:read("x") end, "read", "number expected, got string" },
+    { function() f:seek({}) end, "seek", "string expected, got table" },
   } do
     local ok, err = pcall(case[1])
     t.ok(not ok, case[2] .. " raises")
     t.like(err, "^" .. here:gsub("%p", "%%%0") .. ":%d+: bad argument #1 to '"
       .. case[2] .. "' %(" .. case[3], case[2] .. ": " .. tostring(err))
   end
+  f:close()
   c:close()
   l:close()
 end)

@@ -6,22 +6,7 @@ local server = require "lib.server"
 local util = require "lib.util"
 local coronet = require "coronet"
 
-local script = util.tmpfile([[
-return function(conn)
-  local keep = {} -- what a member holds while connected (a chat's state)
-  for line in conn:lines() do
-    if line == "?" then
-      conn:write(string.format("%d\n", collectgarbage("count") * 1024))
-    elseif line == "cycle" then -- a GC cycle ends while the load is on:
-      collectgarbage()          -- the next one waits for twice that heap
-      conn:write("ok\n")
-    else
-      for i = 1, 2000 do keep[#keep + 1] = line .. i .. string.rep("x", 40) end
-      conn:write(#keep .. "\n")
-    end
-  end
-end
-]])
+local script = server.path("t/lib/svc_hold.lua")
 
 local function heap(c)
   c:write("?\n")

@@ -894,16 +894,23 @@ end
 _M.parse_url = parse_url
 
 -- dial opens a connection for scheme: plain TCP for http and ws, TLS
--- (tls://, once coronet.net speaks it) for https and wss.
-local function dial(scheme, host, port, timeout)
+-- (tls://) for https and wss, offering ALPN http/1.1 and checking the
+-- server's certificate for host; tls = {ca =, verify =, sni =} as
+-- net.dial takes them (nil: the system's CA store).
+local function dial(scheme, host, port, timeout, tls)
   local addr = (find(host, ":", 1, true) and "[" .. host .. "]" or host)
     .. ":" .. port
+  local opts = { timeout = timeout, sni = host }
   if scheme == "https" or scheme == "wss" then
     addr = "tls://" .. addr
+    opts.alpn = "http/1.1"
+    if tls then
+      opts.ca, opts.verify, opts.sni = tls.ca, tls.verify, tls.sni or host
+    end
   elseif scheme ~= "http" and scheme ~= "ws" then
     return nil, "unsupported scheme " .. scheme
   end
-  return net.dial(addr, { timeout = timeout, sni = host })
+  return net.dial(addr, opts)
 end
 _M.dial = dial
 
@@ -1024,14 +1031,17 @@ local function exchange(e, method, host_field, target, o, deadline)
   end
 end
 
--- request{method=, url=, headers=, body=, timeout=, redirects=} -> res |
--- nil, err
+-- request{method=, url=, headers=, body=, timeout=, redirects=, tls=} ->
+-- res | nil, err
 -- res has status, reason, version, headers (lower-case names), body (a
 -- Reader; read it to its end, or close it, to free the connection) and
 -- res:read_all(). body is a string or a Reader (sent chunked); timeout
 -- (default 30 s) bounds the whole exchange up to the response head, and
 -- then each body read. redirects (default 0) is how many 3xx Location
--- answers to follow for GET and HEAD.
+-- answers to follow for GET and HEAD. An https:// url checks the server's
+-- certificate against the system's CA store and the host name; tls =
+-- {ca = FILE or PEM text, verify = false, sni = NAME} changes that (as
+-- for net.dial).
 function _M.request(o)
   if type(o) ~= "table" then
     error("bad argument #1 to 'request' (table expected, got " .. type(o)
@@ -1051,6 +1061,11 @@ function _M.request(o)
     local scheme, host, port, target = parse_url(url)
     if not scheme then return nil, host end
     local key = scheme .. "://" .. host .. ":" .. port
+    local tls = o.tls
+    if tls and scheme == "https" then -- a connection checked otherwise
+      key = key .. " " .. tostring(tls.ca) .. "\0" -- is not reused
+        .. tostring(tls.verify ~= false) .. "\0" .. tostring(tls.sni)
+    end
     local host_field = find(host, ":", 1, true) and "[" .. host .. "]" or host
     if port ~= DEFAULT_PORT[scheme] then
       host_field = host_field .. ":" .. port
@@ -1067,7 +1082,7 @@ function _M.request(o)
       if not r and not retry then return nil, keep end
     end
     if not e then
-      local conn, err = dial(scheme, host, port, timeout)
+      local conn, err = dial(scheme, host, port, timeout, o.tls)
       if not conn then return nil, err end
       e = { conn = conn, P = C.parser(CLIENT_PARSER) }
       r, keep = exchange(e, method, host_field, target, o, deadline)

@@ -2,7 +2,7 @@
 -- receives the time (coronet.now()) once, when it fires; a ticker is one
 -- that receives it every period.
 --
--- Each timer or ticker is one node in the worker's timer heap (in the
+-- Each timer or ticker is one node in the worker's timing wheel (in the
 -- host, shared with sleeps and deadlines: one libuv timer for all of
 -- them), owned by the channel itself: no task, no libuv handle and no
 -- second channel per timer. When a node fires, the host calls fire below

@@ -34,6 +34,7 @@ local DEFAULTS = {
   headers = false,       -- dial: more handshake fields, {name = value}
   origin = false,        -- dial: the Origin field
   handshake_timeout = 10, -- dial: seconds for the connect and handshake
+  tls = false,           -- dial wss://: {ca =, verify =, sni =} as net.dial
 }
 _M.defaults = DEFAULTS
 
@@ -366,7 +367,7 @@ function _M.dial(url, opts)
     return nil, "websocket: ws:// or wss:// expected"
   end
   local timeout = o.handshake_timeout
-  local conn, err = http.dial(scheme, host, port, timeout)
+  local conn, err = http.dial(scheme, host, port, timeout, o.tls or nil)
   if not conn then return nil, err end
   local key = C.key()
   local host_field = find(host, ":", 1, true) and "[" .. host .. "]" or host
