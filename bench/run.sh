@@ -53,7 +53,7 @@ MEMORY_CONNS=${MEMORY_CONNS:-10000}     # conn-memory: idle connections (QUICK: 
 DISTURBED=${DISTURBED:-15}              # others_pct from which a load counts as disturbed
 RETRIES=${RETRIES:-24}                  # extra rounds for disturbed loads, in all
 QUIET_LEFT=${QUIET_WAIT:-60}            # seconds to wait for other programs to calm down, in all
-TIME_BUDGET=${TIME_BUDGET:-570}         # seconds: past this share, no more retries or waits
+TIME_BUDGET=${TIME_BUDGET:-1500}        # seconds: past 2/3 of it, no more retries or quiet waits
 BENCH_INSTALL=${BENCH_INSTALL:-1}       # 1: apt-get missing peer runtimes when root
 QUICK=${QUICK:-${BENCH_QUICK:-0}}
 
