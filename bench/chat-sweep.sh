@@ -1,45 +1,39 @@
 #!/usr/bin/env bash
-# bench/chat-sweep.sh: chat capacity and broadcast reach, scripts/chat.lua
-# beside the Go chat peer (../shared/bench/peers/go_chat.go), in one run.
+# bench/chat-sweep.sh: chat capacity, scripts/chat.lua beside the Go chat
+# peer (../shared/bench/peers/go_chat.go), in one run.
 #
-#   bench/chat-sweep.sh                        # the sweep, then the reach
-#   bench/chat-sweep.sh --rates "2000 10000" --no-reach
-#   bench/chat-sweep.sh --no-sweep --members 10000
+#   bench/chat-sweep.sh                        # the sweep
+#   bench/chat-sweep.sh --rates "2000 10000"
 #   bench/chat-sweep.sh --servers "coronet coronet-w2" -d 3
+#   QUICK=1 bench/chat-sweep.sh                # 2000 and 20000 lines/s, 2 s
 #
-# Sweep: 100 members (--clients), lines/s in total from 2000 to 40000
-# (--rates), every line due to the 99 others; deliveries per second,
-# lost, p50/p99 latency from the scheduled send time, server CPU.
-# Reach: a room of 10,000 members (--members) on 2 workers hears a few
-# lines a second; the latency of each delivery is the time one line took
-# to reach that member: p50, p99 and max over all deliveries.
+# 100 members (--clients), lines/s in total from 2000 to 40000 (--rates),
+# every line due to the 99 others; deliveries per second, lost, p50/p99
+# latency from the scheduled send time, server and load generator CPU.
 # Servers: coronet (1 worker, CPU 0), coronet-w2 (--workers 2, CPUs 0-1),
 # go (GOMAXPROCS=1, CPU 0), go-p2 (GOMAXPROCS=2, CPUs 0-1). The load
 # generator runs on CPU 1: beside the two-core servers it shares a core,
 # so compare those two with each other, and read the CPU columns.
+# (The reach of one line in a large room: bench/reach.sh.)
 # Results: $OUT_DIR (/tmp/coronet-bench/chat-<time>/results.md).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
-BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench}/build
+BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
 OUT_DIR=${OUT_DIR:-/tmp/coronet-bench/chat-$(date +%Y%m%d-%H%M%S)}
 RATES="2000 5000 10000 20000 30000 40000"
 CLIENTS=100
-MEMBERS=10000
 DURATION=5
+if [ "${QUICK:-0}" = 1 ]; then RATES="2000 20000" DURATION=2; fi
 SERVERS="coronet coronet-w2 go go-p2"
-SWEEP=1 REACH=1
 die() { echo "chat-sweep: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --rates) RATES=$2; shift ;;
     --clients) CLIENTS=$2; shift ;;
-    --members) MEMBERS=$2; shift ;;
     -d) DURATION=$2; shift ;;
     --servers) SERVERS=$2; shift ;;
-    --no-sweep) SWEEP=0 ;;
-    --no-reach) REACH=0 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
   shift
@@ -101,7 +95,7 @@ field() { printf '%s\n' "$1" | grep -oE "(^| )$2=[^ ]+" | head -1 | cut -d= -f2;
 # run NAME PORT CLIENTS RATE SECS -> one table row
 run() {
   local name=$1 port=$2 n=$3 rate=$4 secs=$5 out a b t0 t1 cpu
-  start_server "$name" "$port" || { say "| $name | $rate | (cannot run) | | | | | |"; return; }
+  start_server "$name" "$port" || { say "| $name | $n | $rate | (cannot run) | | | | | | |"; return; }
   a=$(ticks "$SPID"); t0=$(date +%s.%N)
   out=$(timeout $(( secs * 4 + 600 )) taskset -c 1 "$LOADGEN" chat -p "$port" -c "$n" \
     --rate "$rate" -d "$secs" 2>"$OUT_DIR/$name.$rate.$n.err" | grep '^mode=' | tail -1)
@@ -110,36 +104,23 @@ run() {
     'BEGIN { printf "%.0f%%", 100 * (b - a) / hz / (t1 - t0) }')
   printf '%s\n' "$out" >>"$OUT_DIR/raw.txt"
   say "| $name | $n | $rate | $(field "$out" deliveries_s) | $(field "$out" lost) |" \
-    "$(field "$out" p50_us) | $(field "$out" p99_us) | $(field "$out" max_us) | $cpu |"
+    "$(field "$out" p50_us) | $(field "$out" p99_us) | $(field "$out" max_us) | $cpu |" \
+    "$(field "$out" lg_cpu_pct)% |"
   stop_server
 }
 
 say "# chat: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs; load generator on CPU 1"
 say ""
 PORT=$(( 18000 + RANDOM % 1000 ))
-if [ "$SWEEP" = 1 ]; then
-  say "## Capacity: $CLIENTS members, lines/s in total (each to $(( CLIENTS - 1 )) others)"
-  say ""
-  say "| server | members | lines/s | deliveries/s | lost | p50 µs | p99 µs | max µs | server CPU (whole run) |"
-  say "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for rate in $RATES; do
-    for s in $SERVERS; do
-      PORT=$(( PORT + 1 ))
-      run "$s" "$PORT" "$CLIENTS" "$rate" "$DURATION"
-    done
-  done
-  say ""
-fi
-if [ "$REACH" = 1 ]; then
-  say "## Broadcast reach: $MEMBERS members, 5 lines/s; latency = time for a line to reach a member"
-  say ""
-  say "| server | members | lines/s | deliveries/s | lost | p50 µs | p99 µs | max µs | server CPU (whole run) |"
-  say "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for s in coronet-w2 go-p2; do
-    case " $SERVERS " in *" $s "*) ;; *) continue ;; esac
+say "## Capacity: $CLIENTS members, lines/s in total (each to $(( CLIENTS - 1 )) others)"
+say ""
+say "| server | members | lines/s | deliveries/s | lost | p50 µs | p99 µs | max µs | server CPU (whole run) | loadgen CPU |"
+say "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for rate in $RATES; do
+  for s in $SERVERS; do
     PORT=$(( PORT + 1 ))
-    run "$s" "$PORT" "$MEMBERS" 5 "$DURATION"
+    run "$s" "$PORT" "$CLIENTS" "$rate" "$DURATION"
   done
-  say ""
-fi
+done
+say ""
 say "raw: $OUT_DIR/raw.txt"

@@ -1,8 +1,10 @@
 # bench/common.sh - what the bench/*-bench.sh scripts share; source it.
 # Servers they start go in PIDS (cleanup stops them); pin CPU CMD runs CMD
-# on one CPU when taskset and two CPUs are there; wait_port PORT waits
+# on one CPU when taskset and two CPUs are there (spawn CPU CMD: the same
+# in the background, its PID added to PIDS); wait_port PORT waits
 # (5 s at most) until something listens there; median reads numbers on
-# stdin; ratio A B prints A/B with two decimals (n/a when unknown).
+# stdin; ratio A B prints A/B with two decimals (n/a when unknown);
+# build_loadgen DIR builds bench/loadgen.c there.
 
 PIDS=()
 cleanup() {
@@ -19,6 +21,12 @@ pin() {
   local cpu=$1; shift
   if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
 }
+# spawn CPUS CMD...: pin in the background, the program's own PID in PIDS
+spawn() {
+  local cpu=$1; shift
+  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@" & else "$@" & fi
+  PIDS+=($!)
+}
 
 wait_port() {
   local i
@@ -31,3 +39,14 @@ wait_port() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+
+# build_loadgen DIR: prints the path of bench/loadgen.c built into DIR
+# (rebuilt when the source is newer); 1 when it does not build
+build_loadgen() {
+  local lg=$1/coronet-loadgen src
+  src=$(dirname "${BASH_SOURCE[0]}")/loadgen.c
+  if [ ! -x "$lg" ] || [ "$src" -nt "$lg" ]; then
+    ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Werror -o "$lg" "$src" >&2 || return 1
+  fi
+  echo "$lg"
+}

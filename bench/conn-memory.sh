@@ -17,8 +17,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONNS=10000
 BEFORE=
 MODES=()
-BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench}
-OUT_DIR=${OUT_DIR:-$BUILD_DIR/memory-$(date +%Y%m%d-%H%M%S)}
+BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
+OUT_DIR=${OUT_DIR:-/tmp/coronet-bench/memory-$(date +%Y%m%d-%H%M%S)}
 die() { echo "conn-memory: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -31,10 +31,10 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ ${#MODES[@]} -gt 0 ] || MODES=(park read copy chat)
-mkdir -p "$OUT_DIR" "$BUILD_DIR/build" || die "cannot make $OUT_DIR"
+mkdir -p "$OUT_DIR" "$BUILD_DIR" || die "cannot make $OUT_DIR"
 make -C "$ROOT" -s >/dev/null || die "make failed"
 CORONET=$ROOT/host/coronet
-LOADGEN=$BUILD_DIR/build/loadgen-mem
+LOADGEN=$BUILD_DIR/loadgen-mem
 cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$LOADGEN" "$ROOT/bench/loadgen.c" ||
   die "cannot build the load generator"
 RESULTS=$OUT_DIR/results.txt
@@ -97,7 +97,7 @@ for m in "${MODES[@]}"; do
   measure "$m" "$ROOT/bench/idle_server.lua" "$m"
 done
 if [ -n "$BEFORE" ]; then
-  d=$BUILD_DIR/build/before
+  d=$BUILD_DIR/before
   mkdir -p "$d/bench" "$d/scripts"
   cp "$ROOT/bench/idle_server.lua" "$d/bench/"
   git -C "$ROOT" show "$BEFORE:scripts/chat.lua" >"$d/scripts/chat.lua" ||

@@ -28,8 +28,8 @@ PORT=17000
 HOLD=600
 SERVER_CPU=0
 LOADGEN_CPU=1
-BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench}
-OUT_DIR=${OUT_DIR:-$BUILD_DIR/million-$(date +%Y%m%d-%H%M%S)}
+BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
+OUT_DIR=${OUT_DIR:-/tmp/coronet-bench/million-$(date +%Y%m%d-%H%M%S)}
 
 die() { echo "million: $*" >&2; exit 2; }
 
@@ -91,8 +91,8 @@ say "plan: $CONNS connections, $SERVERS coronet processes on 127.0.0.1:$PORT" \
 
 make -C "$ROOT" -s >/dev/null || die "make failed"
 CORONET=$ROOT/host/coronet
-LOADGEN=$BUILD_DIR/build/loadgen-million
-mkdir -p "$BUILD_DIR/build"
+LOADGEN=$BUILD_DIR/loadgen-million
+mkdir -p "$BUILD_DIR"
 cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$LOADGEN" "$ROOT/bench/loadgen.c" ||
   die "cannot build the load generator"
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
