@@ -111,14 +111,6 @@ void cn_bus_msg_unref(cn_bus_msg_t *m) {
 /* -- Topics (under the bus lock) ----------------------------------------- */
 
 
-static uint32_t hash_bytes(const char *s, size_t n) {
-  uint32_t h = 2166136261u;
-  while (n-- > 0)
-    h = (h ^ (uint8_t)*s++) * 16777619u;
-  return h;
-}
-
-
 static topic_t **topic_slot(const char *name, size_t len, uint32_t h) {
   topic_t **p;
   if (bus.nbuckets == 0)
@@ -132,7 +124,7 @@ static topic_t **topic_slot(const char *name, size_t len, uint32_t h) {
 
 
 static topic_t *topic_find(const char *name, size_t len) {
-  topic_t **p = topic_slot(name, len, hash_bytes(name, len));
+  topic_t **p = topic_slot(name, len, cn_hash_bytes(name, len));
   return p != NULL ? *p : NULL;
 }
 
@@ -158,7 +150,7 @@ static int topics_grow(void) {
 
 
 static topic_t *topic_get(const char *name, size_t len) {
-  uint32_t h = hash_bytes(name, len);
+  uint32_t h = cn_hash_bytes(name, len);
   topic_t **p = topic_slot(name, len, h), *t;
   if (p != NULL && *p != NULL)
     return *p;

@@ -79,11 +79,7 @@ static int busredis_publish(lua_State *L) {
   size_t tlen, n;
   const char *topic = luaL_checklstring(L, 1, &tlen);
   const char *msg = luaL_checklstring(L, 2, &n);
-  int rc = cn_busredis_publish(topic, tlen, msg, n);
-  if (rc < 0)
-    return lcn_fail(L, rc);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lcn_ok(L, cn_busredis_publish(topic, tlen, msg, n));
 }
 
 

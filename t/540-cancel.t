@@ -256,6 +256,19 @@ t.test("a wait group's wait takes a timeout", function()
   t.ok(not bad, "done below zero raises")
 end)
 
+-- cleanup: wait("x") said "attempt to compare string with number"
+t.test("a wait group's wait with a timeout that is not a number raises",
+  function()
+  local wg = coronet.waitgroup()
+  util.bad_arg(t, function() wg:wait("x") end, 1, "wait",
+    "number expected, got string", "wait('x') at a count of zero")
+  wg:add(1)
+  util.bad_arg(t, function() wg:wait({}) end, 1, "wait",
+    "number expected, got table", "wait({}) at a count of one")
+  t.is(#wg.waiters, 0, "and leaves no waiter behind")
+  wg:done()
+end)
+
 t.test("a dial given up by its timeout leaves nothing behind", function()
   -- a name lookup that is slow or a connect that hangs: here the lookup
   -- of a name we give no time at all

@@ -30,6 +30,7 @@ local setmetatable, type, error, tostring = setmetatable, type, error,
 local Chan, offer = chan.Chan, chan.offer
 local recv, close = Chan.recv, Chan.close
 local take, wait, yield = c.take, coronet.wait, coronet.yield
+local argcheck = coronet.argcheck
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -117,22 +118,12 @@ local function catch_up()
   if delivered + dropped > 0 then c.count(delivered, dropped) end
 end
 
-local function check_topic(topic, fname)
-  if type(topic) ~= "string" then
-    error("bad argument #1 to '" .. fname .. "' (string expected, got "
-      .. type(topic) .. ")", 3)
-  end
-end
-
 -- publish(topic, msg) sends msg (a string, any bytes) to every
 -- subscription of topic on every worker. Never blocks: a subscription
 -- that is full drops its oldest message instead.
 function _M.publish(topic, msg)
-  check_topic(topic, "publish")
-  if type(msg) ~= "string" then
-    error("bad argument #2 to 'publish' (string expected, got "
-      .. type(msg) .. ")", 2)
-  end
+  argcheck(topic, "string", 1, "publish")
+  argcheck(msg, "string", 2, "publish")
   if dispatching then catch_up() end
   local list = topics[topic]
   if list then
@@ -156,13 +147,10 @@ end
 -- subscribe(topic [, {size = N}]) -> subscription to the messages
 -- published to topic from now on; at most size (default 4096) wait.
 function _M.subscribe(topic, opts)
-  check_topic(topic, "subscribe")
+  argcheck(topic, "string", 1, "subscribe")
   local size = DEFAULT_SIZE
   if opts ~= nil then
-    if type(opts) ~= "table" then
-      error("bad argument #2 to 'subscribe' (table expected, got "
-        .. type(opts) .. ")", 2)
-    end
+    argcheck(opts, "table", 2, "subscribe")
     size = opts.size or size
     if type(size) ~= "number" or size < 1 or size % 1 ~= 0 then
       error("bad argument #2 to 'subscribe' (size must be a positive "
@@ -270,11 +258,8 @@ end
 -- publish.
 function _M.publish_ordered(topic, msg)
   if redis_up() then
-    check_topic(topic, "publish_ordered")
-    if type(msg) ~= "string" then
-      error("bad argument #2 to 'publish_ordered' (string expected, got "
-        .. type(msg) .. ")", 2)
-    end
+    argcheck(topic, "string", 1, "publish_ordered")
+    argcheck(msg, "string", 2, "publish_ordered")
     redis_publish(topic, msg)
     return
   end

@@ -20,6 +20,7 @@ local CHANNEL = sched.waits.channel
 -- making itself known; wait is defined by then.
 local coronet = require "coronet"
 local PARK, co_yield = coronet.PARK, coroutine.yield
+local argcheck = coronet.argcheck
 
 -- suspend yields the task that block parked (block checked that it can):
 -- straight to the scheduler from its own coroutine, else PARK up through
@@ -193,6 +194,9 @@ _M.is_chan = is_chan
 -- v may be nil. Sending on a closed channel, or one closed while the
 -- sender waits, raises "send on closed channel".
 function Chan:send(v, timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    argcheck(timeout, "number?", 2, "send")
+  end
   if try_send(self, v, 2) then return true end
   if timeout and timeout <= 0 then return nil, "timeout" end
   local tok, co, own = block("chan:send", timeout)
@@ -211,6 +215,9 @@ end
 -- drained. With a timeout (seconds; 0 polls) it gives up after that long
 -- with a third value, "timeout".
 function Chan:recv(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    argcheck(timeout, "number?", 1, "recv")
+  end
   local got, v, ok = try_recv(self)
   if got then return v, ok end
   if timeout and timeout <= 0 then return nil, false, "timeout" end

@@ -36,7 +36,8 @@ _M.wait = wait
 
 -- argcheck(v, want, i, name) raises "bad argument #i to 'name'" at the
 -- caller's caller unless v is of type want ("number", "string"; a "?"
--- after it allows nil; "data" is a string or a table of strings).
+-- after it allows nil; "data" is a string or a table of strings). For
+-- coronet's own modules.
 local function argcheck(v, want, i, name)
   local t = type(v)
   if t == want or (t == "nil" and want:sub(-1) == "?")
@@ -48,6 +49,7 @@ local function argcheck(v, want, i, name)
     .. (want == "data" and "string" or want:gsub("%?$", "")) .. " expected, "
     .. "got " .. t .. ")", 3)
 end
+_M.argcheck = argcheck
 
 -- blocking(methods, name, prefix [, a, b]) turns methods[name], a host
 -- call that returns false when it parked the task, into the blocking

@@ -5,7 +5,8 @@ local setmetatable, type, error, tostring = setmetatable, type, error,
 local table_remove = table.remove
 local park, unpark, wake = sched.park, sched.unpark, sched.wake_park
 local isyieldable = coroutine.isyieldable
-local wait = require("coronet").wait
+local coronet = require "coronet"
+local wait, argcheck = coronet.wait, coronet.argcheck
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -55,6 +56,9 @@ function WaitGroup:count() return self.n end
 -- wg:wait([timeout]) -> true | nil, "timeout"
 -- Parks until the counter is zero (at once if it is), or timeout seconds.
 function WaitGroup:wait(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    argcheck(timeout, "number?", 1, "wait")
+  end
   if self.n == 0 then return true end
   if timeout and timeout <= 0 then return nil, "timeout" end
   local _, tok, co, own = park(timeout)
