@@ -159,6 +159,15 @@ int cn_timer_stop(cn_timers_t *ts, cn_timer_t *t);
 
 /* -- Connections (cn_conn.c) ------------------------------------------- */
 
+/* cn_stream_t is a TCP or Unix-domain stream handle, seen as each of the
+** libuv types it is. */
+typedef union {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} cn_stream_t;
+
 enum {
   CN_CONN_READING = 1 << 0, /* uv_read_start is active */
   CN_CONN_CLOSED = 1 << 1,  /* this side closed: operations fail */
@@ -172,12 +181,7 @@ enum {
 };
 
 struct cn_conn_s {
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  cn_stream_t h;
   cn_worker_t *w;
   cn_buf_t in, out;
   size_t inflight; /* leading bytes of out owned by wreq */

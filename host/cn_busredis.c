@@ -67,12 +67,7 @@ typedef struct change_s {
 
 /* One connection to Redis, driven by the bridge's loop. */
 typedef struct {
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  cn_stream_t h;
   uv_connect_t creq;
   uv_write_t wreq;
   int kind;
