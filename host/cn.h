@@ -513,6 +513,7 @@ struct cn_worker_s {
   uv_check_t check;
   uv_idle_t idle;
   int tasks_ref; /* registry: coroutine -> task */
+  int describe_ref; /* registry: describes error values (cn_sched.c) */
   void (*after_run)(cn_worker_t *w); /* after each resume (flushes writes) */
   cn_sched_stats_t stats;
   cn_timers_t timers;
@@ -750,6 +751,9 @@ void cn_sched_set_end(cn_task_t *t, cn_end_cb cb);
 void cn_sched_set_data(cn_task_t *t, void *data);
 void *cn_sched_data(cn_task_t *t);
 void cn_sched_log_error(cn_task_t *t, const char *where);
+void cn_sched_set_describe(struct lua_State *L);
+uint32_t cn_sched_tag(cn_task_t *t);
+void cn_sched_set_tag(cn_task_t *t, uint32_t tag);
 struct lua_State *cn_sched_thread(cn_task_t *t);
 cn_task_t *cn_sched_task(struct lua_State *L, const char *what);
 cn_waiter_t *cn_sched_waiter(cn_task_t *t);
