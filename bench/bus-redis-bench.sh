@@ -25,7 +25,7 @@ run() {
   : >"$out"
   bg "$SERVER_CPU" "$out" "$CORONET" -q --bus "unix:$SOCK" --run \
     "$ROOT/bench/bus-redis.lua" sub "$topic" "$n"
-  local sub=$LAST
+  local sub=$LAST_PID
   for _ in $(seq 1 200); do
     grep -q ready "$out" &&
       [ "$(redis-cli -s "$SOCK" pubsub numsub "coronet:bus:0:$topic" | tail -1)" = 1 ] &&

@@ -41,7 +41,7 @@ for p in $(seq 1 "$PROCS"); do
   bg 0 "$DIR/chat$p.log" "$CORONET" "$ROOT/scripts/chat.lua" -q --reuseport \
     --bus "unix:$SOCK" -w "$WORKERS" "${LISTEN[@]}"
 done
-wait_port "$PORT"
+wait_port "$PORT" 10
 sleep 1 # every process listening, every bridge up
 
 mkfifo "$DIR/go"

@@ -51,11 +51,11 @@ load() {
     bg "$SERVER_CPU" "$DIR/servers.log" "$CORONET" "$ROOT/scripts/chat.lua" \
       -q -l "127.0.0.1:$port"
   fi
-  wait_port "$port"
+  wait_port "$port" 10
   pin "$LOADGEN_CPU" "$LOADGEN" chat -p "$port" -c "$CHAT_CLIENTS" \
     --rate "$CHAT_RATE" -d "$DURATION" -w "$WARMUP" --drain 3 2>>"$DIR/load.log" |
     grep '^mode=' | tail -1
-  stop_all
+  cleanup
 }
 
 
