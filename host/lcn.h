@@ -18,6 +18,8 @@ int lcn_option(lua_State *L, int idx, const char *def,
 void lcn_op_done(void);
 void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
                lua_CFunction gc, lua_CFunction tostring);
+int lcn_lib(lua_State *L, const luaL_Reg *funcs, const char *tname,
+            lua_CFunction gc);
 size_t lcn_data_len(lua_State *L, int idx);
 int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
                    int (*fn)(void *ud, const char *p, size_t k), void *ud);

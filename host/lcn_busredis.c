@@ -92,7 +92,5 @@ static const luaL_Reg funcs[] = {{"status", busredis_status},
 
 
 int luaopen_coronet_busredis(lua_State *L) {
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
-  return 1;
+  return lcn_lib(L, funcs, NULL, NULL);
 }

@@ -129,6 +129,21 @@ void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
 }
 
 
+/* lcn_lib is the whole of most luaopen_ functions: it makes the metatable
+** tname (unless NULL) of a kind of userdata without methods, with __gc gc
+** (unless NULL), and pushes a new table of funcs, the module; returns 1. */
+int lcn_lib(lua_State *L, const luaL_Reg *funcs, const char *tname,
+            lua_CFunction gc) {
+  if (tname != NULL) {
+    lcn_class(L, tname, NULL, gc, NULL);
+    lua_pop(L, 2);
+  }
+  lua_newtable(L);
+  luaL_register(L, NULL, funcs);
+  return 1;
+}
+
+
 /* lcn_data_len returns the byte length of the string, or table of strings
 ** (a writev's fragments), at idx; raises on any other fragment (for the
 ** write methods: see lcn_argerror). */

@@ -513,9 +513,5 @@ static const luaL_Reg funcs[] = {
 
 /* luaopen_coronet_http returns the functions above. */
 int luaopen_coronet_http(lua_State *L) {
-  lcn_class(L, PARSER_MT, NULL, NULL, NULL);
-  lua_pop(L, 2);
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
-  return 1;
+  return lcn_lib(L, funcs, PARSER_MT, NULL);
 }

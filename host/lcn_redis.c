@@ -492,10 +492,7 @@ static const luaL_Reg funcs[] = {{"new", redis_new},
 ** null is the sentinel a Redis null becomes inside aggregates, error_mt
 ** the metatable of error replies; lua/coronet/redis.lua dresses both. */
 int luaopen_coronet_redis(lua_State *L) {
-  lcn_class(L, RESP_MT, NULL, NULL, NULL);
-  lua_pop(L, 2);
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
+  lcn_lib(L, funcs, RESP_MT, NULL);
   lua_newtable(L); /* null */
   lua_newtable(L); /* error_mt */
   lua_pushvalue(L, -2);

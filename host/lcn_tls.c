@@ -375,9 +375,6 @@ static const luaL_Reg funcs[] = {{"conf", tls_conf},
 
 int luaopen_coronet_tls(lua_State *L) {
   lcn_class(L, CONF_MT, NULL, conf_gc, NULL);
-  lcn_class(L, JOB_MT, NULL, job_gc, NULL);
-  lua_pop(L, 4);
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
-  return 1;
+  lua_pop(L, 2);
+  return lcn_lib(L, funcs, JOB_MT, job_gc);
 }

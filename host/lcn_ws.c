@@ -288,9 +288,5 @@ static const luaL_Reg funcs[] = {
 
 /* luaopen_coronet_ws returns the functions above. */
 int luaopen_coronet_ws(lua_State *L) {
-  lcn_class(L, READER_MT, NULL, NULL, NULL);
-  lua_pop(L, 2);
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
-  return 1;
+  return lcn_lib(L, funcs, READER_MT, NULL);
 }
