@@ -67,7 +67,7 @@ static int stdio_mode(lua_State *L, int t, const char *name, int def) {
   static const char *const modes[] = {"null", "inherit", "pipe", NULL};
   int m;
   lua_getfield(L, t, name);
-  m = lua_isnil(L, -1) ? def : luaL_checkoption(L, -1, NULL, modes);
+  m = lua_isnil(L, -1) ? def : lcn_option(L, -1, NULL, modes, 1, "spawn");
   lua_pop(L, 1);
   return m;
 }

@@ -16,6 +16,15 @@ t.test("spawn of anything but a table raises naming spawn", function()
     "table expected, got string", "spawn('sleep')")
 end)
 
+-- cleanup: a bad stream mode said "bad argument #2 to 'spawn'" at a line
+-- inside coronet/process.lua
+t.test("spawn with a bad stream mode raises naming spawn", function()
+  util.bad_arg(t, function() process.spawn { "true", stdout = "x" } end, 1,
+    "spawn", "invalid option 'x'", "stdout = 'x'")
+  util.bad_arg(t, function() process.spawn { "true", stdin = {} } end, 1,
+    "spawn", "string expected, got table", "stdin = {}")
+end)
+
 -- cleanup: p:wait("x") raised at a line inside coronet/process.lua
 t.test("wait with a timeout that is not a number raises at the caller's "
   .. "line", function()
