@@ -639,6 +639,16 @@ void cn_group_free(cn_group_t *g);
 int cn_group_add(cn_group_t *g, cn_conn_t *c, size_t limit);
 int cn_group_remove(cn_group_t *g, cn_conn_t *c);
 size_t cn_group_send(cn_group_t *g, cn_sblock_t *s, cn_conn_t *except);
+
+/* A part of a batch: bytes [end of the part before, end) of the batch's
+** block, for every member but except (NULL: all). */
+typedef struct cn_group_part_s {
+  size_t end;
+  cn_conn_t *except;
+} cn_group_part_t;
+
+size_t cn_group_send_batch(cn_group_t *g, cn_sblock_t *s,
+                           const cn_group_part_t *parts, size_t n);
 int cn_group_send_to(cn_group_t *g, cn_conn_t *c, cn_sblock_t *s);
 size_t cn_group_drop_behind(cn_group_t *g);
 int cn_group_wait(cn_group_t *g, cn_waiter_t *w);
