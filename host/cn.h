@@ -503,7 +503,7 @@ struct cn_worker_s {
   int in_turn;
   uint64_t clock; /* ns: read as a turn starts and every few resumes */
   cn_task_t *current;
-  cn_task_t *tasks;     /* every live task */
+  void *task_slabs;     /* every task record, live or free (cn_sched.c) */
   cn_task_t *free_tasks;
   size_t ntasks;
   uv_check_t check;
@@ -757,8 +757,8 @@ uint64_t cn_sched_task_id(cn_task_t *t);
 uint64_t cn_sched_task_conn_id(cn_task_t *t);
 void cn_sched_set_conn_id(cn_task_t *t, uint64_t id);
 uint32_t cn_sched_parked_as(cn_task_t *t);
-cn_task_t *cn_sched_first(cn_worker_t *w);
-cn_task_t *cn_sched_next(cn_task_t *t);
+void cn_sched_walk(cn_worker_t *w, void (*fn)(cn_task_t *t, void *arg),
+                   void *arg);
 void cn_sched_info(cn_task_t *t, cn_task_info_t *info);
 const char *cn_sched_kind_name(int kind);
 const char *cn_sched_wait_name(int wait);
