@@ -508,7 +508,9 @@ struct cn_worker_s {
   size_t ntasks;
   uv_check_t check;
   uv_idle_t idle;
-  int tasks_ref; /* registry: coroutine -> task */
+  int tasks_ref; /* registry: the anchors (record place -> coroutine) */
+  cn_task_t **task_index; /* tasks by coroutine (cn_sched.c) */
+  size_t task_index_cap;
   int describe_ref; /* registry: describes error values (cn_sched.c) */
   void (*after_run)(cn_worker_t *w); /* after each resume (flushes writes) */
   cn_sched_stats_t stats;

@@ -29,6 +29,7 @@ struct cn_task_s {
   uint64_t since;    /* ns: when it parked or became ready */
   uint32_t parks;    /* counts its parks: names the current one */
   uint32_t tag;      /* the owner's number (coronet.lifecycle: version) */
+  uint32_t slot;     /* the record's place in the worker's anchors */
   uint16_t nargs;    /* values on co's stack for the next resume */
   uint8_t state;     /* CN_TASK_* */
   uint8_t kind;      /* CN_TASK_SPAWNED, ... */
@@ -52,6 +53,7 @@ typedef struct slab_s {
 #define MAX_ENDS 8
 static __thread cn_end_cb ends[MAX_ENDS];
 static __thread unsigned nends;
+static __thread uint32_t nrecords; /* task records made by this worker */
 
 #define RESUMES_PER_CLOCK 8 /* resumes between two reads of the clock */
 #define T_FREE 3 /* a record in the free list, not a task */
@@ -135,7 +137,10 @@ void cn_sched_init(cn_worker_t *w) {
   w->task_slabs = NULL;
   w->free_tasks = NULL;
   w->ntasks = 0;
+  w->task_index = NULL;
+  w->task_index_cap = 0;
   nends = 0;
+  nrecords = 0;
   w->after_run = NULL;
   memset(&w->stats, 0, sizeof w->stats);
   cn_timers_init(&w->timers, &w->loop);
@@ -158,6 +163,8 @@ void cn_sched_close(cn_worker_t *w) {
     free(s);
   }
   w->free_tasks = NULL;
+  free(w->task_index);
+  w->task_index = NULL;
   uv_close((uv_handle_t *)&w->check, NULL);
   uv_close((uv_handle_t *)&w->idle, NULL);
 }
@@ -174,9 +181,11 @@ static int add_slab(cn_worker_t *w) {
   w->task_slabs = s;
   for (i = SLAB_TASKS - 1; i >= 0; i--) {
     s->tasks[i].state = T_FREE;
+    s->tasks[i].slot = nrecords + (uint32_t)i + 1;
     s->tasks[i].next = w->free_tasks;
     w->free_tasks = &s->tasks[i];
   }
+  nrecords += SLAB_TASKS;
   return 0;
 }
 
@@ -184,14 +193,16 @@ static int add_slab(cn_worker_t *w) {
 static cn_task_t *task_alloc(cn_worker_t *w) {
   static uint64_t next_id; /* per process; only read in logs */
   cn_task_t *t;
-  uint32_t parks;
+  uint32_t parks, slot;
   if (w->free_tasks == NULL && add_slab(w) < 0)
     return NULL;
   t = w->free_tasks;
   w->free_tasks = t->next;
   parks = t->parks; /* goes on counting: tokens stay unique per record */
+  slot = t->slot;
   memset(t, 0, sizeof *t);
   t->parks = parks;
+  t->slot = slot;
   t->waiter.wake = waiter_wake;
   t->timer.cb = deadline_cb;
   t->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
@@ -209,6 +220,94 @@ static void task_free(cn_worker_t *w, cn_task_t *t) {
 }
 
 
+/* -- Tasks by coroutine ---------------------------------------------------- */
+
+/* A worker finds a task by its coroutine in an open-addressing table of
+** task records (linear probing, at most half full): no Lua table keyed by
+** coroutines, which the garbage collector would walk in hash order (see
+** cn_sched_spawn). */
+
+
+static size_t index_home(cn_worker_t *w, const lua_State *co) {
+  uint64_t h = (uint64_t)(uintptr_t)co * 0x9e3779b97f4a7c15ull;
+  return (size_t)(h >> 32) & (w->task_index_cap - 1);
+}
+
+
+static cn_task_t *index_find(cn_worker_t *w, const lua_State *co) {
+  size_t i, mask = w->task_index_cap - 1;
+  if (w->task_index_cap == 0)
+    return NULL;
+  for (i = index_home(w, co); w->task_index[i] != NULL; i = (i + 1) & mask)
+    if (w->task_index[i]->co == co)
+      return w->task_index[i];
+  return NULL;
+}
+
+
+static void index_put(cn_worker_t *w, cn_task_t *t) {
+  size_t i, mask = w->task_index_cap - 1;
+  for (i = index_home(w, t->co); w->task_index[i] != NULL; i = (i + 1) & mask)
+    ;
+  w->task_index[i] = t;
+}
+
+
+/* index_add files t under its coroutine; -1 if out of memory. */
+static int index_add(cn_worker_t *w, cn_task_t *t) {
+  if (w->ntasks * 2 > w->task_index_cap) {
+    size_t cap = w->task_index_cap, i;
+    cn_task_t **old = w->task_index;
+    cn_task_t **idx = calloc(cap ? cap * 2 : 64, sizeof *idx);
+    if (idx == NULL)
+      return -1;
+    w->task_index = idx;
+    w->task_index_cap = cap ? cap * 2 : 64;
+    for (i = 0; i < cap; i++)
+      if (old[i] != NULL)
+        index_put(w, old[i]);
+    free(old);
+  }
+  index_put(w, t);
+  return 0;
+}
+
+
+/* index_remove takes t out, moving back the entries that probed past it. */
+static void index_remove(cn_worker_t *w, cn_task_t *t) {
+  cn_task_t **idx = w->task_index;
+  size_t i, j, home, mask = w->task_index_cap - 1;
+  for (i = index_home(w, t->co); idx[i] != t; i = (i + 1) & mask)
+    ;
+  for (j = (i + 1) & mask; idx[j] != NULL; j = (j + 1) & mask) {
+    home = index_home(w, idx[j]->co);
+    if ((j > i && (home <= i || home > j)) || (j < i && home <= i &&
+                                               home > j)) {
+      idx[i] = idx[j]; /* idx[j] may move back to the hole at i */
+      i = j;
+    }
+  }
+  idx[i] = NULL;
+}
+
+
+/* anchor keeps t's coroutine (on top of L) alive from the registry's
+** anchors table at t's record place, or lets it go (co NULL): an array
+** in the order of the records, which the collector walks in that order,
+** so that it visits the coroutines in the order they were made, not
+** scattered over the heap (LuaJIT's atomic phase walks every coroutine
+** again: see README). */
+static void anchor(cn_worker_t *w, lua_State *L, cn_task_t *t, int keep) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
+  if (keep)
+    lua_pushvalue(L, -2);
+  else
+    lua_pushnil(L);
+  lua_rawseti(L, -2, (int)t->slot);
+  lua_pop(L, 1);
+}
+
+
 /* cn_sched_spawn makes a task (kind CN_TASK_SPAWNED) of the function and
 ** nargs arguments on top of L (popping them) and queues it. Pushes the
 ** task's coroutine on L. */
@@ -219,15 +318,15 @@ cn_task_t *cn_sched_spawn(lua_State *L, int nargs) {
   if (t == NULL)
     luaL_error(L, "out of memory");
   co = lua_newthread(L);
+  t->co = co;
+  if (index_add(w, t) < 0) {
+    task_free(w, t);
+    luaL_error(L, "out of memory");
+  }
   lua_insert(L, -(nargs + 2)); /* thread below function and arguments */
   lua_xmove(L, co, nargs + 1);
-  t->co = co;
   t->nargs = (uint16_t)nargs;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
-  lua_pushvalue(L, -2);
-  lua_pushlightuserdata(L, t);
-  lua_rawset(L, -3); /* tasks[co] = t keeps co alive */
-  lua_pop(L, 1);
+  anchor(w, L, t, 1);
   enqueue(t);
   return t;
 }
@@ -295,13 +394,7 @@ cn_task_t *cn_sched_lookup(lua_State *L, int idx) {
   }
   if (type != LUA_TTHREAD)
     return NULL;
-  lua_pushvalue(L, idx);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
-  lua_insert(L, -2);
-  lua_rawget(L, -2);
-  t = lua_touserdata(L, -1);
-  lua_pop(L, 2);
-  return t;
+  return index_find(w, lua_tothread(L, idx));
 }
 
 
@@ -520,12 +613,8 @@ static void task_end(cn_worker_t *w, cn_task_t *t, int rc) {
     ends[t->end - 1](t, rc);
   else if (rc != 0)
     cn_sched_log_error(t, "");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
-  lua_pushthread(t->co);
-  lua_xmove(t->co, L, 1);
-  lua_pushnil(L);
-  lua_rawset(L, -3); /* tasks[co] = nil */
-  lua_pop(L, 1);
+  index_remove(w, t);
+  anchor(w, L, t, 0);
   task_free(w, t);
 }
 
