@@ -292,19 +292,31 @@ static void index_remove(cn_worker_t *w, cn_task_t *t) {
 
 
 /* anchor keeps t's coroutine (on top of L) alive from the registry's
-** anchors table at t's record place, or lets it go (co NULL): an array
-** in the order of the records, which the collector walks in that order,
-** so that it visits the coroutines in the order they were made, not
-** scattered over the heap (LuaJIT's atomic phase walks every coroutine
-** again: see README). */
+** anchors at t's record place, or lets it go (keep 0). The anchors are
+** arrays of ANCHOR_CHUNK in the order of the records, so that the
+** collector visits the coroutines in the order they were made, not
+** scattered over the heap as a table keyed by them would; and in chunks,
+** so that a cycle walks again (LuaJIT's atomic phase, for a table written
+** to during the cycle) only the chunks of the tasks that began or ended
+** meanwhile. */
+#define ANCHOR_CHUNK 4096
+
 static void anchor(cn_worker_t *w, lua_State *L, cn_task_t *t, int keep) {
+  int chunk = (int)((t->slot - 1) / ANCHOR_CHUNK) + 1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
+  lua_rawgeti(L, -1, chunk);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, ANCHOR_CHUNK, 0);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, chunk);
+  }
   if (keep)
-    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -3);
   else
     lua_pushnil(L);
-  lua_rawseti(L, -2, (int)t->slot);
-  lua_pop(L, 1);
+  lua_rawseti(L, -2, (int)((t->slot - 1) % ANCHOR_CHUNK) + 1);
+  lua_pop(L, 2);
 }
 
 
