@@ -31,7 +31,7 @@ local Server = {}
 Server.__index = Server
 
 local EDGE = os.getenv("CORONET_EDGE")
-local EDGE_GAP, EDGE_TRICKLE = 0, 16384
+local EDGE_GAP, EDGE_TRICKLE = 0, 4096
 _M.edge = EDGE
 local live = {} -- servers started and not stopped, for the reload mode
 
@@ -140,9 +140,11 @@ function _M.start(o)
   local edge = EDGE
   if o.edge ~= nil and o.edge ~= EDGE then edge = nil end
   if edge == "relay" and not s.addr:find("^unix:") then
+    local scheme, target = s.addr:match("^(%a+://)(.*)$") -- tls://
     s.relay = spawn({ _M.bin, "--run", _M.path("t/lib/edge_relay.lua"),
-      s.addr, tostring(EDGE_GAP), tostring(EDGE_TRICKLE) }, "edge relay")
-    s.direct, s.addr = s.addr, s.relay.addr
+      target or s.addr, tostring(EDGE_GAP), tostring(EDGE_TRICKLE) },
+      "edge relay")
+    s.direct, s.addr = s.addr, (scheme or "") .. s.relay.addr
   elseif edge == "reload" then
     live[s] = true
     edge_reload(s)
