@@ -69,7 +69,7 @@ test check: $(BIN) $(CTESTS)
 # The service tests (those starting servers through t/lib/server.lua) in
 # both edge modes: through a byte-per-segment relay, then with a reload
 # before each test (see t/lib/server.lua).
-EDGE_TESTS ?= $(shell grep -l 'server\.start\|scratch\.start' t/*.t)
+EDGE_TESTS ?= $(shell grep -l 'lib\.server\|lib\.scratch\|lib\.chat\|lib\.workers' t/*.t)
 test-edge: $(BIN) $(CTESTS)
 	@for mode in relay reload; do \
 	  echo "== CORONET_EDGE=$$mode"; \

@@ -19,7 +19,8 @@
 --                        Test::Nginx's HUP mode does.
 -- A server that cannot go through a mode (its test checks what the mode
 -- changes: the number of reloads, say) passes edge = false, or names the
--- one mode it can go through.
+-- one mode it can go through; server.edge_only = "relay" (or false) sets
+-- that for every server a test file starts.
 local coronet = require "coronet"
 local net = require "coronet.net"
 local process = require "coronet.process"
@@ -137,8 +138,9 @@ function _M.start(o)
     for _, v in ipairs(o.args) do argv[#argv + 1] = v end
   end
   local s = spawn(argv, o.script, o.timeout)
-  local edge = EDGE
-  if o.edge ~= nil and o.edge ~= EDGE then edge = nil end
+  local edge, only = EDGE, o.edge
+  if only == nil then only = _M.edge_only end
+  if only ~= nil and only ~= EDGE then edge = nil end
   if edge == "relay" and not s.addr:find("^unix:") then
     local scheme, target = s.addr:match("^(%a+://)(.*)$") -- tls://
     s.relay = spawn({ _M.bin, "--run", _M.path("t/lib/edge_relay.lua"),
@@ -153,11 +155,12 @@ function _M.start(o)
 end
 
 -- connect([timeout]) dials the server; the connection gets timeout
--- (default 10 s) on every read and write.
+-- (default 10 s; 30 s through an edge relay, which is slow by design) on
+-- every read and write.
 function Server:connect(timeout)
   local c, err = net.dial(self.addr, { timeout = 10 })
   if not c then error("connect " .. self.addr .. ": " .. err, 2) end
-  c:set_timeout(timeout or 10)
+  c:set_timeout(timeout or (self.relay and 30 or 10))
   return c
 end
 
