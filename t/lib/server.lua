@@ -84,9 +84,11 @@ local function spawn(argv, what, timeout)
   p.stderr:set_timeout(nil)
   coronet.spawn(function() -- keep the log drained, and kept
     for line in p.stderr:lines() do s.lines[#s.lines + 1] = line end
+    p.stderr:close()
   end)
   coronet.spawn(function()
     while p.stdout:read(65536) do end
+    p.stdout:close()
   end)
   return s
 end
