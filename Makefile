@@ -59,7 +59,8 @@ $(BUILD)/test_%: t/c/test_%.c $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o $(HEADERS)
 
 # A harness without libFuzzer: replays the files and directories it is given.
 $(BUILD)/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/replay.c t/fuzz/fuzz.h $(OBJS)
-	$(CC) $(ALL_CFLAGS) -Ihost -It/fuzz -o $@ $< t/fuzz/replay.c \
+	$(CC) $(ALL_CFLAGS) -Ihost -It/fuzz -DFUZZ_ROOT='"$(CURDIR)"' -o $@ $< \
+	  t/fuzz/replay.c \
 	  $(filter-out $(BUILD)/main.o,$(OBJS)) $(PKG_LIBS)
 
 # The tests run under the host: `coronet --run t/NNN-topic.t` prints TAP.
@@ -72,7 +73,7 @@ test check: $(BIN) $(CTESTS)
 # The service tests (those starting servers through t/lib/server.lua) in
 # both edge modes: through a byte-per-segment relay, then with a reload
 # before each test (see t/lib/server.lua).
-EDGE_TESTS ?= $(shell grep -l 'server\.start\|scratch\.start' t/*.t)
+EDGE_TESTS ?= $(shell grep -l 'lib\.server\|lib\.scratch\|lib\.chat\|lib\.workers' t/*.t)
 test-edge: $(BIN) $(CTESTS)
 	@for mode in relay reload; do \
 	  echo "== CORONET_EDGE=$$mode"; \
@@ -110,7 +111,7 @@ $(FUZZ_BUILD)/%.o: host/%.c $(HEADERS) $(BUILD)/.deps
 
 $(FUZZ_BUILD)/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/fuzz.h $(FUZZ_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -Ihost -It/fuzz \
-	  -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS)
+	  -DFUZZ_ROOT='"$(CURDIR)"' -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS)
 
 .SECONDARY: $(FUZZ_OBJS)
 

@@ -47,7 +47,16 @@ typedef struct cn_sched_stats_s {
   uint64_t long_turns; /* turns that ended on their time budget */
   uint64_t parks[CN_WAIT_NKINDS];
   uint64_t lag[CN_LAG_BUCKETS];
+  uint64_t lag_ns; /* the lags' sum */
 } cn_sched_stats_t;
+
+/* A worker's connection and reload counters (for coronet.stats() and the
+** admin's /metrics); only the worker's own thread writes them. */
+typedef struct cn_counters_s {
+  uint64_t opened, accepted, closed; /* connections (pipes included) */
+  uint64_t bytes_in, bytes_out;      /* as read from and written to sockets */
+  uint64_t reloads, reloads_failed;
+} cn_counters_t;
 
 /* -- Logging (cn_log.c) ------------------------------------------------ */
 
@@ -105,6 +114,7 @@ struct cn_config_s {
   int keepalive;      /* TCP keepalive idle seconds, 0 = off */
   double task_slice;  /* seconds a task may run without yielding, 0 = off */
   size_t lua_memory;  /* bytes of Lua heap per worker */
+  const char *admin;  /* --admin: where /metrics and /tasks are served */
 };
 
 /* -- Waiting ----------------------------------------------------------- */
@@ -520,6 +530,7 @@ struct cn_worker_s {
   int describe_ref; /* registry: describes error values (cn_sched.c) */
   void (*after_run)(cn_worker_t *w); /* after each resume (flushes writes) */
   cn_sched_stats_t stats;
+  cn_counters_t counters;
   cn_timers_t timers;
   /* connections (cn_conn.c, cn_listen.c) */
   cn_conn_t *dirty;
@@ -706,6 +717,14 @@ const char *cn_busredis_url(void);
 int cn_busredis_publish(const char *topic, size_t tlen, const void *p,
                         size_t n);
 
+/* Groups and members of the whole process, and members closed at their
+** limit since it started. */
+typedef struct cn_group_counts_s {
+  uint64_t groups, members, dropped;
+} cn_group_counts_t;
+
+void cn_group_counts(cn_group_counts_t *out);
+
 /* -- Shared dictionaries (cn_shared.c) -------------------------------- */
 
 typedef struct cn_shared_s cn_shared_t;
@@ -732,6 +751,9 @@ int cn_shared_incr(cn_shared_t *d, const char *k, size_t n, double by,
 char *cn_shared_keys(cn_shared_t *d, size_t max, size_t *count);
 void cn_shared_flush(cn_shared_t *d);
 void cn_shared_usage(cn_shared_t *d, size_t *used, size_t *capacity);
+void cn_shared_each(void (*fn)(void *ud, const char *name, size_t used,
+                               size_t capacity, size_t count),
+                    void *ud);
 
 /* -- Scheduler (cn_sched.c) -------------------------------------------- */
 

@@ -85,6 +85,7 @@ cn_conn_t *cn_conn_new(cn_worker_t *w, int pipe) {
     w->conns->prev = c;
   w->conns = c;
   w->nconns++;
+  w->counters.opened++;
   return c;
 }
 
@@ -159,6 +160,8 @@ static int read_ready(cn_conn_t *c) {
 
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   cn_conn_t *c = s->data;
+  if (n > 0)
+    c->w->counters.bytes_in += (size_t)n;
   if (c->tls != NULL) {
     if (!cn__tls_read(c, n))
       return; /* nothing new for the reader */
@@ -283,6 +286,8 @@ static void write_cb(uv_write_t *req, int status) {
   free(c->wreq);
   c->wreq = NULL;
   cn_buf_consume(wire(c), n);
+  if (status >= 0)
+    c->w->counters.bytes_out += n;
   if (status < 0) {
     if (status != UV_ECANCELED)
       write_failed(c, status);
@@ -311,6 +316,7 @@ void cn_conn_flush(cn_conn_t *c) {
       rc = 0;
     if (rc < 0)
       break;
+    c->w->counters.bytes_out += (size_t)rc;
     cn_buf_consume(out, (size_t)rc);
     if ((size_t)rc < total)
       break;
@@ -500,6 +506,7 @@ static void close_cb(uv_handle_t *h) {
   if (c->next != NULL)
     c->next->prev = c->prev;
   w->nconns--;
+  w->counters.closed++;
   if (c->flags & CN_CONN_ACCEPTED)
     w->naccepted--;
   free(c);

@@ -25,9 +25,28 @@ typedef struct cn_member_s {
 
 static void member_event(cn_conn_watch_t *w, cn_conn_t *c, int event);
 
+/* The process's groups, members and members dropped (cn_group_counts). */
+static cn_group_counts_t counts;
+
+#define COUNT(field, op) __atomic_##op##_fetch(&counts.field, 1, __ATOMIC_RELAXED)
+
 
 /* cn_group_new returns an empty group, or NULL when memory runs out. */
-cn_group_t *cn_group_new(void) { return calloc(1, sizeof(cn_group_t)); }
+cn_group_t *cn_group_new(void) {
+  cn_group_t *g = calloc(1, sizeof(cn_group_t));
+  if (g != NULL)
+    COUNT(groups, add);
+  return g;
+}
+
+
+/* cn_group_counts tells how many groups and members the process has, and
+** how many members were closed at their limit since it started. */
+void cn_group_counts(cn_group_counts_t *out) {
+  out->groups = __atomic_load_n(&counts.groups, __ATOMIC_RELAXED);
+  out->members = __atomic_load_n(&counts.members, __ATOMIC_RELAXED);
+  out->dropped = __atomic_load_n(&counts.dropped, __ATOMIC_RELAXED);
+}
 
 
 static void wake_all(cn_group_t *g) {
@@ -59,6 +78,7 @@ static void drop(member_t *m) {
   g->members[m->index] = last;
   set_behind(m, 0);
   free(m);
+  COUNT(members, sub);
 }
 
 
@@ -109,6 +129,7 @@ int cn_group_add(cn_group_t *g, cn_conn_t *c, size_t limit) {
   m->index = g->n;
   g->members[g->n++] = m;
   cn_conn_watch(c, &m->watch);
+  COUNT(members, add);
   return 0;
 }
 
@@ -130,6 +151,7 @@ static void kick_out(member_t *m, const char *why) {
   cn_log(CN_LOG_DEBUG, "conn %llu: %zu bytes unsent, %s: closed",
          (unsigned long long)c->id, c->out.len, why);
   m->g->dropped++;
+  COUNT(dropped, add);
   cn_group_remove(m->g, c);
   cn_conn_abort(c);
 }
@@ -307,4 +329,5 @@ void cn_group_free(cn_group_t *g) {
   free(g->members);
   free(g->waiters);
   free(g);
+  COUNT(groups, sub);
 }

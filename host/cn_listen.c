@@ -257,6 +257,7 @@ static int accept_one(cn_listener_t *l) {
   }
   c->flags |= CN_CONN_ACCEPTED;
   w->naccepted++;
+  w->counters.accepted++;
   if (l->tls != NULL && cn_tls_start(c, l->tls, NULL) < 0) {
     cn_conn_abort(c);
     return 1;

@@ -634,8 +634,9 @@ static void task_end(cn_worker_t *w, cn_task_t *t, int rc) {
 /* count_lag adds how long t waited since it became ready to the
 ** histogram. */
 static void count_lag(cn_worker_t *w, const cn_task_t *t) {
-  uint64_t us = w->clock > t->since ? (w->clock - t->since) / 1000 : 0;
+  uint64_t ns = w->clock > t->since ? w->clock - t->since : 0, us = ns / 1000;
   int b = 0;
+  w->stats.lag_ns += ns;
   while (us > 0 && b < CN_LAG_BUCKETS - 1) {
     us >>= 1;
     b++;

@@ -411,3 +411,25 @@ void cn_shared_usage(cn_shared_t *d, size_t *used, size_t *capacity) {
   *capacity = d->capacity;
   uv_mutex_unlock(&d->lock);
 }
+
+
+/* cn_shared_each calls fn with the name, bytes used, capacity and entry
+** count of every dictionary of the process; fn must not open or release
+** dictionaries. */
+void cn_shared_each(void (*fn)(void *ud, const char *name, size_t used,
+                               size_t capacity, size_t count),
+                    void *ud) {
+  cn_shared_t *d;
+  uv_once(&reg_once, reg_init);
+  uv_mutex_lock(&reg.lock);
+  for (d = reg.dicts; d != NULL; d = d->next) {
+    size_t used, capacity, count;
+    uv_mutex_lock(&d->lock);
+    used = d->used;
+    capacity = d->capacity;
+    count = d->count;
+    uv_mutex_unlock(&d->lock);
+    fn(ud, d->name, used, capacity, count);
+  }
+  uv_mutex_unlock(&reg.lock);
+}

@@ -263,6 +263,8 @@ void cn__worker_started(cn_worker_t *w, int ok) {
 void cn_worker_reloaded(cn_worker_t *w, int ok, const char *msg) {
   control_t *ctl = w->ctl;
   reload_report_t *r = &ctl->reports[w->id - 1];
+  w->counters.reloads++;
+  w->counters.reloads_failed += !ok;
   uv_mutex_lock(&ctl->lock);
   r->gen = w->reload_gen;
   r->ok = ok;

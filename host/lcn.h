@@ -80,5 +80,6 @@ int luaopen_coronet_group(lua_State *L);
 int luaopen_coronet_http(lua_State *L);
 int luaopen_coronet_ws(lua_State *L);
 int luaopen_coronet_tls(lua_State *L);
+int luaopen_coronet_admin(lua_State *L);
 
 #endif

@@ -248,7 +248,7 @@ static void set_number(lua_State *L, const char *k, double v) {
 
 
 /* info() -> {script=, worker=, workers=, run=, read_hwm=, write_hwm=,
-** task_slice=, lua_memory=, keepalive=} */
+** task_slice=, lua_memory=, keepalive=, admin=} */
 static int host_info(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
   const cn_config_t *cfg = w->cfg;
@@ -264,6 +264,8 @@ static int host_info(lua_State *L) {
   set_number(L, "task_slice", cfg->task_slice);
   set_number(L, "lua_memory", (double)cfg->lua_memory);
   set_number(L, "keepalive", cfg->keepalive);
+  lua_pushstring(L, cfg->admin);
+  lua_setfield(L, -2, "admin");
   return 1;
 }
 
@@ -860,6 +862,19 @@ static void host_idle(cn_worker_t *w, int full_ok) {
 
 /* host_start makes the worker's Lua state and starts the script's main
 ** chunk as the first task. Returns 0, or -1 after logging why not. */
+/* start_admin(addr) runs coronet.admin.start(addr) in a task of its own:
+** --admin. Called protected. */
+static int start_admin(lua_State *L) {
+  lua_getfield(L, LUA_GLOBALSINDEX, "require");
+  lua_pushliteral(L, "coronet.admin");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "start");
+  lua_pushvalue(L, 1);
+  cn_sched_spawn(L, 1); /* pushes its coroutine */
+  return 0;
+}
+
+
 static int host_start(cn_worker_t *w) {
   const cn_config_t *cfg = w->cfg;
   lua_State *L = luaL_newstate();
@@ -887,6 +902,7 @@ static int host_start(cn_worker_t *w) {
   preload(L, "coronet.c.tls", luaopen_coronet_tls);
   preload(L, "coronet.c.redis", luaopen_coronet_redis);
   preload(L, "coronet.c.busredis", luaopen_coronet_busredis);
+  preload(L, "coronet.c.admin", luaopen_coronet_admin);
   set_path(L, cfg);
   set_args(L, cfg);
   lua_pushcfunction(L, require_boot);
@@ -901,6 +917,14 @@ static int host_start(cn_worker_t *w) {
   if (luaL_loadfile(L, cfg->script) != 0) {
     cn_log(CN_LOG_ERROR, "%s", lua_tostring(L, -1));
     return -1;
+  }
+  if (cfg->admin != NULL) {
+    lua_pushcfunction(L, start_admin);
+    lua_pushstring(L, cfg->admin);
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+      cn_log(CN_LOG_ERROR, "--admin: %s", lua_tostring(L, -1));
+      return -1;
+    }
   }
   spawn_main(w, main_end);
   w->lua_after_full = w->lua_bytes; /* the first cycle waits for twice that */

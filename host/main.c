@@ -76,6 +76,9 @@ static const char usage_text[] =
   "      --bus URL           coronet.bus spans every process attached to the\n"
   "                          Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB],\n"
   "                          HOST:PORT or unix:PATH\n"
+  "      --admin ADDR        serve /metrics (Prometheus) and /tasks over\n"
+  "                          HTTP on ADDR, e.g. 127.0.0.1:9100 (off unless\n"
+  "                          asked; it logs 'admin on ADDR')\n"
   "      --log-level LEVEL   error, warn, info (default) or debug\n"
   "  -q, --quiet             same as --log-level warn\n"
   "  -h, --help              show this help\n"
@@ -359,6 +362,12 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL ||
           parse_size(v, &cfg->lua_memory) < 0 || cfg->lua_memory < (1 << 20))
         return usage_error("%s needs a size of 1m or more", a);
+    } else if (is(a, NULL, "--admin", &eq)) {
+      cn_addr_t admin;
+      if ((v = need_value(argc, argv, &i, eq)) == NULL ||
+          cn_addr_parse(v, &admin) < 0 || admin.tls)
+        return usage_error("%s needs an address (HOST:PORT or unix:PATH)", a);
+      cfg->admin = v;
     } else if (flag(a, "-q", "--quiet")) {
       cn_log_level = CN_LOG_WARN;
     } else if (is(a, NULL, "--tls-cert", &eq) ||

@@ -12,8 +12,11 @@ local script = server.path("t/lib/svc_mem.lua")
 local BLOCK = 16384
 
 -- start(mode [, opts]) -> server, stats address
+-- (no edge relay: its own buffers would stand between the clients and the
+-- server's backpressure)
 local function start(mode, opts)
-  local s = server.start { script = script, args = { mode }, opts = opts }
+  local s = server.start { script = script, args = { mode }, opts = opts,
+    edge = "reload" }
   local line = s:wait_log("stats on %S+")
   return s, line and line:match("stats on (%S+)")
 end

@@ -135,7 +135,10 @@ return function(conn)
   conn:write(tostring(ok) .. "\n")
 end
 ]])
-    local s = server.start { script = path, opts = { "--grace", "30" } }
+    -- no edge relay: the signal must find the connection open, and a relay
+    -- connects to the server only after it accepted the client
+    local s = server.start { script = path, opts = { "--grace", "30" },
+      edge = "reload" }
     local c = s:connect()
     s:signal("TERM")
     t.ok(s:wait_log("waiting up to"), "shutdown began")

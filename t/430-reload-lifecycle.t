@@ -5,6 +5,8 @@
 -- reload whose main chunk fails to listen is a failed reload.
 local t = require "lib.tap"
 local scratch = require "lib.scratch"
+-- these tests count versions: no edge-mode reloads (CORONET_EDGE=reload)
+require("lib.server").edge_only = "relay"
 local coronet = require "coronet"
 local net = require "coronet.net"
 local format = string.format

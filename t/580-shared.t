@@ -7,6 +7,8 @@
 local t = require "lib.tap"
 local coronet = require "coronet"
 local scratch = require "lib.scratch"
+-- these tests count versions: no edge-mode reloads (CORONET_EDGE=reload)
+require("lib.server").edge_only = "relay"
 local server = require "lib.server"
 local util = require "lib.util"
 local workers = require "lib.workers"

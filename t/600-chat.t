@@ -290,7 +290,7 @@ end)
 
 test("through a byte-per-segment relay every line still arrives whole",
   function()
-    local r = relay.start(s.addr, 0.0002)
+    local r = relay.start(s.direct or s.addr, 0.0002)
     local rs = { addr = r.addr, connect = s.connect }
     local a = chat.must_join(s)
     local b = chat.must_join(rs)

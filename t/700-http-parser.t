@@ -206,7 +206,7 @@ end)
 
 -- The same requests, one byte per TCP segment: the parser sees every
 -- split of every head.
-local rl = relay.start(s.addr, 0)
+local rl = relay.start(s.direct or s.addr, 0)
 
 t.test("one byte per segment: a valid request with a chunked body",
   function()

@@ -10,6 +10,7 @@ local server = require "lib.server"
 local httpc = require "lib.httpc"
 local ext = require "lib.ext"
 local coronet = require "coronet"
+local net = require "coronet.net"
 local rep, format, concat = string.rep, string.format, table.concat
 
 ext.need(t, "curl")
@@ -93,7 +94,9 @@ t.test("Python's http.client sees malformed requests refused and closed",
   end)
 
 t.test("a pipelined batch is answered in one write", function()
-  local c = s:connect()
+  -- straight to the server: an edge relay splits what it writes
+  local c = assert(net.dial(s.direct or s.addr, { timeout = 10 }))
+  c:set_timeout(10)
   local reqs = {}
   for i = 1, 16 do reqs[i] = httpc.req("GET", "/users/" .. i) end
   c:write(concat(reqs))

@@ -6,7 +6,7 @@
 --   coronet bench/soak/serve.lua --listen ADDR -- SCRIPT [ARGS...]
 -- It logs "soak stats on ADDR". A reload (SIGHUP) runs SCRIPT again, so
 -- the handler reloads as it would on its own; the sampler's listener
--- stays (it is kept in coronet.state).
+-- keeps its address.
 local coronet = require "coronet"
 local net = require "coronet.net"
 local log = require "coronet.log"
@@ -20,14 +20,17 @@ local function sample()
     collectgarbage("count"))
 end
 
+-- a reload listens again on the address the first version got: the same
+-- socket, handed over
 local kept = coronet.state("soak")
-if not kept.listener then
-  kept.listener = assert(net.listen("127.0.0.1:0", function(conn)
-    for _ in conn:lines() do
-      if not conn:write(sample()) then break end
-    end
-  end))
-  log.info("soak stats on %s", kept.listener:addr())
+local l = assert(net.listen(kept.addr or "127.0.0.1:0", function(conn)
+  for _ in conn:lines() do
+    if not conn:write(sample()) then break end
+  end
+end))
+if not kept.addr then
+  kept.addr = l:addr()
+  log.info("soak stats on %s", kept.addr)
 end
 
 local script = ...

@@ -189,9 +189,13 @@ function _M.yield()
   co_yield(PARK)
 end
 
--- stats() returns counts of this worker's tasks, connections and buffer
--- blocks.
-_M.stats = sched.stats
+-- stats() -> this worker's counts of tasks, connections, buffer blocks,
+-- parks, bytes, reloads, Lua heap...: coronet.admin's stats().
+function _M.stats() return require("coronet.admin").stats() end
+
+-- tasks() -> this worker's tasks, where each waits: coronet.admin's
+-- tasks().
+function _M.tasks() return require("coronet.admin").tasks() end
 
 -- alive(task) says whether a task returned by spawn is still running.
 _M.alive = sched.alive

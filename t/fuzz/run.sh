@@ -5,7 +5,8 @@
 # SECONDS is per harness; with FUZZ_TOTAL set in the environment, the
 # harnesses share FUZZ_TOTAL seconds instead (at least 5 each). New inputs
 # go to BUILD_DIR/work/NAME; the committed t/fuzz/corpus/NAME and
-# t/fuzz/regress/NAME are only read. A crash, leak or failed check fails
+# t/fuzz/regress/NAME are only read; t/fuzz/NAME.dict, when there is one,
+# is the harness's libFuzzer dictionary. A crash, leak or failed check fails
 # the harness, and its reproducer's path is printed. -merge adds the inputs
 # that reach new coverage from BUILD_DIR/work/NAME to t/fuzz/corpus/NAME.
 set -u
@@ -29,11 +30,14 @@ for name in "$@"; do
       { tail -20 "$log"; failed="$failed $name"; }
     continue
   fi
+  dict=""
+  [ -f "$here/$name.dict" ] && dict="-dict=$here/$name.dict"
   seeds="$here/corpus/$name"
   [ -d "$here/regress/$name" ] && seeds="$seeds $here/regress/$name"
   echo "fuzz $name: ${secs}s (log: $log)"
   # shellcheck disable=SC2086  # seeds is a list of directories
-  if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+  # shellcheck disable=SC2086  # dict is empty or one word
+  if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 $dict \
        -print_final_stats=1 -artifact_prefix="$crash/" "$work" $seeds \
        >"$log" 2>&1; then
     grep -E '^stat::number_of_executed_units|^stat::new_units_added' "$log" |

@@ -20,18 +20,25 @@ local function pass(to, s, gap, limit)
 end
 
 -- trickle passes from's bytes to to one at a time, the first limit of
--- them; the rest as they come. When to is gone, from is closed too, so
--- that the other direction's task, which may be parked writing to it,
--- ends as well.
+-- them; the rest as they come. Returns true when from ended (to then gets
+-- a half-close), false when to is gone.
 local function trickle(from, to, gap, limit)
   while true do
     local s = from:read(4096)
-    if not s then break end
+    if not s then
+      to:close_write()
+      return true
+    end
     limit = pass(to, s, gap, limit)
-    if not limit then return from:close() end
+    if not limit then return false end
   end
-  to:close_write()
 end
+
+-- LINGER is how long the other direction may go on once one direction
+-- found its peer gone: it may still carry a reply (a server that answers
+-- 400 and closes while the request still comes), or be parked for ever
+-- writing to a peer that never reads; then both sides are closed.
+local LINGER = 5
 
 -- start(target [, gap [, limit]]) relays each connection to target; gap
 -- is the pause after each byte in seconds (default 0.0005); past limit
@@ -39,15 +46,21 @@ end
 function _M.start(target, gap, limit)
   gap, limit = gap or 0.0005, limit or math.huge
   local l = assert(net.listen("127.0.0.1:0", function(client)
-    local up, err = net.dial(target)
+    local up = net.dial(target)
     if not up then return client:close() end
-    local done = 0
-    coronet.spawn(function()
-      trickle(up, client, gap, limit)
-      done = done + 1
-    end)
-    trickle(client, up, gap, limit)
-    while done == 0 do coronet.sleep(0.01) end
+    local ended, gone_at = 0, nil
+    local function run(from, to)
+      if not trickle(from, to, gap, limit) then
+        gone_at = gone_at or coronet.now()
+      end
+      ended = ended + 1
+    end
+    coronet.spawn(run, up, client)
+    coronet.spawn(run, client, up)
+    while ended < 2 and not (gone_at and coronet.now() - gone_at > LINGER) do
+      coronet.sleep(0.01)
+    end
+    client:close()
     up:close()
   end))
   return { addr = l:addr(), close = function() l:close() end }

@@ -19,7 +19,8 @@
 --                        Test::Nginx's HUP mode does.
 -- A server that cannot go through a mode (its test checks what the mode
 -- changes: the number of reloads, say) passes edge = false, or names the
--- one mode it can go through.
+-- one mode it can go through; server.edge_only = "relay" (or false) sets
+-- that for every server a test file starts.
 local coronet = require "coronet"
 local net = require "coronet.net"
 local process = require "coronet.process"
@@ -31,7 +32,7 @@ local Server = {}
 Server.__index = Server
 
 local EDGE = os.getenv("CORONET_EDGE")
-local EDGE_GAP, EDGE_TRICKLE = 0, 16384
+local EDGE_GAP, EDGE_TRICKLE = 0, 4096
 _M.edge = EDGE
 local live = {} -- servers started and not stopped, for the reload mode
 
@@ -83,9 +84,11 @@ local function spawn(argv, what, timeout)
   p.stderr:set_timeout(nil)
   coronet.spawn(function() -- keep the log drained, and kept
     for line in p.stderr:lines() do s.lines[#s.lines + 1] = line end
+    p.stderr:close()
   end)
   coronet.spawn(function()
     while p.stdout:read(65536) do end
+    p.stdout:close()
   end)
   return s
 end
@@ -137,12 +140,15 @@ function _M.start(o)
     for _, v in ipairs(o.args) do argv[#argv + 1] = v end
   end
   local s = spawn(argv, o.script, o.timeout)
-  local edge = EDGE
-  if o.edge ~= nil and o.edge ~= EDGE then edge = nil end
+  local edge, only = EDGE, o.edge
+  if only == nil then only = _M.edge_only end
+  if only ~= nil and only ~= EDGE then edge = nil end
   if edge == "relay" and not s.addr:find("^unix:") then
+    local scheme, target = s.addr:match("^(%a+://)(.*)$") -- tls://
     s.relay = spawn({ _M.bin, "--run", _M.path("t/lib/edge_relay.lua"),
-      s.addr, tostring(EDGE_GAP), tostring(EDGE_TRICKLE) }, "edge relay")
-    s.direct, s.addr = s.addr, s.relay.addr
+      target or s.addr, tostring(EDGE_GAP), tostring(EDGE_TRICKLE) },
+      "edge relay")
+    s.direct, s.addr = s.addr, (scheme or "") .. s.relay.addr
   elseif edge == "reload" then
     live[s] = true
     edge_reload(s)
@@ -151,11 +157,12 @@ function _M.start(o)
 end
 
 -- connect([timeout]) dials the server; the connection gets timeout
--- (default 10 s) on every read and write.
+-- (default 10 s; 30 s through an edge relay, which is slow by design) on
+-- every read and write.
 function Server:connect(timeout)
   local c, err = net.dial(self.addr, { timeout = 10 })
   if not c then error("connect " .. self.addr .. ": " .. err, 2) end
-  c:set_timeout(timeout or 10)
+  c:set_timeout(timeout or (self.relay and 30 or 10))
   return c
 end
 

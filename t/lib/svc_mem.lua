@@ -20,13 +20,15 @@ local function stats_line()
     s.blocks, s.free_blocks, s.connections, s.tasks)
 end
 
--- once per process: a reload (the edge mode's SIGHUP) keeps the listener
+-- a reload listens again on the address the first version got: the same
+-- socket, handed over (see README: reload)
 local kept = coronet.state("svc_mem")
-if not kept.stats then
-  kept.stats = assert(net.listen("127.0.0.1:0", function(conn)
-    for _ in conn:lines() do conn:write(stats_line()) end
-  end))
-  host.log("info", "stats on " .. kept.stats:addr())
+local stats = assert(net.listen(kept.addr or "127.0.0.1:0", function(conn)
+  for _ in conn:lines() do conn:write(stats_line()) end
+end))
+if not kept.addr then
+  kept.addr = stats:addr()
+  host.log("info", "stats on " .. kept.addr)
 end
 
 local handlers = {}
