@@ -159,6 +159,15 @@ int cn_timer_stop(cn_timers_t *ts, cn_timer_t *t);
 
 /* -- Connections (cn_conn.c) ------------------------------------------- */
 
+/* cn_stream_t is a TCP or Unix-domain stream handle, seen as each of the
+** libuv types it is. */
+typedef union {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} cn_stream_t;
+
 enum {
   CN_CONN_READING = 1 << 0, /* uv_read_start is active */
   CN_CONN_CLOSED = 1 << 1,  /* this side closed: operations fail */
@@ -200,12 +209,7 @@ struct cn_conn_s {
   cn_task_t *task; /* the owner's: the task that closes c when it ends */
   cn_tls_t *tls;   /* TLS session (cn_tls.c): out is then plaintext */
   cn_conn_watch_t *watchers;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe; /* only in pipe connections' allocations */
-  } h;
+  cn_stream_t h; /* last: its pipe member only in pipe connections' room */
 };
 
 /* A watcher hears of its connection's events: fn(w, c, CN_CONN_EV_CLOSED)
@@ -613,6 +617,8 @@ void cn_bus_wait(cn_worker_t *w, cn_waiter_t *wt);
 void cn_bus_unwait(void *w, cn_waiter_t *wt);
 void cn_bus_kick(cn_worker_t *w);
 void cn_bus_worker_close(cn_worker_t *w);
+cn_bus_msg_t *cn_bus_msg_new(const char *topic, size_t tlen, const void *p,
+                             size_t n);
 void cn_bus_msg_ref(cn_bus_msg_t *m);
 void cn_bus_msg_unref(cn_bus_msg_t *m);
 void cn_bus_set_bridge(const cn_bus_bridge_t *b);
@@ -638,6 +644,16 @@ void cn_group_free(cn_group_t *g);
 int cn_group_add(cn_group_t *g, cn_conn_t *c, size_t limit);
 int cn_group_remove(cn_group_t *g, cn_conn_t *c);
 size_t cn_group_send(cn_group_t *g, cn_sblock_t *s, cn_conn_t *except);
+
+/* A part of a batch: bytes [end of the part before, end) of the batch's
+** block, for every member but except (NULL: all). */
+typedef struct cn_group_part_s {
+  size_t end;
+  cn_conn_t *except;
+} cn_group_part_t;
+
+size_t cn_group_send_batch(cn_group_t *g, cn_sblock_t *s,
+                           const cn_group_part_t *parts, size_t n);
 int cn_group_send_to(cn_group_t *g, cn_conn_t *c, cn_sblock_t *s);
 size_t cn_group_drop_behind(cn_group_t *g);
 int cn_group_wait(cn_group_t *g, cn_waiter_t *w);
@@ -677,12 +693,18 @@ typedef struct cn_busredis_stats_s {
   uint64_t outages;   /* times the bus went down */
   uint64_t unconfirmed; /* sent, Redis's answer not in yet */
   size_t outbox;      /* messages waiting for Redis */
+  uint64_t queued;    /* messages this process queued for Redis so far */
+  uint64_t settled;   /* every one numbered up to this has its fate:
+                         Redis took it, or it is counted lost/dropped */
   char where[264];    /* Redis's address */
 } cn_busredis_stats_t;
 
 int cn_busredis_start(const char *url);
 void cn_busredis_stop(void);
 void cn_busredis_stats(cn_busredis_stats_t *st);
+const char *cn_busredis_url(void);
+int cn_busredis_publish(const char *topic, size_t tlen, const void *p,
+                        size_t n);
 
 /* -- Shared dictionaries (cn_shared.c) -------------------------------- */
 

@@ -443,15 +443,24 @@ int cn_buf_commit_read(cn_buf_t *b, const char *p, size_t n) {
 /* -- Shared blocks ------------------------------------------------------ */
 
 
-/* cn_sblock_new returns a shared block holding a copy of p[0..n), with
-** one reference (the caller's), or NULL when memory runs out. */
-cn_sblock_t *cn_sblock_new(const void *p, size_t n) {
+/* cn_sblock_alloc returns a shared block of n bytes for the caller to
+** fill before anyone else sees it, with one reference (the caller's), or
+** NULL when memory runs out. */
+cn_sblock_t *cn_sblock_alloc(size_t n) {
   cn_sblock_t *s = malloc(sizeof *s + n);
   if (s == NULL)
     return NULL;
   s->refs = 1;
   s->len = n;
-  if (n > 0)
+  return s;
+}
+
+
+/* cn_sblock_new returns a shared block holding a copy of p[0..n), with
+** one reference (the caller's), or NULL when memory runs out. */
+cn_sblock_t *cn_sblock_new(const void *p, size_t n) {
+  cn_sblock_t *s = cn_sblock_alloc(n);
+  if (s != NULL && n > 0)
     memcpy(s->data, p, n);
   return s;
 }

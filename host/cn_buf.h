@@ -99,6 +99,7 @@ const char *cn_buf_span(const cn_buf_t *b, size_t n);
 int cn_buf_reserve_read(cn_buf_t *b, size_t want, char **p, size_t *n);
 int cn_buf_commit_read(cn_buf_t *b, const char *p, size_t n);
 
+cn_sblock_t *cn_sblock_alloc(size_t n);
 cn_sblock_t *cn_sblock_new(const void *p, size_t n);
 void cn_sblock_ref(cn_sblock_t *s);
 void cn_sblock_unref(cn_sblock_t *s);

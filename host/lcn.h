@@ -11,9 +11,15 @@
 #define LCN_CONN_MT "coronet.conn"
 
 int lcn_fail(lua_State *L, int err);
+int lcn_ok(lua_State *L, int rc);
+int lcn_argerror(lua_State *L, int narg, const char *fname, const char *msg);
+int lcn_option(lua_State *L, int idx, const char *def,
+               const char *const names[], int narg, const char *fname);
 void lcn_op_done(void);
 void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
                lua_CFunction gc, lua_CFunction tostring);
+int lcn_lib(lua_State *L, const luaL_Reg *funcs, const char *tname,
+            lua_CFunction gc);
 size_t lcn_data_len(lua_State *L, int idx);
 int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
                    int (*fn)(void *ud, const char *p, size_t k), void *ud);
@@ -34,6 +40,8 @@ uint64_t lcn_deadline_in(lua_State *L, double seconds);
 uint64_t lcn_deadline_at(lua_State *L, double t);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
+cn_conn_t *lcn_open_conn(lua_State *L, int idx);
+cn_conn_t *lcn_reader_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
 cn_tls_conf_t *lcn_tls_conf(lua_State *L, int idx);
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c);

@@ -255,7 +255,8 @@ static int conn_read(lua_State *L) {
   lua_Integer n = luaL_optinteger(L, 2, CN_BLOCK_DATA);
   if (c == NULL)
     return 2;
-  luaL_argcheck(L, n > 0, 2, "size must be positive");
+  if (n <= 0)
+    lcn_argerror(L, 1, "read", "size must be positive");
   if (read_busy(L, c))
     return 2;
   c->skip = 0;
@@ -278,7 +279,8 @@ static int read_exact(lua_State *L, int consume, const char *what) {
   lua_Integer n = luaL_checkinteger(L, 2);
   if (c == NULL)
     return 2;
-  luaL_argcheck(L, n >= 0, 2, "size must not be negative");
+  if (n < 0)
+    lcn_argerror(L, 1, what, "size must not be negative");
   if (read_busy(L, c))
     return 2;
   if (c->in.len < (size_t)n)
@@ -367,9 +369,10 @@ static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
 }
 
 
-static size_t opt_max(lua_State *L, int idx) {
+static size_t opt_max(lua_State *L, int idx, const char *fname) {
   lua_Integer max = luaL_optinteger(L, idx, 0);
-  luaL_argcheck(L, max >= 0, idx, "maximum must not be negative");
+  if (max < 0)
+    lcn_argerror(L, idx - 1, fname, "maximum must not be negative");
   return max > 0 ? (size_t)max : cn_worker_self()->cfg->read_hwm;
 }
 
@@ -380,7 +383,7 @@ static size_t opt_max(lua_State *L, int idx) {
 ** "line too long" and is discarded through its newline. */
 static int conn_read_line(lua_State *L) {
   cn_conn_t *c = check_conn(L, 1);
-  size_t max = opt_max(L, 2);
+  size_t max = opt_max(L, 2, "read_line");
   if (c == NULL || read_busy(L, c))
     return 2;
   return read_delim(L, c, "\n", 1, max, 1, "conn:read_line");
@@ -393,10 +396,11 @@ static int conn_read_until(lua_State *L) {
   cn_conn_t *c = check_conn(L, 1);
   size_t dlen;
   const char *d = luaL_checklstring(L, 2, &dlen);
-  size_t max = opt_max(L, 3);
+  size_t max = opt_max(L, 3, "read_until");
   if (c == NULL)
     return 2;
-  luaL_argcheck(L, dlen > 0 && dlen <= 8, 2, "delimiter must be 1 to 8 bytes");
+  if (dlen == 0 || dlen > 8)
+    lcn_argerror(L, 1, "read_until", "delimiter must be 1 to 8 bytes");
   if (read_busy(L, c))
     return 2;
   return read_delim(L, c, d, dlen, max, 0, "conn:read_until");

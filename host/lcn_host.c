@@ -23,6 +23,77 @@ int lcn_fail(lua_State *L, int err) {
 }
 
 
+/* lcn_ok pushes true when rc is not negative, else nil and rc's message;
+** returns how many values it pushed. */
+int lcn_ok(lua_State *L, int rc) {
+  if (rc < 0)
+    return lcn_fail(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* lcn_argerror raises "bad argument #narg to 'fname' (msg)" from a binding
+** that a Lua function of coronet wraps (a method made by coronet.blocking,
+** or a module function that calls it, not as a tail call), which LuaJIT
+** would name after the wrapper's local: fname names the Lua function (a
+** "conn:" or "fs." before it is dropped), narg counts the arguments it
+** takes (a method's after self), and the position is that of the code
+** that called it, not the wrapper's. */
+int lcn_argerror(lua_State *L, int narg, const char *fname, const char *msg) {
+  const char *dot = strpbrk(fname, ":.");
+  luaL_where(L, 2);
+  lua_pushfstring(L, "bad argument #%d to '%s' (%s)", narg,
+                  dot != NULL ? dot + 1 : fname, msg);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+
+/* lcn_option returns the index in names (NULL-terminated) of the string
+** at idx, or of def when idx is nil or none; anything else raises as
+** lcn_argerror(L, narg, fname, ...) does. */
+int lcn_option(lua_State *L, int idx, const char *def,
+               const char *const names[], int narg, const char *fname) {
+  const char *s = lua_isnoneornil(L, idx) ? def : lua_tostring(L, idx);
+  int i;
+  if (s == NULL)
+    return lcn_argerror(L, narg, fname,
+                        lua_pushfstring(L, "string expected, got %s",
+                                        luaL_typename(L, idx)));
+  for (i = 0; names[i] != NULL; i++)
+    if (strcmp(s, names[i]) == 0)
+      return i;
+  return lcn_argerror(L, narg, fname,
+                      lua_pushfstring(L, "invalid option '%s'", s));
+}
+
+
+/* lcn_open_conn returns the connection at idx (raising if idx holds none),
+** or NULL after pushing nil, "closed" when this side has closed it. */
+cn_conn_t *lcn_open_conn(lua_State *L, int idx) {
+  cn_conn_t *c = lcn_to_conn(L, idx);
+  if (c == NULL || (c->flags & CN_CONN_CLOSED)) {
+    lcn_fail(L, CN_ECLOSED);
+    return NULL;
+  }
+  return c;
+}
+
+
+/* lcn_reader_conn is lcn_open_conn for a read: NULL after pushing nil,
+** "busy reading" also when another task reads the connection or a pump
+** takes its input. */
+cn_conn_t *lcn_reader_conn(lua_State *L, int idx) {
+  cn_conn_t *c = lcn_open_conn(L, idx);
+  if (c != NULL && (c->reader != NULL || c->pump_out != NULL)) {
+    lcn_fail(L, CN_EBUSYR);
+    return NULL;
+  }
+  return c;
+}
+
+
 /* lcn_op_done ends the running task's blocking operation, if any: its
 ** deadline timer stops. Every blocking call does it when it returns a
 ** result rather than parking. */
@@ -58,8 +129,24 @@ void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
 }
 
 
+/* lcn_lib is the whole of most luaopen_ functions: it makes the metatable
+** tname (unless NULL) of a kind of userdata without methods, with __gc gc
+** (unless NULL), and pushes a new table of funcs, the module; returns 1. */
+int lcn_lib(lua_State *L, const luaL_Reg *funcs, const char *tname,
+            lua_CFunction gc) {
+  if (tname != NULL) {
+    lcn_class(L, tname, NULL, gc, NULL);
+    lua_pop(L, 2);
+  }
+  lua_newtable(L);
+  luaL_register(L, NULL, funcs);
+  return 1;
+}
+
+
 /* lcn_data_len returns the byte length of the string, or table of strings
-** (a writev's fragments), at idx; raises on any other fragment. */
+** (a writev's fragments), at idx; raises on any other fragment (for the
+** write methods: see lcn_argerror). */
 size_t lcn_data_len(lua_State *L, int idx) {
   size_t total = 0, len, i, n;
   if (lua_type(L, idx) != LUA_TTABLE) {
@@ -70,8 +157,9 @@ size_t lcn_data_len(lua_State *L, int idx) {
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, (int)i);
     if (lua_tolstring(L, -1, &len) == NULL)
-      luaL_error(L, "bad argument #1 to 'write' (fragment %d is a %s)",
-                 (int)i, luaL_typename(L, -1));
+      lcn_argerror(L, 1, "write", lua_pushfstring(L, "fragment %d is a %s",
+                                                  (int)i,
+                                                  luaL_typename(L, -1)));
     total += len;
     lua_pop(L, 1);
   }

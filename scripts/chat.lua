@@ -25,9 +25,10 @@
 -- handler task and a place in the group, nothing more.
 --
 -- Pace: one task per worker (the pump) hands the room's messages to the
--- group; while a member is behind (more than the write buffer waiting) it
--- waits, and a member still behind after STALL seconds has stopped
--- reading: it is closed and leaves ("too slow"). A member's burst is read
+-- group, all that wait in batches (one block per batch for a member, not
+-- one per line); while a member is behind (more than the write buffer
+-- waiting) it waits, and a member still behind after STALL seconds has
+-- stopped reading: it is closed and leaves ("too slow"). A member's burst is read
 -- no faster than every worker's pump takes it (acks over the bus). The
 -- room lives in coronet.state("chat"): members stay when the script is
 -- reloaded, and each connection keeps the code it started with.
@@ -44,7 +45,8 @@ local STALL = 3            -- seconds a member may stay behind
 local LIMIT = 1024 * 1024  -- bytes waiting for one member, at most
 local SUB_SIZE = 131072    -- room messages waiting for a worker's pump
 local ACK_WAIT = 5         -- seconds a sender waits for acks, at most
-local BATCH = 64           -- messages the pump hands out between yields
+local SLICE = 0.002        -- seconds the pump works between yields
+local BATCH = 16384        -- bytes the pump gathers before handing out
 
 local info = host.info()
 local NODE = tostring(info.worker)
@@ -126,19 +128,50 @@ function env.reply(m, text)
   end
 end
 
+-- The pump gathers what the room says into batches, one per transport,
+-- and hands each out (hand_out) in one group:send_batch: a member's write
+-- chain then gets one block per batch rather than one per line.
+-- (In coronet.state: after a reload, the old pump may still deliver
+-- through the new env until it ends.)
+st.batches = st.batches or {} -- transport -> {frames, excepts, n = count}
+st.batched = st.batched or 0  -- bytes in the batches
+local batches = st.batches
+
+function env.send(text, except)
+  for _, tr in ipairs(st.transports) do
+    local b = batches[tr]
+    if not b then
+      b = { {}, {}, n = 0 }
+      batches[tr] = b
+    end
+    local n, frame = b.n + 1, tr.frame(text)
+    b[1][n] = frame
+    b[2][n] = except and except.transport == tr and except.conn or false
+    b.n, st.batched = n, st.batched + #frame
+  end
+end
+
+-- hand_out gives every batch to its group.
+local function hand_out()
+  if st.batched == 0 then return end
+  for tr, b in pairs(batches) do
+    if b.n > 0 then
+      local frames, excepts = b[1], b[2]
+      tr.group:send_batch(frames, excepts, b.n)
+      for i = 1, b.n do frames[i], excepts[i] = nil, nil end
+      b.n = 0
+    end
+  end
+  st.batched = 0
+end
+
 -- joined adds a newcomer to its group when the pump meets its join, so
 -- that nothing said before reaches it (if its connection closed
 -- meanwhile, the add fails and its handler's next read says so).
 function env.joined(m)
+  hand_out() -- what was said before m joined is not for m
   m.joined = true
   m.transport.group:add(m.conn, { limit = LIMIT })
-end
-
-function env.send(text, except)
-  for _, tr in ipairs(st.transports) do
-    tr.group:send(tr.frame(text),
-      except and except.transport == tr and except.conn or nil)
-  end
 end
 
 -- acked wakes the senders waiting for acks (they look again).
@@ -149,6 +182,10 @@ function env.acked()
     ch:close()
   end
 end
+
+-- With --bus on Redis, the room spans processes (chat_redis.lua).
+local cluster = require "chat_redis"
+cluster.attach(env, info, TOPIC)
 
 if st.room then
   st.room.env = env -- the room outlived a reload: new wiring
@@ -177,37 +214,52 @@ end
 
 -- pump hands the room's messages to this worker's members until a newer
 -- version of the script takes over; that version's pump waits for this
--- one to end (done) so that no message overtakes another. It lets the
--- other tasks run after every BATCH messages.
+-- one to end (done) so that no message overtakes another. It takes every
+-- message that waits, in batches of at most BATCH bytes, and paces after
+-- each batch; it lets the other tasks run after SLICE seconds of work.
 local function pump(prev, done)
   if prev then prev:recv() end
-  local sub, tick = st.sub, coronet.ticker(1)
-  local on, k = true, 0
+  local sub, tick, now = st.sub, coronet.ticker(1), coronet.now
+  local on, k, t0 = true, 0, now()
+  local function each_second()
+    Room.tick(room)
+    cluster.tick(room)
+  end
   local cases = {
     { recv = sub, fn = function(msg) return msg end },
-    { recv = tick, fn = function() Room.tick(room) end },
+    { recv = tick, fn = each_second },
     { recv = coronet.superseded(), fn = function() on = false end },
   }
   while on do
     local msg, ok = sub:recv(0)
-    if not ok then
+    if not ok then -- all taken: out with the batch, then wait
+      hand_out()
+      pace()
       publish_acks(true)
-      k = 0
       msg = coronet.select(cases)
-    elseif k >= BATCH then
+      k, t0 = 0, now()
+    elseif k >= 16 then
       k = 0
-      coronet.yield()
+      local yield = now() - t0 >= SLICE
+      if yield or st.batched >= BATCH then
+        hand_out()
+        pace()
+      end
+      if yield then
+        coronet.yield()
+        t0 = now()
+      end
     end
     if tick:recv(0) then
-      Room.tick(room)
+      each_second()
     end
     if msg then
       Room.deliver(room, msg)
-      pace()
       publish_acks(false)
       k = k + 1
     end
   end
+  hand_out()
   tick:stop()
   done:close()
 end
@@ -271,6 +323,7 @@ local function converse(m, conn, dec, src)
   end
   m.transport.group:remove(conn)
   Room.leave(room, m, why)
+  if not st.stopping then cluster.settle() end
 end
 
 -- serve(conn [, tr, src]) is a member's session: lines from src (default

@@ -21,6 +21,7 @@ local CHANNEL = sched.waits.channel
 local coronet = require "coronet"
 local PARK, co_yield, cannot_block = coronet.PARK, coroutine.yield,
   coronet.cannot_block
+local argcheck = coronet.argcheck
 
 -- A task waits with few frames on its stack (see coronet.wait): the
 -- waiting halves below are tail calls, and park and yield happen in them.
@@ -166,6 +167,9 @@ end
 -- v may be nil. Sending on a closed channel, or one closed while the
 -- sender waits, raises "send on closed channel".
 function Chan:send(v, timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    argcheck(timeout, "number?", 2, "send")
+  end
   if self.closed then error("send on closed channel", 2) end
   local r = self.recvq.head
   while r do
@@ -201,6 +205,9 @@ end
 -- drained. With a timeout (seconds; 0 polls) it gives up after that long
 -- with a third value, "timeout".
 function Chan:recv(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    argcheck(timeout, "number?", 1, "recv")
+  end
   local got, v, ok = try_recv(self)
   if got then return v, ok end
   if timeout and timeout <= 0 then return nil, false, "timeout" end

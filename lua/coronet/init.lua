@@ -43,7 +43,8 @@ _M.wait = wait
 
 -- argcheck(v, want, i, name) raises "bad argument #i to 'name'" at the
 -- caller's caller unless v is of type want ("number", "string"; a "?"
--- after it allows nil; "data" is a string or a table of strings).
+-- after it allows nil; "data" is a string or a table of strings). For
+-- coronet's own modules.
 local function argcheck(v, want, i, name)
   local t = type(v)
   if t == want or (t == "nil" and want:sub(-1) == "?")
@@ -55,6 +56,7 @@ local function argcheck(v, want, i, name)
     .. (want == "data" and "string" or want:gsub("%?$", "")) .. " expected, "
     .. "got " .. t .. ")", 3)
 end
+_M.argcheck = argcheck
 
 local names = setmetatable({}, { __mode = "k" }) -- host call -> "conn:read"
 

@@ -6,7 +6,8 @@ local table_remove = table.remove
 local park, wake = sched.park, sched.wake_node
 local isyieldable, co_yield = coroutine.isyieldable, coroutine.yield
 local coronet = require "coronet"
-local PARK, cannot_block = coronet.PARK, coronet.cannot_block
+local PARK, cannot_block, argcheck = coronet.PARK, coronet.cannot_block,
+  coronet.argcheck
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -77,6 +78,9 @@ end
 -- wg:wait([timeout]) -> true | nil, "timeout"
 -- Parks until the counter is zero (at once if it is), or timeout seconds.
 function WaitGroup:wait(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    argcheck(timeout, "number?", 1, "wait")
+  end
   if self.n == 0 then return true end
   if timeout and timeout <= 0 then return nil, "timeout" end
   return wait_for(self, timeout)
