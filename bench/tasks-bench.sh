@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tasks-bench.sh: channel send/receive pairs per second, coronet against Go
 # (GOMAXPROCS=1), dial+close rate against loopback, timers (sleeping tasks,
-# after(), a million tasks waiting with a deadline: lateness and memory)
-# and a connection's read_line against a JIT-compiled string.find loop.
+# after(), a million tasks waiting with a deadline: lateness and memory),
+# the garbage collector's pauses with many tasks parked, and a
+# connection's read_line against a JIT-compiled string.find loop.
 # Prints a markdown table with ratios; exits 0 (a part that cannot run is
 # reported as n/a).
 #   bench/tasks-bench.sh            (from the source tree; builds nothing)
@@ -116,6 +117,22 @@ timer_row "$SLEEPERS" sleep 0.5
 timer_row "$SLEEPERS" after 0.5
 timer_row "$MILLION" sleep "$MILLION_SPAN"
 
+# -- the garbage collector with many tasks parked ------------------------------
+# bench/gc_pause.lua: the longest step of an incremental cycle (LuaJIT's
+# atomic phase, one piece) and a whole cycle, with N tasks parked
+gc_rows=""
+gc_row() { # N HOW
+  local r
+  r=$(pin "$CPU" "$CORONET" --run bench/gc_pause.lua "$1" "$2" 2>&1)
+  gc_rows+="| $(fmt "$1") in $2 | $(field atomic_ms " $r") |"
+  gc_rows+=" $(field cycle_ms " $r") | $(fmt "$(field lua_task " $r")") |"
+  gc_rows+=" $(fmt "$(field rss_task " $r")") |"$'\n'
+}
+gc_row "$SLEEPERS" sleep
+gc_row "$SLEEPERS" recv
+gc_row "$SLEEPERS" after
+gc_row "$MILLION" sleep
+
 # -- line reading: read_line against a JIT-compiled string.find loop ---------
 lines_out=$(pin "$CPU" "$CORONET" --run bench/io-lines.lua "$LINES_MIB" 3 2>&1)
 lines_find=$(awk -F'\t' '$1 == "plain string.find" { print $2 }' <<<"$lines_out")
@@ -159,6 +176,16 @@ echo "| tasks | start | late p50 ms | p99 ms | max ms | bytes/task RSS |" \
   "bytes/task Lua |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf "%s" "$timer_rows"
+echo
+echo "The garbage collector with tasks parked: the longest step of an"
+echo "incremental cycle (LuaJIT's atomic phase walks every coroutine again,"
+echo "in one piece: the loop pauses that long once a cycle) and a whole"
+echo "cycle at once, best of 3; memory per parked task."
+echo
+echo "| tasks parked | atomic ms | whole cycle ms | bytes/task Lua |" \
+  "bytes/task RSS |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+printf "%s" "$gc_rows"
 echo
 echo "| line reading, $LINES_MIB MiB | lines/s | ÷ string.find loop |"
 echo "| --- | ---: | ---: |"

@@ -54,6 +54,7 @@ typedef struct slab_s {
 static __thread cn_end_cb ends[MAX_ENDS];
 static __thread unsigned nends;
 static __thread uint32_t nrecords; /* task records made by this worker */
+static __thread cn_worker_t *self; /* this thread's worker (cn_worker_self) */
 
 #define RESUMES_PER_CLOCK 8 /* resumes between two reads of the clock */
 #define T_FREE 3 /* a record in the free list, not a task */
@@ -80,7 +81,7 @@ static void push(cn_task_t **head, cn_task_t **tail, cn_task_t *t) {
 
 
 static void enqueue(cn_task_t *t) {
-  cn_worker_t *w = cn_worker_self();
+  cn_worker_t *w = self;
   t->state = CN_TASK_READY;
   t->since = clock_ns(w);
   push(&w->runq_head, &w->runq_tail, t);
@@ -91,7 +92,7 @@ static void enqueue(cn_task_t *t) {
 
 static void stop_timer(cn_task_t *t) {
   if (t->timer.on)
-    cn_timer_stop(&cn_worker_self()->timers, &t->timer);
+    cn_timer_stop(&self->timers, &t->timer);
 }
 
 
@@ -128,6 +129,7 @@ static void deadline_cb(cn_timer_t *tm) {
 
 void cn_sched_init(cn_worker_t *w) {
   lua_State *L = w->L;
+  self = w;
   w->runq_head = w->runq_tail = NULL;
   w->yielded_head = w->yielded_tail = NULL;
   w->runq_len = 0;
@@ -324,7 +326,7 @@ static void anchor(cn_worker_t *w, lua_State *L, cn_task_t *t, int keep) {
 ** nargs arguments on top of L (popping them) and queues it. Pushes the
 ** task's coroutine on L. */
 cn_task_t *cn_sched_spawn(lua_State *L, int nargs) {
-  cn_worker_t *w = cn_worker_self();
+  cn_worker_t *w = self;
   cn_task_t *t = task_alloc(w);
   lua_State *co;
   if (t == NULL)
@@ -397,7 +399,6 @@ uint32_t cn_sched_parked_as(cn_task_t *t) {
 ** stays safe to look at: it names a task that ended, or a later one
 ** (which the park tokens of cn_sched_parked_as tell apart). */
 cn_task_t *cn_sched_lookup(lua_State *L, int idx) {
-  cn_worker_t *w = cn_worker_self();
   cn_task_t *t;
   int type = lua_type(L, idx);
   if (type == LUA_TLIGHTUSERDATA) {
@@ -406,7 +407,7 @@ cn_task_t *cn_sched_lookup(lua_State *L, int idx) {
   }
   if (type != LUA_TTHREAD)
     return NULL;
-  return index_find(w, lua_tothread(L, idx));
+  return index_find(self, lua_tothread(L, idx));
 }
 
 
@@ -414,7 +415,7 @@ cn_task_t *cn_sched_lookup(lua_State *L, int idx) {
 ** L is its coroutine or one the task resumed (lua/coronet/boot.lua passes
 ** such a park up to the task). Outside any task it raises an error. */
 cn_task_t *cn_sched_task(lua_State *L, const char *what) {
-  cn_task_t *t = cn_worker_self()->current;
+  cn_task_t *t = self->current;
   if (t == NULL)
     luaL_error(L, "%s: cannot wait here: no coronet task is running", what);
   return t;
@@ -427,7 +428,7 @@ cn_task_t *cn_sched_task(lua_State *L, const char *what) {
 uint64_t cn_sched_op_start(cn_task_t *t) {
   if (!t->in_op) {
     t->in_op = 1;
-    uv_loop_t *loop = &cn_worker_self()->loop;
+    uv_loop_t *loop = &self->loop;
     uv_update_time(loop); /* the cached time lags behind this turn's work:
                              timeouts would end early */
     t->op_start = uv_now(loop);
@@ -450,7 +451,7 @@ void cn_sched_op_done(cn_task_t *t) {
 ** deadline set by an earlier park of the same operation keeps running. */
 void cn_sched_park(cn_task_t *t, int wait, uint64_t deadline,
                    cn_cancel_cb cancel, void *obj) {
-  cn_worker_t *w = cn_worker_self();
+  cn_worker_t *w = self;
   t->state = CN_TASK_PARKED;
   t->parks++;
   t->wait = (uint8_t)wait;
@@ -554,7 +555,7 @@ const char *cn_sched_wait_name(int wait) {
 ** cn_sched_log_error calls to describe an error value that is not a
 ** string: describe(e) -> string, never raising. */
 void cn_sched_set_describe(lua_State *L) {
-  cn_worker_t *w = cn_worker_self();
+  cn_worker_t *w = self;
   luaL_unref(L, LUA_REGISTRYINDEX, w->describe_ref);
   w->describe_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
@@ -609,7 +610,7 @@ static void traceback(lua_State *L, lua_State *co, const char *msg) {
 ** lua_resume left it: its frames are still there) with a traceback; where
 ** is added to the message. */
 void cn_sched_log_error(cn_task_t *t, const char *where) {
-  cn_worker_t *w = cn_worker_self();
+  cn_worker_t *w = self;
   lua_State *co = t->co, *L = w->L;
   int top = lua_gettop(L);
   const char *msg = describe(w, L, co);

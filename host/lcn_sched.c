@@ -110,19 +110,17 @@ static int l_wake_park(lua_State *L) {
 ** and the token of its park; the task wakes with true, node [, v]. (Fewer
 ** arguments on the waker's stack: see coronet.wait.) */
 static int l_wake_node(lua_State *L) {
+  int n = lua_gettop(L); /* node [, v]: the values it wakes with */
   cn_task_t *t;
   uint32_t token;
-  int n = lua_isnoneornil(L, 2) ? 1 : 2;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 2);
+  if (n > 2 || (n == 2 && lua_isnil(L, 2)))
+    lua_settop(L, n = n > 2 ? 2 : 1);
   lua_rawgeti(L, 1, 1);
   lua_rawgeti(L, 1, 2);
   t = lua_type(L, -2) == LUA_TLIGHTUSERDATA ? cn_sched_lookup(L, -2) : NULL;
   token = (uint32_t)lua_tonumber(L, -1);
-  lua_settop(L, 2);
-  lua_pushvalue(L, 1); /* the task gets true, node [, v] */
-  if (n == 2)
-    lua_pushvalue(L, 2);
+  lua_pop(L, 2);
   lua_pushboolean(L, t != NULL && cn_sched_parked_as(t) == token &&
                        cn_sched_wake_with(t, L, n));
   return 1;
