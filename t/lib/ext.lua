@@ -8,9 +8,11 @@ local util = require "lib.util"
 
 local _M = {}
 
--- which(prog) -> the program's path when it is installed, else nil.
+-- which(prog) -> the program's path when it is installed, else nil. A
+-- name with a slash in it is a path (absolute or relative) and is only
+-- checked; a bare name is looked up in PATH.
 function _M.which(prog)
-  if prog:sub(1, 1) == "/" then
+  if prog:find("/", 1, true) then
     local f = io.open(prog, "r")
     if f then f:close() return prog end
     return nil
