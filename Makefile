@@ -3,9 +3,11 @@
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 LUADIR ?= $(PREFIX)/share/lua/5.1
+SCRIPTDIR ?= $(PREFIX)/share/coronet/scripts
 CC ?= cc
 PROVE ?= prove
 LISTEN ?= 127.0.0.1:7000
+WEB ?= 127.0.0.1:8080
 
 # Warnings are errors; WERROR= builds anyway with a compiler that finds new
 # ones.
@@ -32,8 +34,8 @@ HEADERS = $(wildcard host/*.h)
 FUZZ_NAMES = $(patsubst t/fuzz/fuzz_%.c,%,$(wildcard t/fuzz/fuzz_*.c))
 FUZZ_REPLAYS = $(patsubst %,$(BUILD)/fuzz_%,$(FUZZ_NAMES))
 
-.PHONY: all deps test check asan valgrind run bench format lint clean \
-        install uninstall help fuzz fuzz-build fuzz-merge test-edge \
+.PHONY: all deps test check asan valgrind run bench bench-million format lint \
+        clean install uninstall help fuzz fuzz-build fuzz-merge test-edge \
         soak
 
 all: $(BIN)
@@ -62,6 +64,8 @@ $(BUILD)/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/replay.c t/fuzz/fuzz.h $(OBJS)
 	  $(filter-out $(BUILD)/main.o,$(OBJS)) $(PKG_LIBS)
 
 # The tests run under the host: `coronet --run t/NNN-topic.t` prints TAP.
+# t/9*.t start their own redis-server (Debian: redis-server); without it
+# they skip, unless CI is set.
 test check: $(BIN) $(CTESTS)
 	CORONET=$(abspath $(BIN)) CORONET_BUILD=$(abspath $(BUILD)) \
 	  $(PROVE) $(PROVE_FLAGS) -e '$(BIN) --run' t/*.t
@@ -128,10 +132,18 @@ valgrind: $(BIN) $(CTESTS)
 	  $(VALGRIND_TESTS)
 
 run: $(BIN)
-	$(BIN) scripts/chat.lua --listen $(LISTEN)
+	$(BIN) scripts/chat.lua --listen $(LISTEN) -- --web $(WEB)
 
+# Every workload beside the peers of ../shared/bench, the sub-benchmarks and
+# the echo chart (bench/README.md); QUICK=1 for a smoke run of everything,
+# WORKLOADS=echo,workers2 (or bench/run.sh -w) for some.
 bench: $(BIN)
 	bench/run.sh
+
+# Idle connections over several processes sharing one address (default
+# 100,000; MILLION="-n 1000000" for the million).
+bench-million: $(BIN)
+	bench/million.sh $(MILLION)
 
 # Mixed traffic and reloads for SOAK_SECONDS, sampling the servers'
 # resources; fails when one grows after the warm-up (bench/soak.sh).
@@ -148,28 +160,37 @@ lint:
 	luarocks lint coronet-scm-1.rockspec
 
 install: $(BIN)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/coronet
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/coronet \
+	  $(DESTDIR)$(SCRIPTDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/coronet
 	install -m 644 lua/coronet/*.lua $(DESTDIR)$(LUADIR)/coronet/
+	install -m 644 scripts/*.lua $(DESTDIR)$(SCRIPTDIR)/
+	@echo "installed $(BINDIR)/coronet, the modules in $(LUADIR)/coronet"
+	@echo "and the example scripts in $(SCRIPTDIR)"
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/coronet
-	rm -rf $(DESTDIR)$(LUADIR)/coronet
+	rm -rf $(DESTDIR)$(LUADIR)/coronet $(DESTDIR)$(SCRIPTDIR)
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) host/coronet host/coronet-asan
 
 help:
 	@echo "make            build host/coronet"
-	@echo "make run        serve scripts/chat.lua on $(LISTEN)"
+	@echo "make run        serve scripts/chat.lua on $(LISTEN), its page on $(WEB)"
+	@echo "                (make run LISTEN=HOST:PORT for another address)"
 	@echo "make test       build and run the TAP suite with prove"
 	@echo "make asan       the suite under ASan + UBSan"
 	@echo "make test-edge  service tests through a relay, and with reloads"
 	@echo "make valgrind   the core tests under valgrind"
 	@echo "make fuzz       libFuzzer harnesses, FUZZ_SECONDS=$(FUZZ_SECONDS) each"
 	@echo "make fuzz-merge add what fuzzing found to t/fuzz/corpus"
-	@echo "make bench      benchmarks against the peers in ../shared/bench"
+	@echo "make bench      benchmarks against the peers in ../shared/bench, the"
+	@echo "                sub-benchmarks and the echo chart (QUICK=1: a smoke run)"
+	@echo "make bench-million  100,000 idle connections over several processes"
+	@echo "                (MILLION=\"-n 1000000\" for the million)"
 	@echo "make soak       SOAK_SECONDS=$(SOAK_SECONDS) of mixed traffic and reloads"
-	@echo "make install    PREFIX=$(PREFIX) (binary and lua/ modules)"
+	@echo "make install    PREFIX=$(PREFIX): the binary, the lua/ modules and"
+	@echo "                the example scripts (in $(SCRIPTDIR))"
 	@echo "make format     clang-format the C sources"
 	@echo "make lint       cppcheck and luarocks lint"

@@ -42,23 +42,9 @@ PORT=${IO_PORT_BASE:-}
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  PIDS=()
-}
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
 trap 'cleanup; rm -f "$BUILD_DIR/io-bench-servers.$$.log"' EXIT
-note() { echo "$*" >&2; }
-
-# pin CPU CMD... runs CMD on CPU when taskset and two CPUs are there.
-PIN=0
-command -v taskset >/dev/null 2>&1 && [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] && PIN=1
-pin() {
-  local cpu=$1; shift
-  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
-}
 
 # start CPU CMD... starts a server in the background; its pid in LAST_PID.
 # (taskset execs the command: $! is the server's own pid.)
@@ -71,16 +57,6 @@ start() {
   fi
   LAST_PID=$!
   PIDS+=("$LAST_PID")
-}
-
-# wait_port PORT: until something listens there (5 s at most).
-wait_port() {
-  local i
-  for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
 }
 
 # port_block: sets PORT to the first of 6 ports nobody listens on (another
@@ -110,8 +86,6 @@ cpu_ticks() {
   awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 
 # -- Build ------------------------------------------------------------------

@@ -128,7 +128,9 @@ do
   for _ = 1, REPEATS do
     collectgarbage()
     local n, spent = buffered_lines()
-    if n ~= nlines then error(format("read %d lines, expected %d", n, nlines)) end
+    if n ~= nlines then
+      error(format("read %d lines, expected %d", n, nlines))
+    end
     if n / spent > top then top = n / spent end
   end
   results[#results + 1] = { "connection read_line, bytes buffered", top }

@@ -12,6 +12,7 @@
 #include "cn_errno.h"
 #include "cn_http.h"
 #include "cn_ws.h"
+#include "cn_resp.h"
 
 #define CN_VERSION "0.1.0"
 
@@ -87,6 +88,7 @@ struct cn_addr_s {
 
 int cn_addr_parse(const char *s, cn_addr_t *a);
 int cn_addr_resolve(cn_addr_t *a);
+int cn_addr_lookup_err(int err);
 void cn_addr_set_port(cn_addr_t *a, uv_os_sock_t fd);
 void cn_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
@@ -406,6 +408,7 @@ cn_file_t *cn_file_new(cn_worker_t *w);
 int cn_file_open(cn_file_t *f, const char *path, int flags, int mode);
 int cn_file_open_under(cn_file_t *f, const char *path, const char *root);
 int cn_file_read(cn_file_t *f);
+int cn_file_read_max(cn_file_t *f, size_t max);
 char *cn_file_wbuf(cn_file_t *f);
 int cn_file_write(cn_file_t *f, size_t n);
 void cn_file_trim(cn_file_t *f);
@@ -427,6 +430,8 @@ struct cn_listener_s {
   int closing;
   char addr[CN_ADDRSTRLEN];
   char *unlink_path;
+  uint64_t short_since; /* out of descriptors since (uv_hrtime), or 0 */
+  unsigned short_retries;
   void (*on_conn)(cn_listener_t *l, cn_conn_t *c);
   cn_tls_conf_t *tls; /* not NULL: connections start TLS as servers */
   void *data;
@@ -439,6 +444,7 @@ int cn_listener_start(cn_worker_t *w, uv_os_sock_t fd, int pipe,
                       cn_listener_t **out);
 void cn_listener_close(cn_listener_t *l);
 void cn_tcp_keepalive(uv_os_sock_t fd, int idle);
+int cn_fd_reserve(int *limit);
 void cn__listen_resume(cn_worker_t *w);
 
 /* -- Watching the script (cn_watch.c) -------------------------------- */
@@ -469,7 +475,9 @@ typedef struct cn_hooks_s {
   void (*serve)(cn_worker_t *w, cn_listener_t *l);
   void (*reload)(cn_worker_t *w); /* load the script again */
   void (*stopping)(cn_worker_t *w); /* shutdown began */
-  void (*idle)(cn_worker_t *w); /* the loop has little to do: collect */
+  /* idle: the loop has little to do: collect some garbage; full_ok says a
+  ** whole cycle would delay nothing due soon. */
+  void (*idle)(cn_worker_t *w, int full_ok);
   void (*close)(cn_worker_t *w); /* free the Lua state */
   /* stalled: w's turn has run past the task slice. Called from the
   ** control thread while w runs: it may only arm what w checks. */
@@ -489,6 +497,7 @@ typedef struct cn_loopwatch_s {
   uint64_t lag_max_ns; /* longest turn so far */
   uint64_t lag_last_ns; /* the last turn's length */
   uint64_t busy_ns;    /* time spent in turns, in all */
+  uint64_t closing;    /* uv_hrtime when the worker began its teardown */
 } cn_loopwatch_t;
 
 struct cn_worker_s {
@@ -510,6 +519,7 @@ struct cn_worker_s {
   uv_check_t check;
   uv_idle_t idle;
   int tasks_ref; /* registry: coroutine -> task */
+  int describe_ref; /* registry: describes error values (cn_sched.c) */
   void (*after_run)(cn_worker_t *w); /* after each resume (flushes writes) */
   cn_sched_stats_t stats;
   cn_counters_t counters;
@@ -533,10 +543,13 @@ struct cn_worker_s {
   uv_mutex_t lock;
   const cn_hooks_t *hooks;
   cn_loopwatch_t watch;
+  int tid;               /* the worker thread's id (/proc) */
+  uint64_t seen, mark_cpu; /* the control thread's: turn seen, CPU then */
   uv_prepare_t prepare; /* ends a turn: the loop is about to poll */
   uv_check_t turn_check; /* begins a turn: the poll returned */
   uv_timer_t gc_timer;   /* drives the Lua GC while the loop is idle */
   uint64_t gc_busy;      /* watch.busy_ns at the last GC tick */
+  int gc_idle_ticks;     /* GC ticks in a row the loop was idle */
   size_t lua_bytes;      /* Lua heap (the allocator counts) */
   size_t lua_peak;       /* its highest so far */
   size_t lua_after_full; /* right after the last full GC cycle */
@@ -567,6 +580,7 @@ void cn__worker_conn_closed(cn_worker_t *w);
 void cn__worker_started(cn_worker_t *w, int ok);
 void cn_worker_reloaded(cn_worker_t *w, int ok, const char *msg);
 int cn_worker_stopping(const cn_worker_t *w);
+size_t cn__accepted_total(cn_worker_t *w);
 int cn_run(const cn_config_t *cfg, const cn_hooks_t *hooks);
 
 /* -- Bus between workers (cn_bus.c) ----------------------------------- */
@@ -605,6 +619,8 @@ void cn_bus_wait(cn_worker_t *w, cn_waiter_t *wt);
 void cn_bus_unwait(void *w, cn_waiter_t *wt);
 void cn_bus_kick(cn_worker_t *w);
 void cn_bus_worker_close(cn_worker_t *w);
+cn_bus_msg_t *cn_bus_msg_new(const char *topic, size_t tlen, const void *p,
+                             size_t n);
 void cn_bus_msg_ref(cn_bus_msg_t *m);
 void cn_bus_msg_unref(cn_bus_msg_t *m);
 void cn_bus_set_bridge(const cn_bus_bridge_t *b);
@@ -630,6 +646,16 @@ void cn_group_free(cn_group_t *g);
 int cn_group_add(cn_group_t *g, cn_conn_t *c, size_t limit);
 int cn_group_remove(cn_group_t *g, cn_conn_t *c);
 size_t cn_group_send(cn_group_t *g, cn_sblock_t *s, cn_conn_t *except);
+
+/* A part of a batch: bytes [end of the part before, end) of the batch's
+** block, for every member but except (NULL: all). */
+typedef struct cn_group_part_s {
+  size_t end;
+  cn_conn_t *except;
+} cn_group_part_t;
+
+size_t cn_group_send_batch(cn_group_t *g, cn_sblock_t *s,
+                           const cn_group_part_t *parts, size_t n);
 int cn_group_send_to(cn_group_t *g, cn_conn_t *c, cn_sblock_t *s);
 size_t cn_group_drop_behind(cn_group_t *g);
 int cn_group_wait(cn_group_t *g, cn_waiter_t *w);
@@ -642,6 +668,53 @@ typedef struct cn_group_counts_s {
 } cn_group_counts_t;
 
 void cn_group_counts(cn_group_counts_t *out);
+
+/* cn_hash_bytes returns the 32-bit FNV-1a hash of s[0..n), for hash
+** tables of names. */
+static inline uint32_t cn_hash_bytes(const char *s, size_t n) {
+  uint32_t h = 2166136261u;
+  while (n-- > 0)
+    h = (h ^ (uint8_t)*s++) * 16777619u;
+  return h;
+}
+
+/* -- Redis URLs (cn_redisurl.c) ---------------------------------------- */
+
+#define CN_REDIS_USER 128
+#define CN_REDIS_PASSWORD 256
+
+typedef struct cn_redis_url_s {
+  char dial[300]; /* "host:port", "[v6]:port" or "unix:PATH" */
+  char user[CN_REDIS_USER], password[CN_REDIS_PASSWORD]; /* "": none */
+  int db;
+} cn_redis_url_t;
+
+int cn_redis_url_parse(const char *url, cn_redis_url_t *u);
+
+/* -- The bus across processes, through Redis (cn_busredis.c) --------- */
+
+typedef struct cn_busredis_stats_s {
+  int configured; /* --bus was given */
+  int up;         /* both connections to Redis work */
+  uint64_t published; /* messages Redis took from this process */
+  uint64_t received;  /* messages from other processes delivered here */
+  uint64_t dropped;   /* dropped from the full outbox */
+  uint64_t lost;      /* sent but unconfirmed when a connection failed */
+  uint64_t outages;   /* times the bus went down */
+  uint64_t unconfirmed; /* sent, Redis's answer not in yet */
+  size_t outbox;      /* messages waiting for Redis */
+  uint64_t queued;    /* messages this process queued for Redis so far */
+  uint64_t settled;   /* every one numbered up to this has its fate:
+                         Redis took it, or it is counted lost/dropped */
+  char where[264];    /* Redis's address */
+} cn_busredis_stats_t;
+
+int cn_busredis_start(const char *url);
+void cn_busredis_stop(void);
+void cn_busredis_stats(cn_busredis_stats_t *st);
+const char *cn_busredis_url(void);
+int cn_busredis_publish(const char *topic, size_t tlen, const void *p,
+                        size_t n);
 
 /* -- Shared dictionaries (cn_shared.c) -------------------------------- */
 
@@ -706,6 +779,9 @@ void cn_sched_set_end(cn_task_t *t, cn_end_cb cb);
 void cn_sched_set_data(cn_task_t *t, void *data);
 void *cn_sched_data(cn_task_t *t);
 void cn_sched_log_error(cn_task_t *t, const char *where);
+void cn_sched_set_describe(struct lua_State *L);
+uint32_t cn_sched_tag(cn_task_t *t);
+void cn_sched_set_tag(cn_task_t *t, uint32_t tag);
 struct lua_State *cn_sched_thread(cn_task_t *t);
 cn_task_t *cn_sched_task(struct lua_State *L, const char *what);
 cn_waiter_t *cn_sched_waiter(cn_task_t *t);

@@ -1,10 +1,13 @@
 /* cn_addr.c: parsing, resolving and formatting of listen and dial
 ** addresses: HOST:PORT, [IPV6]:PORT, :PORT and unix:PATH. */
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "cn.h"
 
@@ -84,7 +87,7 @@ int cn_addr_resolve(cn_addr_t *a) {
   hints.ai_socktype = SOCK_STREAM;
   rc = getaddrinfo(a->host, NULL, &hints, &res);
   if (rc != 0)
-    return rc == EAI_NONAME ? UV_EAI_NONAME : UV_EAI_FAIL;
+    return cn_addr_lookup_err(rc == EAI_NONAME ? UV_EAI_NONAME : UV_EAI_FAIL);
   memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
   a->sslen = (int)res->ai_addrlen;
   a->family = res->ai_family;
@@ -94,6 +97,21 @@ int cn_addr_resolve(cn_addr_t *a) {
     ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)a->port);
   freeaddrinfo(res);
   return 0;
+}
+
+
+/* cn_addr_lookup_err returns the error to report for a failed lookup:
+** out of file descriptors, getaddrinfo cannot read /etc/hosts and fails
+** as if the name were unknown; that is UV_EMFILE, not "unknown node". */
+int cn_addr_lookup_err(int err) {
+  int fd;
+  if (err == UV_ECANCELED || err == UV_ENOMEM)
+    return err;
+  if ((fd = fcntl(0, F_DUPFD_CLOEXEC, 0)) >= 0) {
+    close(fd);
+    return err;
+  }
+  return errno == EMFILE ? UV_EMFILE : errno == ENFILE ? UV_ENFILE : err;
 }
 
 

@@ -22,6 +22,7 @@ void cn_pool_init(cn_pool_t *p, size_t max_free) {
   p->nfree = p->nfree_small = p->nfree_ref = 0;
   p->max_free = max_free;
   p->nlive = 0;
+  p->scratch = NULL;
 }
 
 
@@ -42,6 +43,8 @@ void cn_pool_close(cn_pool_t *p) {
     free(b);
   }
   p->nfree = p->nfree_small = p->nfree_ref = 0;
+  free(p->scratch);
+  p->scratch = NULL;
 }
 
 
@@ -379,18 +382,85 @@ int cn_buf_iov(const cn_buf_t *b, size_t skip, uv_buf_t *iov, int max) {
 }
 
 
+/* cn_buf_span returns the first n bytes of b when they lie in one block
+** (a pointer into it, valid until b changes; "" when n is 0), else NULL:
+** the caller gathers them another way. */
+const char *cn_buf_span(const cn_buf_t *b, size_t n) {
+  const cn_block_t *h = b->head;
+  if (n == 0)
+    return "";
+  if (h == NULL || h->wpos - h->rpos < n)
+    return NULL;
+  return cn_block_bytes(h) + h->rpos;
+}
+
+
+/* cn_buf_reserve_read is cn_buf_reserve for a socket read of about want
+** bytes: where a new block would be needed it offers the pool's scratch
+** buffer instead (see CN_READ_SCRATCH), want bytes of it but at least a
+** block's worth. The read's bytes join b with cn_buf_commit_read. Returns
+** 0 or CN_ENOMEM. */
+int cn_buf_reserve_read(cn_buf_t *b, size_t want, char **p, size_t *n) {
+  cn_block_t *t = b->tail;
+  cn_pool_t *pool = b->pool;
+  if (t != NULL && t->cap != CN_BLOCK_REF && t->wpos > t->rpos &&
+      t->cap - t->wpos >= RESERVE_MIN)
+    return cn_buf_reserve(b, p, n); /* the rest of the last block */
+  if (pool->scratch == NULL &&
+      (pool->scratch = malloc(CN_READ_SCRATCH)) == NULL)
+    return cn_buf_reserve(b, p, n);
+  *p = pool->scratch;
+  *n = want < CN_BLOCK_DATA ? CN_BLOCK_DATA
+       : want < CN_READ_SCRATCH ? want : CN_READ_SCRATCH;
+  return 0;
+}
+
+
+/* cn_buf_commit_read adds the n bytes a read put where cn_buf_reserve_read
+** said: in place, or copied from the scratch buffer (a few bytes into a
+** small block when b was empty). Returns 0, or CN_ENOMEM when some of them
+** could not be kept. */
+int cn_buf_commit_read(cn_buf_t *b, const char *p, size_t n) {
+  cn_pool_t *pool = b->pool;
+  cn_block_t *s;
+  if (p != pool->scratch) {
+    cn_buf_commit(b, n);
+    return 0;
+  }
+  if (b->len > 0 || n > CN_SMALL_DATA ||
+      (s = block_get(pool, &pool->free_small, &pool->nfree_small,
+                     CN_SMALL_SIZE)) == NULL)
+    return cn_buf_append(b, p, n);
+  cn_buf_reset(b); /* an emptied block may be left */
+  memcpy(s->data, p, n);
+  s->wpos = (uint32_t)n;
+  buf_link(b, s);
+  b->len = n;
+  return 0;
+}
+
+
 /* -- Shared blocks ------------------------------------------------------ */
 
 
-/* cn_sblock_new returns a shared block holding a copy of p[0..n), with
-** one reference (the caller's), or NULL when memory runs out. */
-cn_sblock_t *cn_sblock_new(const void *p, size_t n) {
+/* cn_sblock_alloc returns a shared block of n bytes for the caller to
+** fill before anyone else sees it, with one reference (the caller's), or
+** NULL when memory runs out. */
+cn_sblock_t *cn_sblock_alloc(size_t n) {
   cn_sblock_t *s = malloc(sizeof *s + n);
   if (s == NULL)
     return NULL;
   s->refs = 1;
   s->len = n;
-  if (n > 0)
+  return s;
+}
+
+
+/* cn_sblock_new returns a shared block holding a copy of p[0..n), with
+** one reference (the caller's), or NULL when memory runs out. */
+cn_sblock_t *cn_sblock_new(const void *p, size_t n) {
+  cn_sblock_t *s = cn_sblock_alloc(n);
+  if (s != NULL && n > 0)
     memcpy(s->data, p, n);
   return s;
 }
@@ -428,17 +498,4 @@ int cn_buf_append_shared(cn_buf_t *b, cn_sblock_t *s, size_t off, size_t n) {
   buf_link(b, r);
   b->len += n;
   return 0;
-}
-
-
-/* cn_buf_span returns the first n bytes of b when they lie in one block
-** (a pointer into it, valid until b changes; "" when n is 0), else NULL:
-** the caller gathers them another way. */
-const char *cn_buf_span(const cn_buf_t *b, size_t n) {
-  const cn_block_t *h = b->head;
-  if (n == 0)
-    return "";
-  if (h == NULL || h->wpos - h->rpos < n)
-    return NULL;
-  return cn_block_bytes(h) + h->rpos;
 }

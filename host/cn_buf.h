@@ -62,7 +62,14 @@ struct cn_pool_s {
   size_t nfree_small;
   cn_block_t *free_ref; /* blocks that refer to shared blocks */
   size_t nfree_ref;
+  char *scratch; /* CN_READ_SCRATCH bytes for reads, made on first use */
 };
+
+/* Socket reads that would need a new block land in a scratch buffer this
+** big first: a read then stops short of filling its buffer (as libuv's
+** suggested 64 KiB), so libuv need not try another read that finds
+** nothing, as it does after one that filled a 16 KiB block exactly. */
+#define CN_READ_SCRATCH 65536
 
 struct cn_buf_s {
   cn_block_t *head, *tail;
@@ -89,7 +96,10 @@ int64_t cn_buf_find(const cn_buf_t *b, size_t from, const char *d, size_t dn);
 size_t cn_buf_move(cn_buf_t *dst, cn_buf_t *src, size_t n);
 int cn_buf_iov(const cn_buf_t *b, size_t skip, uv_buf_t *iov, int max);
 const char *cn_buf_span(const cn_buf_t *b, size_t n);
+int cn_buf_reserve_read(cn_buf_t *b, size_t want, char **p, size_t *n);
+int cn_buf_commit_read(cn_buf_t *b, const char *p, size_t n);
 
+cn_sblock_t *cn_sblock_alloc(size_t n);
 cn_sblock_t *cn_sblock_new(const void *p, size_t n);
 void cn_sblock_ref(cn_sblock_t *s);
 void cn_sblock_unref(cn_sblock_t *s);

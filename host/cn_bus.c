@@ -79,7 +79,9 @@ static void bus_init(void) { uv_rwlock_init(&bus.lock); }
 /* -- Messages ---------------------------------------------------------- */
 
 
-static cn_bus_msg_t *msg_new(const char *topic, size_t tlen, const void *p,
+/* cn_bus_msg_new returns a message of topic with bytes p[0..n), holding
+** one reference, or NULL when memory runs out. */
+cn_bus_msg_t *cn_bus_msg_new(const char *topic, size_t tlen, const void *p,
                              size_t n) {
   cn_bus_msg_t *m = malloc(sizeof *m + tlen + 1 + n);
   if (m == NULL)
@@ -289,7 +291,7 @@ int cn_bus_publish(cn_worker_t *from, const char *topic, size_t tlen,
   for (wt = t != NULL ? t->wts : NULL; wt != NULL; wt = wt->next) {
     if (wt->bw->w == from)
       continue;
-    if (m == NULL && (m = msg_new(topic, tlen, p, n)) == NULL) {
+    if (m == NULL && (m = cn_bus_msg_new(topic, tlen, p, n)) == NULL) {
       uv_rwlock_rdunlock(&bus.lock);
       return CN_ENOMEM;
     }
@@ -298,7 +300,7 @@ int cn_bus_publish(cn_worker_t *from, const char *topic, size_t tlen,
     count++;
   }
   if (from != NULL && bus.bridge.publish != NULL) {
-    if (m == NULL && (m = msg_new(topic, tlen, p, n)) == NULL) {
+    if (m == NULL && (m = cn_bus_msg_new(topic, tlen, p, n)) == NULL) {
       uv_rwlock_rdunlock(&bus.lock);
       return CN_ENOMEM;
     }

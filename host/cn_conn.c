@@ -94,13 +94,35 @@ void cn_conn_start(cn_conn_t *c) { update_reading(c); }
 /* -- Reading ----------------------------------------------------------- */
 
 
+/* read_limit returns how many unread bytes c's read chain may hold before
+** reading stops: the high-water mark, more if the parked reader needs
+** more, or as much as a pump's destination takes. */
+static size_t read_limit(const cn_conn_t *c) {
+  size_t limit = c->w->cfg->read_hwm;
+  if (c->reader != NULL && c->want > limit)
+    limit = c->want;
+  if (c->pump_out != NULL)
+    limit = c->pump_out->dst->out.len < c->w->cfg->write_hwm ? SIZE_MAX : 0;
+  return limit;
+}
+
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   cn_conn_t *c = h->data;
-  cn_buf_t *in = c->tls != NULL ? cn__tls_rbuf(c->tls) : &c->in;
+  size_t limit, n;
   char *p;
-  size_t n;
+  int rc;
   (void)suggested;
-  if (cn_buf_reserve(in, &p, &n) < 0) {
+  if (c->tls != NULL) {
+    rc = cn_buf_reserve(cn__tls_rbuf(c->tls), &p, &n);
+  } else {
+    limit = read_limit(c);
+    n = limit > c->in.len ? limit - c->in.len : 0; /* one read passes the
+                                                      limit by a block at
+                                                      most */
+    rc = cn_buf_reserve_read(&c->in, n, &p, &n);
+  }
+  if (rc < 0) {
     *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
     return;
   }
@@ -123,21 +145,23 @@ static int read_ready(cn_conn_t *c) {
 
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   cn_conn_t *c = s->data;
-  (void)buf;
   if (n > 0)
     c->w->counters.bytes_in += (size_t)n;
   if (c->tls != NULL) {
     if (!cn__tls_read(c, n))
       return; /* nothing new for the reader */
-  } else if (n > 0) {
-    cn_buf_commit(&c->in, (size_t)n);
-    if (c->pump_out == NULL)
-      cn_buf_settle(&c->in);
   } else {
-    cn_buf_trim(&c->in);
-    if (n == 0)
-      return; /* EAGAIN: nothing this time */
-    c->rerr = (int)n;
+    if (n > 0 && cn_buf_commit_read(&c->in, buf->base, (size_t)n) < 0)
+      n = CN_ENOMEM; /* bytes were lost: the stream is broken */
+    if (n > 0) {
+      if (c->pump_out == NULL)
+        cn_buf_settle(&c->in);
+    } else {
+      cn_buf_trim(&c->in);
+      if (n == 0)
+        return; /* EAGAIN: nothing this time */
+      c->rerr = (int)n;
+    }
   }
   if (c->pump_out != NULL)
     pump_run(c->pump_out);
@@ -151,14 +175,8 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 ** while unread bytes stay under the high-water mark (or under what the
 ** parked reader needs, or while a pump's destination has room). */
 static void update_reading(cn_conn_t *c) {
-  size_t limit = c->w->cfg->read_hwm;
-  int on;
-  if (c->reader != NULL && c->want > limit)
-    limit = c->want;
-  if (c->pump_out != NULL)
-    limit = c->pump_out->dst->out.len < c->w->cfg->write_hwm ? SIZE_MAX : 0;
-  on = !(c->flags & (CN_CONN_CLOSED | CN_CONN_CLOSING)) && c->rerr == 0 &&
-       c->in.len < limit;
+  int on = !(c->flags & (CN_CONN_CLOSED | CN_CONN_CLOSING)) && c->rerr == 0 &&
+           c->in.len < read_limit(c);
   if (on && !(c->flags & CN_CONN_READING)) {
     int rc = uv_read_start(&c->h.stream, alloc_cb, read_cb);
     if (rc < 0) {

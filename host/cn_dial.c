@@ -118,7 +118,8 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status,
     return;
   }
   if (status < 0) {
-    dial_finish(d, status == UV_ECANCELED ? CN_ETIMEOUT : status);
+    dial_finish(d, status == UV_ECANCELED ? CN_ETIMEOUT
+                                          : cn_addr_lookup_err(status));
     return;
   }
   d->next = res;

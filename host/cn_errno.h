@@ -17,6 +17,7 @@
   XX(CN_ERESET, "ERESET", -5007, "reset")                                    \
   XX(CN_ENOMEM, "ENOMEM", -5008, "out of memory")                            \
   XX(CN_EADDR, "EADDR", -5009, "bad address")                               \
+  XX(CN_EPROTO, "EPROTO", -5010, "protocol error")                           \
   XX(CN_EEXIST, "EEXIST", -5101, "exists")                                   \
   XX(CN_ENOTFOUND, "ENOTFOUND", -5102, "not found")                          \
   XX(CN_ENOTNUM, "ENOTNUM", -5103, "not a number")                           \

@@ -281,13 +281,19 @@ int cn_file_open_under(cn_file_t *f, const char *path, const char *root) {
 
 /* cn_file_read reads up to CN_FILE_BUF bytes at pos into the read-ahead
 ** buffer, which must be empty. At the end, len stays 0 and eof is set. */
-int cn_file_read(cn_file_t *f) {
+int cn_file_read(cn_file_t *f) { return cn_file_read_max(f, CN_FILE_BUF); }
+
+
+/* cn_file_read_max is cn_file_read for at most max bytes (1..CN_FILE_BUF):
+** a copy to a connection reads no more than the connection takes, so that
+** nothing waits in the read-ahead while the connection is full. */
+int cn_file_read_max(cn_file_t *f, size_t max) {
   uv_buf_t b;
   if (f->buf == NULL && (f->buf = malloc(CN_FILE_BUF)) == NULL)
     return UV_ENOMEM;
   f->off = f->len = 0;
   f->eof = 0;
-  b = uv_buf_init(f->buf, CN_FILE_BUF);
+  b = uv_buf_init(f->buf, (unsigned)(max < CN_FILE_BUF ? max : CN_FILE_BUF));
   return started(f, CN_FS_READ,
                  uv_fs_read(&f->w->loop, &f->req, f->fd, &b, 1,
                             f->seekable ? f->pos : -1, fs_cb));

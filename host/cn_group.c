@@ -5,7 +5,9 @@
 ** leaves by itself. A member whose chain passed its high-water mark is
 ** behind until it drains to its low-water mark; tasks can wait until no
 ** member is behind (the pace of a sender that must not outrun its
-** readers). Lua binding in lcn_group.c. */
+** readers). A batch hands out several messages as one block: a member
+** takes it by reference whole, or, when some part is not for it, as
+** copies of the rest. Lua binding in lcn_group.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,7 @@ typedef struct cn_member_s {
   size_t limit;
   size_t index; /* in g->members */
   int behind;
+  uint32_t skip; /* in a batch: 1 + its first part not for it, or 0 */
 } member_t;
 
 static void member_event(cn_conn_watch_t *w, cn_conn_t *c, int event);
@@ -154,22 +157,36 @@ static void kick_out(member_t *m, const char *why) {
 }
 
 
-/* deliver appends s to m's write chain, or kicks m out when that would
-** pass its limit; a member whose connection cannot be written to any more
-** (the peer went away) just leaves. */
-static int deliver(member_t *m, cn_sblock_t *s) {
-  cn_conn_t *c = m->c;
-  if (c->out.len + s->len > m->limit) {
+/* admit says whether n more bytes fit under m's limit; a member over it
+** is kicked out. */
+static int admit(member_t *m, size_t n) {
+  if (m->c->out.len + n > m->limit) {
     kick_out(m, "over its group limit");
     return 0;
   }
-  if (cn_conn_write_shared(c, s) < 0) {
+  return 1;
+}
+
+
+/* appended follows a write to m's chain (rc: its result): a member whose
+** connection cannot be written to any more (the peer went away) leaves;
+** one past the high-water mark is behind. Returns whether m got it. */
+static int appended(member_t *m, int rc) {
+  cn_conn_t *c = m->c;
+  if (rc < 0) {
     cn_group_remove(m->g, c);
     return 0;
   }
   if (c->out.len > c->w->cfg->write_hwm)
     set_behind(m, 1);
   return 1;
+}
+
+
+/* deliver appends s to m's write chain, or kicks m out when that would
+** pass its limit. */
+static int deliver(member_t *m, cn_sblock_t *s) {
+  return admit(m, s->len) && appended(m, cn_conn_write_shared(m->c, s));
 }
 
 
@@ -184,6 +201,69 @@ size_t cn_group_send(cn_group_t *g, cn_sblock_t *s, cn_conn_t *except) {
     if (g->members[i]->c != except)
       count += (size_t)deliver(g->members[i], s);
   }
+  return count;
+}
+
+
+static size_t part_start(const cn_group_part_t *parts, size_t i) {
+  return i > 0 ? parts[i - 1].end : 0;
+}
+
+
+/* deliver_but appends the parts of batch s that are for m, copies of
+** them (m->skip and next list the parts that are not), under m's limit;
+** clears m->skip. */
+static int deliver_but(member_t *m, cn_sblock_t *s,
+                       const cn_group_part_t *parts, const uint32_t *next) {
+  size_t n = s->len, off = 0, k;
+  int rc = 0;
+  for (k = m->skip; k != 0; k = next[k - 1])
+    n -= parts[k - 1].end - part_start(parts, k - 1);
+  k = m->skip;
+  m->skip = 0;
+  if (n == 0 || !admit(m, n))
+    return 0;
+  for (; k != 0 && rc == 0; k = next[k - 1]) {
+    size_t start = part_start(parts, k - 1);
+    if (start > off)
+      rc = cn_conn_write(m->c, s->data + off, start - off);
+    off = parts[k - 1].end;
+  }
+  if (rc == 0 && off < s->len)
+    rc = cn_conn_write(m->c, s->data + off, s->len - off);
+  return appended(m, rc);
+}
+
+
+/* cn_group_send_batch hands out batch s, whose n parts are listed in
+** parts (the last ends at s->len): each member gets the parts that are
+** for it, in order, in one append (by reference when all are). Returns
+** how many members got some, or 0 when memory runs out. */
+size_t cn_group_send_batch(cn_group_t *g, cn_sblock_t *s,
+                           const cn_group_part_t *parts, size_t n) {
+  uint32_t *next = NULL;
+  size_t i = n, count = 0;
+  member_t *m;
+  while (i-- > 0) { /* each member's parts to skip, in order */
+    if (parts[i].except == NULL || (m = find(g, parts[i].except)) == NULL)
+      continue;
+    if (next == NULL && (next = malloc(n * sizeof *next)) == NULL) {
+      for (i = 0; i < g->n; i++) /* forget what was marked */
+        g->members[i]->skip = 0;
+      return 0;
+    }
+    next[i] = m->skip;
+    m->skip = (uint32_t)i + 1;
+  }
+  i = g->n;
+  while (i-- > 0) { /* from the end, as in cn_group_send */
+    if (i >= g->n)
+      continue;
+    m = g->members[i];
+    count += (size_t)(m->skip != 0 ? deliver_but(m, s, parts, next)
+                                    : deliver(m, s));
+  }
+  free(next);
   return count;
 }
 

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -121,6 +122,7 @@ void cn_tcp_keepalive(uv_os_sock_t fd, int idle) {
 
 
 static void poll_cb(uv_poll_t *h, int status, int events);
+static void retry_cb(uv_timer_t *t);
 
 
 static void set_paused(cn_listener_t *l, int paused) {
@@ -134,9 +136,83 @@ static void set_paused(cn_listener_t *l, int paused) {
 }
 
 
+/* -- Descriptors ---------------------------------------------------------- */
+
+/* Accepting pauses while few file descriptors remain, so that the work a
+** connection starts (a dial, a file) finds one: descriptors, not
+** connections, run out. The kernel hands out the lowest free descriptor,
+** so one numbered at or above the limit less the reserve means that
+** fewer than the reserve are free. */
+
+
+/* cn_fd_reserve returns how many descriptors accepting leaves free: a
+** 32nd of the open-file limit, between 8 and 256. *limit gets the limit. */
+int cn_fd_reserve(int *limit) {
+  static int lim, reserve;
+  struct rlimit rl;
+  if (lim == 0) {
+    lim = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1 << 30
+            ? (int)rl.rlim_cur : 1 << 30;
+    reserve = lim / 32 < 8 ? 8 : lim / 32 > 256 ? 256 : lim / 32;
+  }
+  if (limit != NULL)
+    *limit = lim;
+  return reserve;
+}
+
+
+/* fds_short says whether descriptor number fd (just opened) leaves fewer
+** than the reserve free. */
+static int fds_short(int fd) {
+  int limit, reserve = cn_fd_reserve(&limit);
+  return fd >= limit - reserve;
+}
+
+
+/* fds_free_now probes, with a copy of descriptor of, whether enough
+** descriptors are free again. */
+static int fds_free_now(int of) {
+  int fd = fcntl(of, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0)
+    return errno != EMFILE && errno != ENFILE;
+  close(fd);
+  return !fds_short(fd);
+}
+
+
+/* out_of_fds pauses l for EMFILE_RETRY_MS; the first pause of an episode
+** is logged (why: an errno, or 0 for the reserve). */
+static void out_of_fds(cn_listener_t *l, int why) {
+  int limit, reserve = cn_fd_reserve(&limit);
+  if (l->short_since == 0) {
+    l->short_since = uv_hrtime();
+    l->short_retries = 0;
+    if (why != 0)
+      cn_log(CN_LOG_WARN, "accept on %s: %s; pausing", l->addr,
+             uv_strerror(uv_translate_sys_error(why)));
+    else
+      cn_log(CN_LOG_WARN, "accept on %s: fewer than %d of %d file "
+             "descriptors left; pausing", l->addr, reserve, limit);
+  }
+  set_paused(l, 1);
+  uv_timer_start(&l->retry, retry_cb, EMFILE_RETRY_MS, 0);
+}
+
+
 static void retry_cb(uv_timer_t *t) {
   cn_listener_t *l = t->data;
-  set_paused(l, 0);
+  if (!fds_free_now(l->fd)) {
+    l->short_retries++;
+    uv_timer_start(&l->retry, retry_cb, EMFILE_RETRY_MS, 0);
+    return;
+  }
+  if (l->short_since != 0)
+    cn_log(CN_LOG_WARN, "accept on %s: resumed after %.1f s out of file "
+           "descriptors (%u retries)", l->addr,
+           (double)(uv_hrtime() - l->short_since) / 1e9, l->short_retries);
+  l->short_since = 0;
+  if (cn__accepted_total(l->w) < l->w->cfg->max_conns)
+    set_paused(l, 0);
 }
 
 
@@ -148,8 +224,9 @@ static int accept_one(cn_listener_t *l) {
   socklen_t plen = sizeof peer;
   cn_conn_t *c;
   int fd;
-  if (w->naccepted >= w->cfg->max_conns) {
+  if (cn__accepted_total(w) >= w->cfg->max_conns) {
     set_paused(l, 1); /* resumed by cn__listen_resume */
+    w->accept_paused = 1;
     return 0;
   }
   memset(&peer, 0, sizeof peer);
@@ -158,14 +235,13 @@ static int accept_one(cn_listener_t *l) {
   if (fd < 0) {
     if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
         errno == ENOMEM) {
-      cn_log(CN_LOG_WARN, "accept on %s: %s; pausing %d ms", l->addr,
-             uv_strerror(uv_translate_sys_error(errno)), EMFILE_RETRY_MS);
-      set_paused(l, 1);
-      uv_timer_start(&l->retry, retry_cb, EMFILE_RETRY_MS, 0);
+      out_of_fds(l, errno);
       return 0;
     }
     return errno == EINTR || errno == ECONNABORTED || errno == EPROTO;
   }
+  if (fds_short(fd))
+    out_of_fds(l, 0); /* this one is served; the next ones wait */
   if ((c = cn_conn_new(w, l->pipe)) == NULL) {
     close(fd);
     return 1;
@@ -187,7 +263,7 @@ static int accept_one(cn_listener_t *l) {
     return 1;
   }
   l->on_conn(l, c);
-  return 1;
+  return !l->paused;
 }
 
 
@@ -265,11 +341,13 @@ void cn_listener_close(cn_listener_t *l) {
 
 
 /* cn__listen_resume lets listeners paused at the connection limit accept
-** again once a connection closed. */
+** again once a connection closed (those out of descriptors retry on their
+** timer). */
 void cn__listen_resume(cn_worker_t *w) {
   cn_listener_t *l;
-  if (w->naccepted >= w->cfg->max_conns)
+  if (cn__accepted_total(w) >= w->cfg->max_conns)
     return;
+  w->accept_paused = 0;
   for (l = w->listeners; l != NULL; l = l->next)
     if (l->paused && !uv_is_active((uv_handle_t *)&l->retry))
       set_paused(l, 0);

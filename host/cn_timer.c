@@ -42,7 +42,8 @@ static void place(cn_timers_t *ts, cn_timer_t *t) {
   at = ts->now + delta;
   while (k < CN_WHEEL_LEVELS - 1 && delta >= SPAN(k + 1))
     k++;
-  t->slot = (uint16_t)(k * CN_WHEEL_SIZE + ((at >> (CN_WHEEL_BITS * k)) & MASK));
+  t->slot = (uint16_t)(k * CN_WHEEL_SIZE +
+                        ((at >> (CN_WHEEL_BITS * k)) & MASK));
   ts->used[k] |= (uint64_t)1 << (t->slot & MASK);
   link_tail(&ts->slots[t->slot], &t->link);
 }

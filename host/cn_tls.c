@@ -897,18 +897,12 @@ static int advance(cn_conn_t *c) {
 }
 
 
-/* cn_tls_start makes c a TLS connection as a server of f's certificates
-** (cl NULL) or as a client asking cl; the handshake runs as bytes come
-** and go, within f's handshake timeout. Bytes already read join the
-** ciphertext. The write chain must be empty (STARTTLS: the plaintext
-** reply has left). Returns 0 or CN_EISTLS, CN_ENOMEM, CN_ETLSALPN. */
-int cn_tls_start(cn_conn_t *c, cn_tls_conf_t *f, const cn_tls_client_t *cl) {
-  cn_tls_t *t;
-  BIO *bio;
-  if (c->tls != NULL)
-    return CN_EISTLS;
-  if ((t = calloc(1, sizeof *t)) == NULL)
-    return CN_ENOMEM;
+/* session_new returns a session of f's current build, or NULL. */
+static cn_tls_t *session_new(cn_tls_conf_t *f) {
+  cn_tls_t *t = calloc(1, sizeof *t);
+  BIO *bio = NULL;
+  if (t == NULL)
+    return NULL;
   uv_mutex_lock(&f->lock);
   t->build = f->cur;
   __atomic_add_fetch(&t->build->refs, 1, __ATOMIC_RELAXED);
@@ -918,34 +912,66 @@ int cn_tls_start(cn_conn_t *c, cn_tls_conf_t *f, const cn_tls_client_t *cl) {
     SSL_free(t->ssl);
     build_unref(t->build);
     free(t);
-    return CN_ENOMEM;
+    return NULL;
   }
   BIO_set_data(bio, t);
   SSL_set_bio(t->ssl, bio, bio);
   SSL_set_app_data(t->ssl, t);
-  if (cl == NULL) {
-    SSL_set_accept_state(t->ssl);
-  } else {
-    unsigned char alpn[ALPN_MAX];
-    int n = cl->alpn != NULL ? alpn_wire(cl->alpn, alpn, sizeof alpn) : 0;
-    SSL_set_connect_state(t->ssl);
-    SSL_set_verify(t->ssl, cl->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
-                   NULL);
-    if (cl->name != NULL &&
-        !X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), cl->name)) {
-      SSL_set_tlsext_host_name(t->ssl, cl->name); /* not for IPs */
-      SSL_set1_host(t->ssl, cl->name);
-    }
-    if (n < 0 || (n > 0 && SSL_set_alpn_protos(t->ssl, alpn, (unsigned)n))) {
-      SSL_free(t->ssl);
-      build_unref(t->build);
-      free(t);
-      return CN_ETLSALPN;
-    }
-  }
-  ERR_clear_error();
   cn_tls_conf_ref(f);
   t->conf = f;
+  return t;
+}
+
+
+/* client_setup makes s a client asking what cl says: the name is sent as
+** SNI (not an IP address) and checked against the certificate. Returns 0
+** or CN_ETLSALPN. */
+static int client_setup(SSL *s, const cn_tls_client_t *cl) {
+  unsigned char alpn[ALPN_MAX];
+  int n = cl->alpn != NULL ? alpn_wire(cl->alpn, alpn, sizeof alpn) : 0;
+  SSL_set_connect_state(s);
+  SSL_set_verify(s, cl->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+  if (cl->name != NULL &&
+      !X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s), cl->name)) {
+    SSL_set_tlsext_host_name(s, cl->name);
+    SSL_set1_host(s, cl->name);
+  }
+  ERR_clear_error();
+  if (n < 0 || (n > 0 && SSL_set_alpn_protos(s, alpn, (unsigned)n)))
+    return CN_ETLSALPN;
+  return 0;
+}
+
+
+static void session_free(cn_tls_t *t) {
+  SSL_free(t->ssl); /* and the BIO */
+  cn_buf_reset(&t->in);
+  cn_buf_reset(&t->out);
+  build_unref(t->build);
+  cn_tls_conf_unref(t->conf);
+  stop_timer(t);
+  free(t);
+}
+
+
+/* cn_tls_start makes c a TLS connection as a server of f's certificates
+** (cl NULL) or as a client asking cl; the handshake runs as bytes come
+** and go, within f's handshake timeout. Bytes already read join the
+** ciphertext. The write chain must be empty (STARTTLS: the plaintext
+** reply has left). Returns 0 or CN_EISTLS, CN_ENOMEM, CN_ETLSALPN. */
+int cn_tls_start(cn_conn_t *c, cn_tls_conf_t *f, const cn_tls_client_t *cl) {
+  cn_tls_t *t;
+  int rc;
+  if (c->tls != NULL)
+    return CN_EISTLS;
+  if ((t = session_new(f)) == NULL)
+    return CN_ENOMEM;
+  if (cl == NULL)
+    SSL_set_accept_state(t->ssl);
+  else if ((rc = client_setup(t->ssl, cl)) < 0) {
+    session_free(t);
+    return rc;
+  }
   t->c = c;
   cn_buf_init(&t->in, &c->w->pool);
   cn_buf_init(&t->out, &c->w->pool);
@@ -1032,13 +1058,7 @@ int cn__tls_seal(cn_conn_t *c) {
 void cn__tls_free(cn_conn_t *c) {
   cn_tls_t *t = c->tls;
   c->tls = NULL;
-  SSL_free(t->ssl); /* and the BIO */
-  cn_buf_reset(&t->in);
-  cn_buf_reset(&t->out);
-  build_unref(t->build);
-  cn_tls_conf_unref(t->conf);
-  stop_timer(t);
-  free(t);
+  session_free(t);
 }
 
 

@@ -4,10 +4,13 @@
 ** addresses, starts the workers, turns signals into messages for them,
 ** watches their loops (the task slice, stuck workers at shutdown), logs
 ** what concerns the whole process once, and collects their exit. */
+#define _GNU_SOURCE /* syscall */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cn.h"
@@ -163,6 +166,20 @@ static void resume_others(cn_worker_t *w) {
 }
 
 
+/* cn__accepted_total returns how many accepted connections the whole
+** process holds (--max-connections bounds it). */
+size_t cn__accepted_total(cn_worker_t *w) {
+  control_t *ctl = w->ctl;
+  size_t n = 0;
+  int i;
+  if (ctl->nworkers == 1)
+    return w->naccepted;
+  for (i = 0; i < ctl->nworkers; i++)
+    n += LOAD(ctl->workers[i].naccepted);
+  return n;
+}
+
+
 void cn__worker_conn_closed(cn_worker_t *w) {
   if (w->stopping == 1 && w->naccepted == 0) {
     finish(w);
@@ -284,17 +301,25 @@ static void turn_end(uv_prepare_t *h) {
   if (d > lw->lag_max_ns)
     STORE(lw->lag_max_ns, d);
   if (w->lua_refused || w->lua_bytes > w->cfg->lua_memory / 4 * 3)
-    w->hooks->idle(w); /* collect before the next turn's tasks run */
+    w->hooks->idle(w, 1); /* collect before the next turn's tasks run */
 }
 
 
 /* gc_tick gives the Lua side a chance to collect while the loop is mostly
-** idle (busy less than a tenth of the tick). */
+** idle (busy less than a tenth of the tick); a whole cycle only once it
+** has been idle for two ticks and no timer is due within 100 ms. */
 static void gc_tick(uv_timer_t *h) {
   cn_worker_t *w = h->data;
   uint64_t busy = LOAD(w->watch.busy_ns);
-  if (busy - w->gc_busy < GC_TICK_MS * MS / 10 || w->lua_refused)
-    w->hooks->idle(w);
+  int next = uv_backend_timeout(&w->loop);
+  if (busy - w->gc_busy < GC_TICK_MS * MS / 10) {
+    w->gc_idle_ticks++;
+    w->hooks->idle(w, w->gc_idle_ticks >= 2 && (next < 0 || next > 100));
+  } else {
+    w->gc_idle_ticks = 0;
+    if (w->lua_refused)
+      w->hooks->idle(w, 1);
+  }
   w->gc_busy = busy;
 }
 
@@ -340,6 +365,10 @@ static int drain(cn_worker_t *w) {
 
 static void teardown(cn_worker_t *w) {
   int i;
+  uv_mutex_lock(&w->lock); /* the watchdog no longer touches the state */
+  STORE(w->watch.closing, uv_hrtime());
+  STORE(w->watch.busy_since, 0);
+  uv_mutex_unlock(&w->lock);
   w->stopping = 3;
   close_listeners(w);
   w->hooks->close(w); /* collects every Lua object: conns detach */
@@ -362,6 +391,7 @@ static void teardown(cn_worker_t *w) {
 static void worker_main(void *arg) {
   cn_worker_t *w = arg;
   current_worker = w;
+  w->tid = (int)syscall(SYS_gettid);
   uv_loop_init(&w->loop);
   cn_pool_init(&w->pool, 256);
   uv_async_init(&w->loop, &w->async, async_cb);
@@ -486,8 +516,19 @@ static void reap(control_t *ctl) {
   for (i = 0; i < ctl->nworkers; i++) {
     cn_worker_t *w = &ctl->workers[i];
     uint64_t since = LOAD(w->watch.busy_since);
+    uint64_t closing = LOAD(w->watch.closing);
     char task[96];
-    if (ctl->state[i] == W_DONE || since == 0 || now - since < STUCK_NS)
+    if (ctl->state[i] == W_DONE)
+      continue;
+    if (closing != 0) { /* tearing down: drain() is bounded */
+      if (now - closing < (uint64_t)(DRAIN_MS + 1000) * MS)
+        continue;
+      cn_log(CN_LOG_ERROR, "worker %d is stuck closing; exiting without it",
+             w->id);
+      stuck++;
+      continue;
+    }
+    if (since == 0 || now - since < STUCK_NS)
       continue;
     task_of(w, task, sizeof task);
     cn_log(CN_LOG_ERROR, "worker %d is stuck: %s has run %.1f s without "
@@ -501,28 +542,85 @@ static void reap(control_t *ctl) {
 }
 
 
+/* arm has w's Lua side stop or report the running task, unless w began
+** closing its Lua state (the lock orders the two). */
+static void arm(control_t *ctl, cn_worker_t *w) {
+  uv_mutex_lock(&w->lock);
+  if (LOAD(w->watch.closing) == 0)
+    ctl->hooks->stalled(w);
+  uv_mutex_unlock(&w->lock);
+}
+
+
+/* thread_cpu reads worker w's thread from /proc: its state ('R' running
+** or waiting for a CPU, 'S' or 'D' blocked in a call...) and the CPU time
+** it used, in ns. Returns 0, or -1 (then nothing is known). */
+static int thread_cpu(cn_worker_t *w, char *state, uint64_t *cpu) {
+  char path[64], buf[512], *p;
+  unsigned long long ut, st;
+  int fd;
+  ssize_t n;
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", w->tid);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    return -1;
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+  if ((p = strrchr(buf, ')')) == NULL ||
+      sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+             state, &ut, &st) != 3)
+    return -1;
+  *cpu = (ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+  return 0;
+}
+
+
+/* holds_loop says whether w's thread used most of a slice of CPU since
+** mark, or is blocked in a call: either way it holds its loop. One that
+** waits for a CPU (a busy machine) is given time. */
+static int holds_loop(cn_worker_t *w, uint64_t mark, uint64_t slice) {
+  char state = 'R';
+  uint64_t cpu = 0;
+  if (thread_cpu(w, &state, &cpu) < 0)
+    return 1;
+  return state != 'R' || cpu - mark >= slice / 4 * 3;
+}
+
+
 /* slice_check is the runaway guard for worker w: a turn longer than the
-** task slice gets the hook (which stops interpreted Lua with an error, see
-** lcn_host.c); one the hook cannot reach (compiled code, a blocking C
-** call) is logged once, at twice the slice. */
+** task slice, in which the thread used the CPU (or blocked), gets the
+** hook (which stops interpreted Lua with an error, see lcn_host.c); one the
+** hook cannot reach (compiled code, a blocking C call) is logged once, at
+** twice the slice. */
 static void slice_check(control_t *ctl, cn_worker_t *w, uint64_t now) {
   cn_loopwatch_t *lw = &w->watch;
   uint64_t since = LOAD(lw->busy_since);
   uint64_t slice = (uint64_t)(ctl->cfg->task_slice * 1e9);
-  char task[96];
-  if (since == 0 || now - since < slice)
+  char task[96], state;
+  if (since == 0)
     return;
-  if (LOAD(lw->armed) != since) {
-    STORE(lw->stalls, lw->stalls + 1);
+  if (w->seen != since) { /* a turn seen for the first time: its CPU mark */
+    w->seen = since;
+    if (thread_cpu(w, &state, &w->mark_cpu) < 0)
+      w->mark_cpu = 0;
+  }
+  if (now - since < slice)
+    return;
+  if (LOAD(lw->armed) != since ||
+      (LOAD(lw->fired) == LOAD(lw->armed_at) &&
+       now - LOAD(lw->armed_at) >= slice)) { /* new, or it went on: again */
+    if (!holds_loop(w, w->mark_cpu, slice))
+      return;
+    if (LOAD(lw->armed) != since)
+      STORE(lw->stalls, lw->stalls + 1);
+    thread_cpu(w, &state, &w->mark_cpu);
     STORE(lw->armed_at, now);
     STORE(lw->armed, since);
-    ctl->hooks->stalled(w);
-  } else if (LOAD(lw->fired) == LOAD(lw->armed_at)) {
-    if (now - LOAD(lw->armed_at) >= slice) { /* it went on: again */
-      STORE(lw->armed_at, now);
-      ctl->hooks->stalled(w);
-    }
-  } else if (now - since >= 2 * slice && LOAD(lw->reported) != since) {
+    arm(ctl, w);
+  } else if (LOAD(lw->fired) != LOAD(lw->armed_at) &&
+             now - since >= 2 * slice && LOAD(lw->reported) != since) {
     STORE(lw->reported, since);
     task_of(w, task, sizeof task);
     cn_log(CN_LOG_WARN, "worker %d: %s has held the loop for %.1f s in "
@@ -548,6 +646,7 @@ static void watchdog_cb(uv_timer_t *h) {
 ** without any that stay stuck. */
 static void start_reaping(control_t *ctl, int signum) {
   ctl->reaping = 1;
+  uv_timer_start(&ctl->watchdog, watchdog_cb, 50, 50);
   send_all(ctl, CN_MSG_KILL, signum);
   reap(ctl);
 }
@@ -744,15 +843,17 @@ static void start_timer(control_t *ctl, uv_timer_t *h) {
 }
 
 
-/* start_watchdog ticks a few times per task slice (and every 50 ms for
-** stuck workers at exit); the tick never keeps the loop alive. */
+/* start_watchdog ticks eight times per task slice (between 10 and 250 ms;
+** every 50 ms while reaping stuck workers at exit); the tick never keeps
+** the loop alive. */
 static void start_watchdog(control_t *ctl) {
   double tick = ctl->cfg->task_slice / 8;
-  uint64_t ms = tick > 0.05 || tick <= 0 ? 50 : tick < 0.01 ? 10
-                                               : (uint64_t)(tick * 1000);
+  uint64_t ms = tick <= 0 || tick > 0.25 ? 250 : tick < 0.01 ? 10
+                                             : (uint64_t)(tick * 1000);
   start_timer(ctl, &ctl->watchdog);
-  uv_timer_start(&ctl->watchdog, watchdog_cb, ms, ms);
   uv_unref((uv_handle_t *)&ctl->watchdog);
+  if (ctl->cfg->task_slice > 0)
+    uv_timer_start(&ctl->watchdog, watchdog_cb, ms, ms);
 }
 
 
@@ -762,6 +863,7 @@ int cn_run(const cn_config_t *cfg, const cn_hooks_t *hooks) {
   control_t ctl;
   int i, code = 0;
   signal(SIGPIPE, SIG_IGN);
+  cn_fd_reserve(NULL); /* reads the limit once, before any worker runs */
   control_init(&ctl, cfg, hooks);
   if (bind_all(&ctl) < 0) {
     control_free(&ctl);

@@ -141,7 +141,8 @@ int cn_ws_key(char out[25]) {
 /* A state is the count of continuation bytes still due, and the range
 ** (lo, hi) allowed for the next one, which excludes overlong forms,
 ** surrogates and code points past U+10FFFF. */
-#define STATE(need, lo, hi) ((uint32_t)(need) | (lo) << 8 | (uint32_t)(hi) << 16)
+#define STATE(need, lo, hi)                                                  \
+  ((uint32_t)(need) | (lo) << 8 | (uint32_t)(hi) << 16)
 
 
 static uint32_t lead(unsigned ch) {

@@ -22,6 +22,8 @@ int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what);
 int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                   size_t dlen, uint64_t timeout, uint64_t deadline,
                   const char *what);
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what);
 int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what);
 
 /* lcn_earliest returns the earlier of two deadlines, 0 meaning none. */
@@ -41,11 +43,19 @@ void lcn_net_version_end(lua_State *L, int version, int ok);
 extern const cn_hooks_t lcn_host_hooks;
 
 /* Reads through LuaJIT's FFI (lua/coronet/conn.lua): box is a connection
-** object's payload; out[0] the length of the bytes returned, out[1] what
-** lcn_conn_ffi_drop must consume. */
-const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
-                               size_t max, int line, size_t *out);
-const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out);
+** object's payload. Each returns 1 and lends n bytes at p when it can
+** answer at once (lcn_conn_ffi_drop then consumes drop bytes), else 0.
+** They return an int, which the FFI gives Lua as a number (a pointer
+** would be compared through a metamethod: a C call, see coronet.wait). */
+typedef struct lcn_span_s {
+  const char *p;
+  size_t n, drop;
+} lcn_span_t;
+
+int lcn_conn_ffi_delim(void *box, const char *d, size_t dlen, size_t max,
+                       lcn_span_t *out);
+int lcn_conn_ffi_line(void *box, size_t max, lcn_span_t *out);
+int lcn_conn_ffi_read(void *box, size_t n, lcn_span_t *out);
 void lcn_conn_ffi_drop(void *box, size_t n);
 
 int luaopen_coronet_sched(lua_State *L);
@@ -54,6 +64,8 @@ int luaopen_coronet_host(lua_State *L);
 int luaopen_coronet_net(lua_State *L);
 int luaopen_coronet_proc(lua_State *L);
 int luaopen_coronet_fs(lua_State *L);
+int luaopen_coronet_redis(lua_State *L);
+int luaopen_coronet_busredis(lua_State *L);
 int luaopen_coronet_bus(lua_State *L);
 int luaopen_coronet_shared(lua_State *L);
 int luaopen_coronet_group(lua_State *L);

@@ -38,17 +38,62 @@ static void on_close(cn_conn_t *c) {
 }
 
 
+/* handler_box returns the connection object that ended task t's first
+** frame (its handler, called with the connection) still holds, or NULL.
+** The frames of a task that failed are still on its stack. */
+static conn_box *handler_box(cn_task_t *t) {
+  lua_State *co = cn_sched_thread(t);
+  lua_Debug ar;
+  int lo = 0, hi = 1;
+  conn_box *b = NULL;
+  while (lua_getstack(co, hi, &ar)) { /* the first frame is the deepest */
+    lo = hi;
+    hi *= 2;
+  }
+  while (hi - lo > 1) {
+    int mid = lo + (hi - lo) / 2;
+    if (lua_getstack(co, mid, &ar))
+      lo = mid;
+    else
+      hi = mid;
+  }
+  if (!lua_getstack(co, lo, &ar) || lua_getlocal(co, &ar, 1) == NULL)
+    return NULL;
+  if (lua_getmetatable(co, -1)) {
+    luaL_getmetatable(co, LCN_CONN_MT);
+    if (lua_rawequal(co, -1, -2))
+      b = lua_touserdata(co, -3);
+    lua_pop(co, 2);
+  }
+  lua_pop(co, 1);
+  return b;
+}
+
+
+/* owner_where writes " (conn ID from PEER)" for the connection task t
+** owns (c, or, once c is closed, its Lua object) into buf. */
+static void owner_where(cn_task_t *t, cn_conn_t *c, char *buf, size_t size) {
+  char peer[CN_ADDRSTRLEN] = "?";
+  uint64_t id = cn_sched_task_conn_id(t);
+  conn_box *b;
+  if (c != NULL) {
+    cn_conn_addr(c, 0, peer, sizeof peer);
+  } else if ((b = handler_box(t)) != NULL) {
+    id = b->id;
+    if (b->peer.sin6_family != 0)
+      cn_addr_format((const struct sockaddr *)&b->peer, peer, sizeof peer);
+  }
+  snprintf(buf, size, " (conn %llu from %s)", (unsigned long long)id, peer);
+}
+
+
 /* owner_end is the end hook of a task that owns a connection: it logs an
 ** error that escaped the handler and closes the connection. */
 static void owner_end(cn_task_t *t, int status) {
   cn_conn_t *c = cn_sched_data(t);
   if (status != 0) {
-    char where[CN_ADDRSTRLEN + 48] = "", peer[CN_ADDRSTRLEN] = "?";
-    if (c != NULL) {
-      cn_conn_addr(c, 0, peer, sizeof peer);
-      snprintf(where, sizeof where, " (conn %llu from %s)",
-               (unsigned long long)c->id, peer);
-    }
+    char where[CN_ADDRSTRLEN + 48];
+    owner_where(t, c, where, sizeof where);
     cn_sched_log_error(t, where);
   }
   if (c != NULL) {
@@ -188,6 +233,16 @@ static int read_park(lua_State *L, cn_conn_t *c, size_t want, const char *d,
 ** and returns their count. For other bindings that read from c. */
 int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what) {
   return read_park(L, c, 1, NULL, 0, what, 0);
+}
+
+
+/* lcn_conn_park_want is lcn_conn_park_read for a reader that cannot go on
+** before want bytes are buffered (reading goes on past the high-water mark
+** up to there); input that ends with bytes buffered fails with "unexpected
+** eof". */
+int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
+                       const char *what) {
+  return read_park(L, c, want, NULL, 0, what, 1);
 }
 
 
@@ -377,47 +432,60 @@ static cn_conn_t *ffi_conn(void *box) {
 }
 
 
-/* lcn_conn_ffi_delim serves read_line (line 1: max does not count a "\r"
-** before the "\n", which is dropped too) and read_until(d): the bytes
-** before the next d, when a whole piece of at most max bytes (0: the read
-** high-water mark) is buffered in one block. */
-const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
-                               size_t max, int line, size_t *out) {
+/* ffi_delim serves read_line (line 1: max does not count a "\r" before
+** the "\n", which is dropped too) and read_until(d): the bytes before the
+** next d, when a whole piece of at most max bytes (0: the read high-water
+** mark) is buffered in one block. */
+static int ffi_delim(void *box, const char *d, size_t dlen, size_t max,
+                     int line, lcn_span_t *out) {
   cn_conn_t *c = ffi_conn(box);
   const char *p;
   int64_t at;
   size_t n;
   if (c == NULL || c->skip || dlen == 0 || dlen > sizeof c->dlim)
-    return NULL;
+    return 0;
   if ((at = cn_buf_find(&c->in, c->scanned, d, dlen)) < 0)
-    return NULL;
+    return 0;
   if ((p = cn_buf_span(&c->in, (size_t)at)) == NULL)
-    return NULL;
+    return 0;
   n = (size_t)at;
   if (line && n > 0 && p[n - 1] == '\r')
     n--;
   if (n > (max > 0 ? max : c->w->cfg->read_hwm))
-    return NULL; /* line too long: the classic path says so */
-  out[0] = n;
-  out[1] = (size_t)at + dlen;
-  return p;
+    return 0; /* line too long: the classic path says so */
+  out->p = p;
+  out->n = n;
+  out->drop = (size_t)at + dlen;
+  return 1;
+}
+
+
+int lcn_conn_ffi_delim(void *box, const char *d, size_t dlen, size_t max,
+                       lcn_span_t *out) {
+  return ffi_delim(box, d, dlen, max, 0, out);
+}
+
+
+int lcn_conn_ffi_line(void *box, size_t max, lcn_span_t *out) {
+  return ffi_delim(box, "\n", 1, max, 1, out);
 }
 
 
 /* lcn_conn_ffi_read serves read(n): up to n bytes, when some are buffered
 ** and those returned lie in one block. */
-const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out) {
+int lcn_conn_ffi_read(void *box, size_t n, lcn_span_t *out) {
   cn_conn_t *c = ffi_conn(box);
   const char *p;
   if (c == NULL || c->in.len == 0 || n == 0)
-    return NULL;
+    return 0;
   if (n > c->in.len)
     n = c->in.len;
   if ((p = cn_buf_span(&c->in, n)) == NULL)
-    return NULL;
+    return 0;
   c->skip = 0;
-  out[0] = out[1] = n;
-  return p;
+  out->p = p;
+  out->n = out->drop = n;
+  return 1;
 }
 
 
@@ -552,7 +620,8 @@ static int pump_park(lua_State *L, pump_box *pb) {
   cn_sched_op_start(t);
   pb->p.waiter = cn_sched_waiter(t);
   cn_sched_park(t, CN_WAIT_READ,
-                lcn_earliest(idle, lcn_earliest(src->rdeadline, dst->wdeadline)),
+                lcn_earliest(idle, lcn_earliest(src->rdeadline,
+                                                dst->wdeadline)),
                 NULL, NULL);
   lua_pushboolean(L, 0);
   lua_pushvalue(L, 1);

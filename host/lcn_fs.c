@@ -564,7 +564,9 @@ static int copy_args(lua_State *L, file_box **b, cn_conn_t **c, int busy_err) {
 /* send(file, conn) -> count | nil, err | false
 ** Moves the file's next bytes to conn's write chain with no Lua string:
 ** what was read ahead, as much as the chain takes (parking while it is
-** full); when nothing is, reads more. "eof" at the file's end. */
+** full); when nothing is, reads as much more as the chain takes then, so
+** that a peer that does not read holds no file buffer, only its write
+** chain (--write-buffer). "eof" at the file's end. */
 static int fs_send(lua_State *L) {
   file_box *b;
   cn_conn_t *c;
@@ -584,7 +586,9 @@ static int fs_send(lua_State *L) {
     return fail_path(L, b, "read", CN_EOF);
   }
   t = cn_sched_task(L, "copy");
-  if ((rc = cn_file_read(f)) < 0)
+  if ((rc = cn_conn_writable(c)) == 0 && c->werr == 0)
+    return park_writer(L, c);
+  if ((rc = cn_file_read_max(f, rc > 0 ? (size_t)rc : CN_FILE_BUF)) < 0)
     return fail_path(L, b, "read", rc);
   return park(L, b, W_READ, t);
 }

@@ -1,7 +1,8 @@
 /* lcn_group.c: Lua binding of groups of connections (cn_group.c):
-** coronet.group() -> group with add, remove, send, send_to, len, wait,
-** drop_behind. group:wait is made blocking in lua/coronet/init.lua. */
+** coronet.group() -> group with add, remove, send, send_batch, send_to,
+** len, wait, drop_behind. group:wait is made blocking in lua/coronet/init.lua. */
 #include <lauxlib.h>
+#include <string.h>
 #include <lua.h>
 
 #include "cn.h"
@@ -113,6 +114,70 @@ static int group_send(lua_State *L) {
 }
 
 
+/* batch_except returns the conn of excepts[i] (false, nil or a closed
+** connection: NULL); raises for anything else. */
+static cn_conn_t *batch_except(lua_State *L, int i) {
+  cn_conn_t *c = NULL;
+  lua_rawgeti(L, 3, i);
+  if (lua_toboolean(L, -1)) {
+    if (lua_type(L, -1) != LUA_TUSERDATA)
+      luaL_error(L, "bad argument #2 to 'send_batch' (excepts[%d] is not "
+                    "a connection)", i);
+    c = lcn_to_conn(L, -1);
+  }
+  lua_pop(L, 1);
+  return c;
+}
+
+
+/* group:send_batch(frames, excepts [, n]) -> count
+** Hands out frames[1..n] (n: #frames) as one block: every member gets
+** each frames[i] but the connection excepts[i] (false: none gets it
+** left out), in order, in one append. Returns how many members got
+** some. */
+static int group_send_batch(lua_State *L) {
+  cn_group_t *g = check_group(L);
+  int i, n;
+  size_t total = 0, len;
+  cn_group_part_t *parts;
+  cn_sblock_t *s;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  n = lua_isnoneornil(L, 4) ? (int)lua_objlen(L, 2) : luaL_checkint(L, 4);
+  if (n < 0)
+    return luaL_error(L, "bad argument #3 to 'send_batch' (count must not "
+                         "be negative)");
+  if (n == 0) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  parts = lua_newuserdata(L, (size_t)n * sizeof *parts); /* scratch */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "bad argument #1 to 'send_batch' (frames[%d] is "
+                           "%s, not a string)", i, luaL_typename(L, -1));
+    total += lua_objlen(L, -1);
+    lua_pop(L, 1);
+    parts[i - 1].end = total;
+    parts[i - 1].except = batch_except(L, i);
+  }
+  if ((s = cn_sblock_alloc(total)) == NULL)
+    return luaL_error(L, "send_batch: out of memory");
+  for (i = 1; i <= n; i++) {
+    const char *p;
+    lua_rawgeti(L, 2, i);
+    p = lua_tolstring(L, -1, &len);
+    memcpy(s->data + parts[i - 1].end - len, p, len);
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, (lua_Integer)cn_group_send_batch(g, s, parts,
+                                                      (size_t)n));
+  cn_sblock_unref(s);
+  return 1;
+}
+
+
 /* group:send_to(conn, data) -> true | nil, err
 ** Appends data to one member's write chain, under its limit (over it, the
 ** member is closed: nil, "closed"); nil, "not found" for a non-member. */
@@ -198,7 +263,8 @@ static int group_tostring(lua_State *L) {
 
 static const luaL_Reg methods[] = {
   {"add", group_add},       {"remove", group_remove},
-  {"send", group_send},     {"send_to", group_send_to},
+  {"send", group_send},     {"send_batch", group_send_batch},
+  {"send_to", group_send_to},
   {"len", group_len},       {"behind", group_behind},
   {"wait", group_wait},     {"drop_behind", group_drop_behind},
   {"dropped", group_dropped}, {NULL, NULL}};

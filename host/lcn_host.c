@@ -651,6 +651,20 @@ static void count_alloc(cn_worker_t *w, lua_State *L) {
 }
 
 
+/* -- Driving the garbage collector ---------------------------------------- */
+
+/* A whole cycle after a burst runs in slices of about GC_SLICE_NS, one per
+** loop iteration, from an idle handle (the loop polls without blocking
+** meanwhile), so that no turn waits long for it; only LuaJIT's atomic phase
+** (see README, Limits) is one piece. Under memory pressure the cycle runs
+** at once instead. */
+#define GC_SLICE_NS 1000000
+#define GC_SLICE_KB 64 /* work per lua_gc step: a few tens of us */
+
+static __thread uv_idle_t gc_idle; /* runs the slices while it is active */
+static __thread size_t gc_from; /* the heap when the sliced cycle began */
+
+
 static int gc_full(lua_State *L) {
   lua_gc(L, LUA_GCCOLLECT, 0);
   return 0;
@@ -658,28 +672,69 @@ static int gc_full(lua_State *L) {
 
 
 static int gc_step(lua_State *L) {
-  lua_gc(L, LUA_GCSTEP, 64);
+  lua_gc(L, LUA_GCSTEP, 16);
   return 0;
 }
 
 
-/* host_idle runs while the loop is mostly idle, and at the end of a turn
-** near the memory bound: a whole GC cycle once the heap has doubled since
-** the last one (a burst is over), after the memory bound refused a task,
-** or when it grew near the bound, else a step. __gc metamethods run inside:
-** protected. */
-static void host_idle(cn_worker_t *w) {
-  lua_State *L = w->L;
-  size_t used = w->lua_bytes, limit = w->cfg->lua_memory;
-  int full = w->lua_refused ||
-             (used > (1 << 20) && used > 2 * w->lua_after_full) ||
-             (used > limit / 4 * 3 && used > w->lua_after_full + limit / 8);
-  if (lua_cpcall(L, full ? gc_full : gc_step, NULL) != 0) {
+/* gc_slice steps the collector for about GC_SLICE_NS; sets *done (its
+** light userdata argument) once a cycle finished. */
+static int gc_slice(lua_State *L) {
+  int *done = lua_touserdata(L, 1);
+  uint64_t end = uv_hrtime() + GC_SLICE_NS;
+  do
+    *done = lua_gc(L, LUA_GCSTEP, GC_SLICE_KB);
+  while (!*done && uv_hrtime() < end);
+  return 0;
+}
+
+
+/* gc_run runs f (gc_full, gc_step or gc_slice) protected: __gc
+** metamethods run inside. */
+static void gc_run(lua_State *L, lua_CFunction f, void *ud) {
+  if (lua_cpcall(L, f, ud) != 0) {
     cn_log(CN_LOG_WARN, "garbage collection: %s", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
-  if (full)
+}
+
+
+static void gc_idle_cb(uv_idle_t *h) {
+  cn_worker_t *w = h->data;
+  int done = 1;
+  gc_run(w->L, gc_slice, &done);
+  if (done) { /* a heap that grew meanwhile was marked mid-burst: the */
+    uv_idle_stop(h); /* next idle tick may collect it again */
+    w->lua_after_full = w->lua_bytes < gc_from ? w->lua_bytes : gc_from;
+  }
+}
+
+
+/* host_idle runs while the loop is mostly idle, and at the end of a turn
+** near the memory bound. Once the heap has doubled since the last whole
+** cycle (a burst is over) it starts a whole cycle in slices (gc_idle_cb),
+** whether or not a timer is due soon (full_ok): a slice delays it by a
+** millisecond at most. After the memory bound refused a task, or when the
+** heap grew near the bound, it collects at once; else it takes a small
+** step. */
+static void host_idle(cn_worker_t *w, int full_ok) {
+  lua_State *L = w->L;
+  size_t used = w->lua_bytes, limit = w->cfg->lua_memory;
+  int slicing = uv_is_active((uv_handle_t *)&gc_idle);
+  (void)full_ok;
+  if (w->lua_refused ||
+      (used > limit / 4 * 3 && used > w->lua_after_full + limit / 8)) {
+    uv_idle_stop(&gc_idle);
+    gc_run(L, gc_full, NULL);
     w->lua_after_full = w->lua_bytes;
+  } else if (slicing) {
+    return; /* a whole cycle is under way */
+  } else if (used > (1 << 20) && used > 2 * w->lua_after_full) {
+    gc_from = used;
+    uv_idle_start(&gc_idle, gc_idle_cb);
+  } else {
+    gc_run(L, gc_step, NULL);
+  }
   w->lua_refused = 0;
 }
 
@@ -728,6 +783,8 @@ static int host_start(cn_worker_t *w) {
   preload(L, "coronet.c.group", luaopen_coronet_group);
   preload(L, "coronet.c.tls", luaopen_coronet_tls);
   preload(L, "coronet.c.admin", luaopen_coronet_admin);
+  preload(L, "coronet.c.redis", luaopen_coronet_redis);
+  preload(L, "coronet.c.busredis", luaopen_coronet_busredis);
   set_path(L, cfg);
   set_args(L, cfg);
   lua_pushcfunction(L, require_boot);
@@ -752,6 +809,10 @@ static int host_start(cn_worker_t *w) {
     }
   }
   spawn_main(w, main_end);
+  w->lua_after_full = w->lua_bytes; /* the first cycle waits for twice that */
+  uv_idle_init(&w->loop, &gc_idle);
+  uv_unref((uv_handle_t *)&gc_idle); /* a cycle never keeps the loop up */
+  gc_idle.data = w;
   return 0;
 }
 
@@ -775,6 +836,8 @@ static void host_serve(cn_worker_t *w, cn_listener_t *l) {
 
 
 static void host_close(cn_worker_t *w) {
+  if (gc_idle.data == w)
+    uv_idle_stop(&gc_idle); /* the loop closes the handle */
   if (w->L != NULL)
     lua_close(w->L);
   w->L = NULL;

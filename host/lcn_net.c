@@ -102,7 +102,8 @@ static int progress(lua_State *L, dial_box *b, double timeout,
   start = cn_sched_op_start(t);
   b->d->waiter = cn_sched_waiter(t);
   cn_sched_park(t, CN_WAIT_DIAL,
-                timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0, NULL, NULL);
+                timeout > 0 ? start + (uint64_t)(timeout * 1000) : 0, NULL,
+                NULL);
   lua_pushboolean(L, 0);
   lua_pushvalue(L, 1);
   return 2;

@@ -52,12 +52,14 @@ static int protocol_fail(lua_State *L, int code) {
 
 
 /* frame_wait parks until want bytes are buffered, at most timeout ms
-** (0: none) from the start of the read. */
+** (0: none) from the start of the read, and not past the connection's
+** read deadline. */
 static int frame_wait(lua_State *L, cn_conn_t *c, size_t want,
                       uint64_t timeout) {
   int err = c->rerr;
   if (err == 0) {
-    err = lcn_conn_wait(L, c, want, NULL, 0, timeout, 0, "ws:recv");
+    err = lcn_conn_wait(L, c, want, NULL, 0, timeout, c->rdeadline,
+                        "ws:recv");
     if (err == 0) {
       lua_pushboolean(L, 0);
       return 1;
@@ -241,7 +243,8 @@ static int ws_head(lua_State *L) {
   int fin = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
   uint8_t h[CN_WS_MAX_HEADER];
   luaL_argcheck(L, n >= 0, 2, "length must not be negative");
-  lua_pushlstring(L, (const char *)h, cn_ws_header(h, fin, op, (uint64_t)n, NULL));
+  lua_pushlstring(L, (const char *)h,
+                  cn_ws_header(h, fin, op, (uint64_t)n, NULL));
   return 1;
 }
 

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +19,8 @@
 #endif
 
 #define DEFAULT_LISTEN "127.0.0.1:7000"
+
+static const char *bus_url; /* --bus */
 
 static const char usage_text[] =
   "usage: coronet [options] SCRIPT [ARGS...]\n"
@@ -48,9 +49,11 @@ static const char usage_text[] =
   "                          first task, arguments after SCRIPT are its own\n"
   "                          (in 'arg' and '...'), and coronet exits when the\n"
   "                          chunk ends or calls os.exit\n"
-  "  -c, --max-connections N accept at most N connections at once per worker\n"
-  "                          (default: the open-file limit less 64); more\n"
-  "                          wait in the kernel's accept queue\n"
+  "  -c, --max-connections N accept at most N connections at once, all\n"
+  "                          workers together (default: no limit but file\n"
+  "                          descriptors: accepting pauses while fewer than\n"
+  "                          a reserve of them are free); more wait in the\n"
+  "                          kernel's accept queue\n"
   "  -g, --grace SECONDS     at SIGINT/SIGTERM, stop accepting and give open\n"
   "                          connections this long to finish (default 10);\n"
   "                          a second signal closes them at once\n"
@@ -65,13 +68,17 @@ static const char usage_text[] =
   "                          after SECONDS idle (default 60; 0 = off)\n"
   "      --task-slice SECONDS stop a task that runs this long without\n"
   "                          yielding, if it runs interpreted Lua; report it\n"
-  "                          otherwise (default 1; 0 = off)\n"
+  "                          otherwise (default 1; 0 = off; off for --run\n"
+  "                          unless given)\n"
   "      --lua-memory BYTES  Lua heap per worker; past it the allocating\n"
   "                          task fails with 'not enough memory' (default\n"
   "                          1g; k, m and g allowed)\n"
   "      --admin ADDR        serve /metrics (Prometheus) and /tasks over\n"
   "                          HTTP on ADDR, e.g. 127.0.0.1:9100 (off unless\n"
   "                          asked; it logs 'admin on ADDR')\n"
+  "      --bus URL           coronet.bus spans every process attached to the\n"
+  "                          Redis at URL: redis://[:PASSWORD@]HOST[:PORT][/DB],\n"
+  "                          HOST:PORT or unix:PATH\n"
   "      --log-level LEVEL   error, warn, info (default) or debug\n"
   "  -q, --quiet             same as --log-level warn\n"
   "  -h, --help              show this help\n"
@@ -178,13 +185,21 @@ static const char *find_moddir(void) {
 }
 
 
-static size_t default_max_conns(int workers) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-    return 100000;
-  if (rl.rlim_cur < 128)
-    return 64;
-  return (size_t)(rl.rlim_cur - 64) / (size_t)workers;
+/* bad_listen reports a listen address that cannot be parsed, saying why
+** when it can tell: a port out of range, or a script given to -l. */
+static int bad_listen(const char *v) {
+  const char *colon = strrchr(v, ':');
+  size_t n = strlen(v);
+  char *end;
+  long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
+  if (colon != NULL && colon[1] != '\0' && *end == '\0' && port > 65535)
+    return usage_error("bad listen address '%s': port %ld out of range "
+                       "(0..65535)", v, port);
+  if (n > 4 && strcmp(v + n - 4, ".lua") == 0)
+    return usage_error("bad listen address '%s': a script? -l takes "
+                       "HOST:PORT, [IPV6]:PORT or unix:PATH", v);
+  return usage_error("bad listen address '%s': expected HOST:PORT, "
+                     "[IPV6]:PORT or unix:PATH", v);
 }
 
 
@@ -260,6 +275,7 @@ static int check_tls(const cn_config_t *cfg) {
 static int parse_args(int argc, char **argv, cn_config_t *cfg) {
   int i, opts = 1, max_set = 0, rc;
   static char *args[1024];
+  cn_addr_t addr;
   const char *eq, *v;
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -285,6 +301,8 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
     } else if (is(a, "-l", "--listen", &eq)) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL)
         return usage_error("%s needs an address", a);
+      if (cn_addr_parse(v, &addr) < 0)
+        return bad_listen(v);
       if (cfg->nlisten == CN_MAX_LISTEN)
         return usage_error("too many listen addresses (at most %s)", "16");
       cfg->listen[cfg->nlisten++] = v;
@@ -319,6 +337,10 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL ||
           parse_size(v, &cfg->write_hwm) < 0)
         return usage_error("%s needs a size in bytes (k and m allowed)", a);
+    } else if (is(a, NULL, "--bus", &eq)) {
+      if ((v = need_value(argc, argv, &i, eq)) == NULL)
+        return usage_error("%s needs a Redis URL", a);
+      bus_url = v;
     } else if (is(a, NULL, "--log-level", &eq)) {
       if ((v = need_value(argc, argv, &i, eq)) == NULL ||
           (cn_log_level = cn_log_parse_level(v)) < 0)
@@ -369,8 +391,10 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
     return rc;
   if (cfg->run)
     cfg->workers = 1;
+  if (cfg->task_slice < 0)
+    cfg->task_slice = cfg->run ? 0 : 1;
   if (!max_set)
-    cfg->max_conns = default_max_conns(cfg->workers);
+    cfg->max_conns = (size_t)-1; /* descriptors bound it (cn_listen.c) */
   return -1;
 }
 
@@ -385,7 +409,7 @@ int main(int argc, char **argv) {
   cfg.read_hwm = 65536;
   cfg.write_hwm = 65536;
   cfg.keepalive = 60;
-  cfg.task_slice = 1;
+  cfg.task_slice = -1; /* 1 s for a server, off for --run */
   cfg.lua_memory = (size_t)1 << 30;
   if ((rc = parse_args(argc, argv, &cfg)) >= 0)
     return rc;
@@ -408,7 +432,11 @@ int main(int argc, char **argv) {
     }
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (bus_url != NULL && cn_busredis_start(bus_url) < 0)
+    return usage_error("bad --bus URL '%s': expected redis://HOST[:PORT][/DB]"
+                       ", HOST:PORT or unix:PATH", bus_url);
   rc = cn_run(&cfg, &lcn_host_hooks);
+  cn_busredis_stop();
   cn_tls_conf_unref(cfg.tls);
   cn_tls_cleanup();
   return rc;

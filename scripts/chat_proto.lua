@@ -14,7 +14,6 @@
 -- TIMING-MARK.
 local byte, char, find, sub, gsub = string.byte, string.char, string.find,
   string.sub, string.gsub
-local concat = table.concat
 local setmetatable = setmetatable
 
 local _M = {}
@@ -40,21 +39,22 @@ _M.clean = clean
 local Decoder = {}
 Decoder.__index = Decoder
 
--- decoder([max]) -> a decoder of lines up to max bytes (default 4096)
+-- decoder([max]) -> a decoder of lines up to max bytes (default 4096).
+-- Fields: rest (the unfinished line, or nil), skip (inside a line that is
+-- too long), tn (inside a telnet command).
 function _M.decoder(max)
-  return setmetatable({ max = max or 4096, parts = {}, len = 0,
-    skip = false, tn = nil }, Decoder)
+  return setmetatable({ max = max or 4096 }, Decoder)
 end
 
 -- add appends the piece s of the current line.
 local function add(d, s)
   if d.skip or s == "" then return end
-  if d.len + #s > d.max + 1 then -- + 1: room for a "\r" before the "\n"
-    d.skip, d.parts, d.len = true, {}, 0
+  local rest = d.rest
+  if (rest and #rest or 0) + #s > d.max + 1 then -- + 1: a "\r" before "\n"
+    d.skip, d.rest = true, nil
     return
   end
-  d.parts[#d.parts + 1] = s
-  d.len = d.len + #s
+  d.rest = rest and rest .. s or s
 end
 
 -- finish_line ends the current line at a "\n".
@@ -64,8 +64,8 @@ local function finish_line(d, out)
     out[#out + 1] = { "long" }
     return
   end
-  local line = concat(d.parts)
-  d.parts, d.len = {}, 0
+  local line = d.rest or ""
+  d.rest = nil
   if byte(line, -1) == 13 then line = sub(line, 1, -2) end
   if #line > d.max then
     out[#out + 1] = { "long" }
@@ -96,7 +96,7 @@ local function telnet(d, data, i, out)
     elseif st == "sb" then -- subnegotiation: skip to IAC SE
       if b == IAC then d.tn = "sbiac" end
     elseif st == "sbiac" then
-      d.tn = b == SE and nil or "sb"
+      if b == SE then d.tn = nil else d.tn = "sb" end
     else -- WILL, WONT, DO or DONT: b is the option
       out[#out + 1] = { "telnet", NAMES[st], b }
       d.tn = nil
@@ -130,7 +130,7 @@ end
 
 -- d:pending() -> bytes of an unfinished line (dropped if the peer leaves:
 -- a line cut off by a disconnect is not sent)
-function Decoder:pending() return self.len end
+function Decoder:pending() return self.rest and #self.rest or 0 end
 
 -- reply(cmd, opt) -> the bytes that answer a telnet command, or nil: DO
 -- TIMING-MARK gets WILL TIMING-MARK (the mark is reached at once), any

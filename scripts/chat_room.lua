@@ -128,7 +128,7 @@ function Room:input(m, ev)
     self.env.reply(m, "* line too long: at most " .. _M.MAX_LINE
       .. " bytes; not sent")
   elseif kind == "telnet" then
-    if text == "ip" then return "quit" end -- Ctrl-C in telnet: leave
+    if text == "ip" then return commands.quit(self, m) end -- Ctrl-C
   elseif sub(text, 1, 1) == "/" then
     local cmd, arg = match(text, "^/(%S*)%s*(.-)%s*$")
     local f = commands[cmd]

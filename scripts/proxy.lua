@@ -8,7 +8,7 @@
 -- PROXY_IDLE=SECONDS closes a connection idle that long (default: never).
 local coronet = require "coronet"
 local net = require "coronet.net"
-local io = require "coronet.io"
+local io_ = require "coronet.io"
 local host = require "coronet.c.host"
 local tonumber, error = tonumber, error
 
@@ -22,7 +22,7 @@ local idle = tonumber(os.getenv("PROXY_IDLE") or "")
 -- pass copies from src to dst until src ends, then half-closes dst; on an
 -- error it closes both, which ends the other direction too.
 local function pass(dst, src)
-  local _, err = io.copy(dst, src)
+  local _, err = io_.copy(dst, src)
   if err then
     dst:close()
     src:close()

@@ -148,6 +148,19 @@ t.test("a bad listen address names the address", function()
   end
 end)
 
+-- issue #13: "-l ../my/kv.lua" took the script for the address and then
+-- said "no script given"; a port over 65535 said nothing of the port
+t.test("a script given to -l, or a port out of range, is named as such",
+  function()
+    local code = fails_with({ "-l", "../my/kv.lua" },
+      "^coronet: bad listen address '%.%./my/kv%.lua': a script%? %-l takes "
+      .. "HOST:PORT", "a script after -l")
+    t.is(code, 2, "a usage error: status 2")
+    fails_with({ echo, "-l", "127.0.0.1:70000" },
+      "^coronet: bad listen address '127%.0%.0%.1:70000': port 70000 out of "
+      .. "range %(0%.%.65535%)", "port 70000")
+  end)
+
 t.test("a port in use names the address and the reason", function()
   local l = assert(net.listen("127.0.0.1:0", function(c) c:close() end))
   local addr = l:addr()
@@ -276,6 +289,15 @@ t.test("--run: an error exits 1 and names file:line", function()
   t.like(err, "^coronet: " .. path:gsub("%p", "%%%0") .. ":2: boom here",
     "the message names file:line")
   t.like(err, "stack traceback", "with a traceback")
+end)
+
+-- issue #13: error({code = 42}) logged "stack traceback:" and no message
+t.test("--run: an error that is a table shows its fields", function()
+  local path = util.tmpfile("error({ code = 42 })\n")
+  local code, err = server.run { "--run", path }
+  t.is(code, 1, "exit 1")
+  t.like(err, "^coronet: {code = 42}\nstack traceback:", "the value, then "
+    .. "the traceback")
 end)
 
 t.test("--run: a syntax error exits 1 and names file:line", function()

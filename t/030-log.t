@@ -40,4 +40,20 @@ t.test("--log-level debug shows debug lines, error hides the rest", function()
   t.is(#lines(err), 1, "only the error line: " .. t.show(err))
 end)
 
+-- issue #13: log.info("%q", s) wrote several lines
+t.test("one call is one line, whatever its text holds", function()
+  local path = util.tmpfile([[
+local log = require "coronet.log"
+log.info("got %q", "two\nlines\r\n")
+log.warn("raw\nnewline")
+]])
+  local code, err = server.run { "--run", path }
+  t.is(code, 0, "exit 0")
+  local l = lines(err)
+  t.is(#l, 2, "two calls, two lines: " .. t.show(err))
+  t.is(l[1], 'coronet: got "two\\nlines\\13\\n"', "%q's newline as \\n")
+  t.is(l[2], "coronet: warning: raw\\nnewline", "a raw newline as \\n")
+  util.cleanup()
+end)
+
 t.done()

@@ -533,6 +533,34 @@ t.test("dial of a unix path that does not exist names it", function()
     "the message")
 end)
 
+-- issue #13: misuse of a blocking method said "bad argument #2 to 'raw'"
+-- (or '?') at a line inside coronet
+t.test("a bad argument to a connection method names the method and the "
+  .. "caller's line", function()
+  local l = assert(net.listen("127.0.0.1:0", function(c) c:read() end))
+  local c = assert(net.dial(l:addr(), { timeout = 10 }))
+  local f = assert(require("coronet.fs").open("/dev/null"))
+  local here = debug.getinfo(1, "S").short_src
+  for _, case in ipairs {
+    { function() c:read("x") end, "read", "number expected, got string" },
+    { function() c:read_line({}) end, "read_line", "number expected, got table" },
+    { function() c:read_until(1) end, "read_until", "string expected, got number" },
+    { function() c:read_full() end, "read_full", "number expected, got nil" },
+    { function() c:write(nil) end, "write", "string expected, got nil" },
+    { function() c:set_timeout("x") end, "set_timeout", "number expected" },
+    { function() f:read("x") end, "read", "number expected, got string" },
+    { function() f:seek({}) end, "seek", "string expected, got table" },
+  } do
+    local ok, err = pcall(case[1])
+    t.ok(not ok, case[2] .. " raises")
+    t.like(err, "^" .. here:gsub("%p", "%%%0") .. ":%d+: bad argument #1 to '"
+      .. case[2] .. "' %(" .. case[3], case[2] .. ": " .. tostring(err))
+  end
+  f:close()
+  c:close()
+  l:close()
+end)
+
 t.test("no connection or block is left after the tests above", function()
   t.ok(settle(0, 0), "connections and blocks back to zero")
   local st = coronet.stats()

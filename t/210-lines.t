@@ -27,7 +27,7 @@ local function through_relay(gap)
 end
 
 local function done(c, l, r)
-  c:close()
+  if c then c:close() end
   l:close()
   if r then r.close() end
 end
@@ -341,6 +341,95 @@ t.test("replies to lines come back through the relay in both directions",
     end
     done(c, l, r)
   end)
+
+-- issue #13: lines() raised on ordinary client behaviour
+t.test("lines() ends without raising at a timeout; lines_error() says why",
+  function()
+    local l = assert(pair.listen())
+    local c = assert(net.dial(l.addr, { timeout = 10 }))
+    local s = assert(l:accept())
+    s:set_timeout(0.1)
+    c:write("one\ntwo\n")
+    local got = {}
+    local ok, err = pcall(function()
+      for line in s:lines() do got[#got + 1] = line end
+    end)
+    t.ok(ok, "no error raised: " .. tostring(err))
+    t.is(table.concat(got, ","), "one,two", "the lines before the timeout")
+    t.is(s:lines_error(), "timeout", "lines_error() is the timeout")
+    s:close()
+    done(c, l)
+  end)
+
+t.test("lines() skips an over-long line as read_line does, and goes on",
+  function()
+    local l = assert(pair.listen())
+    local c = assert(net.dial(l.addr, { timeout = 10 }))
+    local s = assert(l:accept())
+    s:set_timeout(10)
+    c:write("short\n" .. string.rep("L", 50) .. "\nafter\n")
+    c:close_write()
+    local got = {}
+    for line in s:lines(20) do got[#got + 1] = line end
+    t.is(table.concat(got, ","), "short,after", "the long line is skipped")
+    local e, skipped = s:lines_error()
+    t.is(e, nil, "the loop ended at eof: no error")
+    t.is(skipped, 1, "one line skipped")
+    s:close()
+    done(c, l)
+  end)
+
+t.test("lines() ends at a reset; lines_error() says so", function()
+  local l = assert(pair.listen())
+  local c = assert(net.dial(l.addr, { timeout = 10 }))
+  local s = assert(l:accept())
+  s:set_timeout(10)
+  s:write("unread by the peer\n")
+  c:write("hello\n")
+  coronet.sleep(0.05)
+  c:close() -- with unread bytes: the kernel sends a reset
+  local got = {}
+  local ok = pcall(function()
+    for line in s:lines() do got[#got + 1] = line end
+  end)
+  t.ok(ok, "no error raised")
+  t.is(got[1], "hello", "the line before it")
+  local e = s:lines_error()
+  t.ok(e == nil or e:find("reset"), "ended by the reset (or eof): "
+    .. tostring(e))
+  s:close()
+  done(nil, l)
+end)
+
+t.test("a handler looping over lines() logs nothing when clients reset, "
+  .. "time out or send an over-long line", function()
+  local server = require "lib.server"
+  local path = util.tmpfile([[
+return function(conn)
+  conn:set_timeout(0.2)
+  for line in conn:lines(100) do conn:write(line .. "\n") end
+end
+]])
+  local srv = server.start { script = path }
+  local a = srv:connect()
+  a:write("x\n")
+  a:read_line()
+  srv:connect() -- idles into the timeout
+  local b = srv:connect()
+  b:write(string.rep("y", 300) .. "\nok\n")
+  t.is(b:read_line(), "ok", "the line after the over-long one is served")
+  local r = srv:connect()
+  r:write("z\n")
+  coronet.sleep(0.05)
+  r:close() -- "z\n" came back unread: a reset
+  a:close()
+  b:close()
+  coronet.sleep(0.5)
+  t.is(#srv.lines, 1, "nothing logged but the startup line")
+  if #srv.lines > 1 then t.diag(srv:log()) end
+  t.is(srv:stop(), 0, "exit 0")
+  util.cleanup()
+end)
 
 t.test("no connection or block is left", function()
   t.ok(util.wait_until(function()

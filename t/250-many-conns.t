@@ -132,8 +132,10 @@ t.test("out of file descriptors, accepting pauses instead of spinning",
       conns[i]:write("hi " .. i .. "\n")
       coronet.spawn(function() replies[i] = conns[i]:read_line() end)
     end
-    t.ok(s:wait_log("too many open files; pausing"),
-      "the server logs that it ran out of descriptors")
+    local line = s:wait_log("accept on 127%.0%.0%.1:%d+: fewer than 8 of 40 "
+      .. "file descriptors left; pausing")
+    t.ok(line, "the server logs that it ran out of descriptors, naming the "
+      .. "address") -- issue #14: the address was missing
     local served = 0
     util.wait_until(function()
       served = 0
@@ -146,19 +148,98 @@ t.test("out of file descriptors, accepting pauses instead of spinning",
     local used = cpu_seconds(s.proc.pid) - c0
     t.cmp_ok(used, "<", 0.5, "the waiting server is not spinning (CPU "
       .. used .. " s in 1 s)")
-    -- free descriptors: the waiting connections are accepted and served
-    for i = 1, n do
-      if replies[i] then conns[i]:close() end
-    end
+    -- free descriptors: the waiting connections are accepted and served,
+    -- as many at a time as fit
+    local closed = {}
     util.wait_until(function()
-      for i = 1, n do if not replies[i] then return false end end
-      return true
-    end, 20)
+      local all = true
+      for i = 1, n do
+        if replies[i] and not closed[i] then
+          conns[i]:close()
+          closed[i] = true
+        end
+        all = all and replies[i] ~= nil
+      end
+      return all
+    end, 30)
     local ok = 0
     for i = 1, n do if replies[i] == "hi " .. i then ok = ok + 1 end end
     t.is(ok, n, "every connection was served in the end")
+    local _, pauses = s:log():gsub("descriptors left; pausing", "")
+    local _, resumes = s:log():gsub("resumed after", "")
+    t.cmp_ok(pauses, "<=", 4, pauses .. " pauses logged, one per episode, "
+      .. "not one per retry")
+    t.cmp_ok(resumes, ">=", pauses - 1, "each ended with a resume line")
+    t.ok(s:wait_log("resumed after [%d.]+ s out of file descriptors %(%d+ "
+      .. "retries%)"), "and its end once, with a count")
     for i = 1, n do conns[i]:close() end
     t.is(s:stop(), 0, "exit 0")
   end, 120)
+
+-- issue #14: out of descriptors, a dial to a host name said "unknown node
+-- or service" (getaddrinfo could not read /etc/hosts)
+t.test("out of descriptors, fs.open and net.dial say so", function()
+  local path = util.tmpfile([[
+local fs = require "coronet.fs"
+local net = require "coronet.net"
+local l = assert(net.listen("127.0.0.1:0", function() end))
+local port = l:addr():match(":(%d+)$")
+local keep, err = {}
+repeat
+  local f
+  f, err = fs.open("/dev/null")
+  keep[#keep + 1] = f
+until not f
+print("open: " .. err)
+print("dial: " .. select(2, net.dial("localhost:" .. port)))
+print("dial: " .. select(2, net.dial("127.0.0.1:" .. port)))
+]])
+  local process = require "coronet.process"
+  local p = assert(process.spawn { "prlimit", "--nofile=32", "--",
+    server.bin, "--run", path, stdout = "pipe" })
+  local out = util.read_all(p.stdout)
+  t.is(p:wait(10), 0, "the program ran")
+  t.like(out, "open: open /dev/null: too many open files\n",
+    "fs.open fails with 'too many open files'")
+  t.like(out, "dial: dial localhost:%d+: too many open files\n",
+    "so does a dial to a name, not 'unknown node or service'")
+  t.like(out, "dial: dial 127%.0%.0%.1:%d+: too many open files\n",
+    "and one to a number")
+  util.cleanup()
+end)
+
+-- issue #14: a proxy uses two descriptors per client; counting connections
+-- let the listener accept clients whose upstream dials then failed
+t.test("a proxy out of descriptors stops accepting instead of failing dials",
+  function()
+    local up = server.start { script = server.path("scripts/echo.lua") }
+    local s = server.start { script = server.path("scripts/proxy.lua"),
+      args = { up.addr },
+      prefix = { "prlimit", "--nofile=48", "--" } }
+    local clients, served, waiting = {}, 0, 0
+    for i = 1, 40 do
+      local c = s:connect(0.5)
+      clients[i] = c
+      c:write("c" .. i .. "\n")
+      local r = c:read_line()
+      if r == "c" .. i then served = served + 1 else waiting = waiting + 1 end
+    end
+    t.cmp_ok(served, ">", 5, served .. " clients served")
+    t.cmp_ok(waiting, ">", 0, waiting .. " wait: accepting paused")
+    t.ok(s:wait_log("fewer than 8 of 48 file descriptors left; pausing"),
+      "the proxy logs the pause")
+    t.ok(not s:log():find("too many open files"),
+      "no dial failed for want of a descriptor")
+    clients[1]:set_timeout(5)
+    clients[1]:write("again\n")
+    t.is(clients[1]:read_line(), "again", "served clients go on")
+    for i = 1, #clients do clients[i]:close() end
+    local c = s:connect(5)
+    c:write("late\n")
+    t.is(c:read_line(), "late", "once clients left, new ones are served")
+    c:close()
+    t.is(s:stop(), 0, "exit 0")
+    t.is(up:stop(), 0, "exit 0")
+  end, 60)
 
 t.done()

@@ -196,5 +196,22 @@ t.test("a second signal exits at once with a stuck worker", function()
   c:close()
 end)
 
+t.test("a --run program has no task slice unless it asks for one",
+  function()
+    local prog = util.tmpfile([[
+jit.off()
+local t0, n = require("coronet").now(), 0
+while require("coronet").now() - t0 < 0.6 do n = n + 1 end
+print("finished")
+]])
+    local code, err, out = server.run { "--run", prog }
+    t.is(code, 0, "exit 0: " .. tostring(err))
+    t.is(out, "finished\n", "it computed 0.6 s in one go")
+    code, err = server.run { "--task-slice", "0.2", "--run", prog }
+    t.is(code, 1, "with --task-slice 0.2 it is stopped")
+    t.like(err, "task ran 0%.%d s without yielding: stopped %(%-%-task%-slice "
+      .. "0%.2%)", "and says why")
+  end)
+
 util.cleanup()
 t.done()

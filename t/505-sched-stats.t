@@ -32,7 +32,7 @@ end
 t.test("stats() counts resumes, turns, parks by kind and the lag", function()
   local s = stats()
   for _, k in ipairs { "resumes", "turns", "long_turns", "runq", "timers",
-    "heap" } do
+    "deadlines" } do
     t.is(type(s[k]), "number", "stats()." .. k .. " is a number")
   end
   for _, k in ipairs(KINDS) do

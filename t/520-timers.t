@@ -149,11 +149,13 @@ t.test("a ticker ticks every period until stopped", function()
   local d = now() - t0
   t.cmp_ok(d, ">=", 0.099, "five ticks of 20 ms take at least 100 ms")
   t.cmp_ok(d, "<", 3, "and not much more")
+  -- each tick carries the time it fired: one that fired late (a busy
+  -- machine) is followed by one that looks early, as the period is kept
   local mono = true
   for i = 2, 5 do
-    if ticks[i] - ticks[i - 1] < 0.019 then mono = false end
+    if ticks[i] - ticks[i - 1] < 0.010 then mono = false end
   end
-  t.ok(mono, "ticks are a period apart")
+  t.ok(mono, "no two ticks come within half a period")
   tk:stop()
   local v, ok = tk:recv(1)
   if v ~= nil then v, ok = tk:recv(1) end -- one tick may be buffered

@@ -1,7 +1,9 @@
 -- t/590-group.t: coronet.group (issue #8, DESIGN.md "Fan-out in the
 -- host"): send reaches every member but the one excepted; a member that
 -- never reads is closed at its limit while the others receive everything;
--- members that close leave by themselves; send_to writes to one; wait
+-- members that close leave by themselves; send_batch hands several
+-- messages out in one block, each but to the member it leaves out;
+-- send_to writes to one; wait
 -- paces a sender until no member is behind, drop_behind closes those that
 -- stay behind.
 local t = require "lib.tap"
@@ -55,6 +57,61 @@ t.test("send reaches every member, except the one named", function()
   close_all(cs)
   t.ok(util.wait_until(function() return g:len() == 0 end, 5),
     "members whose connection closed left by themselves")
+  served = {}
+end)
+
+-- lines(c, n) -> the next n lines c reads, joined by ","
+local function lines(c, n)
+  local got = {}
+  for i = 1, n do got[i] = c:read_line() or "?" end
+  return table.concat(got, ",")
+end
+
+t.test("send_batch gives each member the parts that are for it, in order",
+  function()
+  g, limit = coronet.group(), nil
+  local cs = members(3)
+  local m1, m2 = served[1], served[2]
+  t.is(g:send_batch({ "a\n", "b\n", "c\n", "d\n" },
+    { m1, false, m2, m1 }), 3, "all three got some")
+  t.is(lines(cs[1], 2), "b,c", "member 1 was left out of a and d")
+  t.is(lines(cs[2], 3), "a,b,d", "member 2 was left out of c")
+  t.is(lines(cs[3], 4), "a,b,c,d", "member 3 got every part")
+  t.is(g:send_batch({ "e\n", "f\n", "not sent\n" }, { m1, m1 }, 2), 2,
+    "a member left out of every part is not counted; n parts go")
+  t.is(lines(cs[2], 2), "e,f", "member 2 got the first n parts")
+  t.is(lines(cs[3], 2), "e,f", "so did member 3")
+  cs[1]:set_timeout(0.1)
+  t.is(select(2, cs[1]:read_line()), "timeout", "member 1 got nothing")
+  t.is(g:len(), 3, "and stays")
+  t.is(g:send_batch({}, {}), 0, "an empty batch sends nothing")
+  close_all(cs)
+  t.ok(util.wait_until(function() return g:len() == 0 end, 5), "all left")
+  served = {}
+end)
+
+t.test("send_batch closes a member that it would take past its limit, "
+  .. "whether it was left out of a part or not", function()
+  g, limit = coronet.group(), 1000
+  local cs = members(3)
+  local big = rep("x", 599) .. "\n"
+  t.is(g:send_batch({ big, "small\n" }, { false, served[3] }), 3,
+    "600 bytes fit under the limit of each")
+  t.is(g:send_batch({ big, "tiny\n" }, { served[1], false }), 1,
+    "another 600 do not: only the one left out of them got some")
+  t.ok(util.wait_until(function() return g:len() == 1 end, 5),
+    "the two taken past 1000 bytes were closed and left")
+  t.is(cs[1]:read_line(), big:sub(1, -2), "the one that stays got the "
+    .. "first batch")
+  t.is(cs[1]:read_line(), "small", "whole")
+  t.is(cs[1]:read_line(), "tiny", "and its part of the second")
+  for i = 2, 3 do
+    local data, e = util.read_all(cs[i], 4096)
+    t.ok(e == "eof" or e == "reset" or e == "connection reset by peer",
+      format("member %d was closed (%s after %d bytes)", i, tostring(e),
+        #data))
+  end
+  close_all(cs)
   served = {}
 end)
 
@@ -185,6 +242,15 @@ t.test("misuse raises, naming the method", function()
   end
   t.like(err(function() g:send(1) end), "bad argument #1 to 'send' "
     .. "%(string expected", "send takes a string")
+  t.like(err(function() g:send_batch({ "a", 1 }, {}) end),
+    "bad argument #1 to 'send_batch' %(frames%[2%] is number",
+    "send_batch takes strings")
+  t.like(err(function() g:send_batch({ "a" }, { "b" }) end),
+    "bad argument #2 to 'send_batch' %(excepts%[1%] is not a connection",
+    "and connections (or false) to leave out")
+  t.like(err(function() g:send_batch({ "a" }) end),
+    "bad argument #2 to 'send_batch' %(table expected",
+    "excepts is a table")
   t.like(err(function() g:add(served[1], { limit = 0 }) end),
     "bad argument #2 to 'add'", "limits are positive")
   c:close()

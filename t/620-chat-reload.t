@@ -60,10 +60,17 @@ for round = 1, 2 do
     local d = scratch.dir("chat")
     local path, chat_lua = d:copy(server.path("scripts/chat.lua"), "chat.lua")
     d:copy(server.path("scripts/chat_proto.lua"), "chat_proto.lua")
+    d:copy(server.path("scripts/chat_redis.lua"), "chat_redis.lua")
     local _, source = d:copy(server.path("scripts/chat_room.lua"),
       "chat_room.lua")
     d:write("chat_room.lua", version(source, 1))
     local s = chat.start(path, workers, round == 1 and { "--watch" } or {})
+    local _, first = chat.on_each(s, workers, workers > 1 and 1 or 0)
+    for _, m in ipairs(first) do -- every worker serves some, whatever
+      m:say("/quit")            -- the kernel picks below
+      repeat local l = m:line() until not l or l == "* bye"
+      m:close()
+    end
     local reloads, broken = 0, false
     local function reload(how)
       reloads = reloads + 1

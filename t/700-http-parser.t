@@ -159,7 +159,8 @@ local battery = {
     "GET / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n", 417 },
   { "a bad percent escape in the path", "GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n",
     400 },
-  { "an encoded NUL in the path", "GET /a%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+  { "an encoded NUL in the path", "GET /a%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    400 },
   { "a Content-Length over the body limit",
     "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413 },
   { "a request line of 1 MiB",
@@ -169,7 +170,8 @@ local battery = {
   { "2,000 header fields",
     "GET / HTTP/1.1\r\nHost: x\r\n" .. rep("X-A: 1\r\n", 2000) .. "\r\n", 431 },
   { "a header block over 16 KiB",
-    "GET / HTTP/1.1\r\nHost: x\r\nX-A: " .. rep("a", 17000) .. "\r\n\r\n", 431 },
+    "GET / HTTP/1.1\r\nHost: x\r\nX-A: " .. rep("a", 17000) .. "\r\n\r\n",
+    431 },
 }
 
 for _, case in ipairs(battery) do

@@ -18,7 +18,7 @@ ext.need(t, "/usr/bin/python3")
 
 local s = server.start { script = "t/lib/http_app.lua",
   args = { "header_timeout=1", "idle=1", "body_timeout=1", "discard=1000",
-    "max_body=3000000" } }
+    "max_body=3000000", "write_timeout=1" } }
 local base = "http://" .. s.addr
 local host, port = s.addr:match("^(.*):(%d+)$")
 
@@ -189,7 +189,8 @@ t.test("an unread body past the discard limit ends the connection",
 
 t.test("a body over max_body is refused with 413", function()
   local c = s:connect()
-  c:write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+  c:write("POST /echo HTTP/1.1\r\nHost: x\r\n"
+    .. "Transfer-Encoding: chunked\r\n\r\n")
   local chunk = format("%x\r\n%s\r\n", 100000, rep("c", 100000))
   local r
   coronet.spawn(function()
@@ -243,6 +244,79 @@ t.test("a connection that never sends is closed after the idle time",
   function()
     local c = s:connect()
     t.ok(httpc.closed(c, 5), "closed without a response")
+  end)
+
+t.test("a CR or LF in a header value raises: no response splitting",
+  function()
+    local c = s:connect()
+    c:write(httpc.req("GET", "/split"))
+    local r = httpc.read(c)
+    t.is(r and r.status, 500, "500")
+    t.is(r and r.headers["set-cookie"], nil, "no injected field")
+    t.ok(s:wait_log("bad argument #2 to 'header'"), "the misuse is logged")
+    c:close()
+  end)
+
+t.test("req:args decodes at most 100 arguments", function()
+  local q = {}
+  for i = 1, 150 do q[i] = format("a%03d=%d", i, i) end
+  local c = s:connect()
+  c:write(httpc.req("GET", "/args?x=1+2&y=%41&x=3&flag&" .. concat(q, "&")))
+  local body = (httpc.read(c) or {}).body or ""
+  local n = select(2, body:gsub("a%d%d%d=", ""))
+  t.is(n, 96, "100 in all: x twice, y, flag and 96 more")
+  t.like(body, "x=%[1 2,3%]", "a repeated name gives a list, + is a space")
+  t.like(body, "y=A", "%41 is A")
+  t.like(body, "flag=true", "a bare name is true")
+  c:close()
+end)
+
+t.test("a chunk line over 4 KiB is a 400", function()
+  local c = s:connect()
+  c:write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+    .. "\r\n\r\n5;" .. rep("e", 5000) .. "\r\nhello\r\n0\r\n\r\n")
+  local r = httpc.read(c)
+  t.is(r and r.status, 400, "400")
+  t.is(r and r.body, "bad chunk\n", "the handler saw 'bad chunk'")
+  c:close()
+end)
+
+t.test("trailers over 16 KiB are refused", function()
+  local c = s:connect()
+  c:write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+    .. "\r\n\r\n5\r\nhello\r\n0\r\nX-T: " .. rep("t", 17000)
+    .. "\r\n\r\n")
+  local r = httpc.read(c)
+  t.is(r and r.body, "trailers too large\n", "the handler saw why")
+  t.ok(httpc.closed(c), "then close")
+end)
+
+t.test("a client that stops reading meets the write timeout", function()
+  local c = s:connect()
+  c:write(httpc.req("GET", "/big/50000000"))
+  coronet.sleep(2.5) -- the server's writes wait, 1 s at most
+  c:set_timeout(5)
+  local got, err = util.read_all(c, 60000000)
+  t.ok(#got < 50000000, format("the response was cut (%d bytes, %s)", #got,
+    tostring(err)))
+end)
+
+t.test("at shutdown, idle connections close and busy ones finish",
+  function()
+    local idle = s:connect()
+    idle:write(httpc.req("GET", "/"))
+    t.is((httpc.read(idle) or {}).status, 200, "an idle kept-alive connection")
+    local busy = s:connect()
+    busy:write(httpc.req("GET", "/sleep/500"))
+    coronet.sleep(0.1)
+    local t0 = coronet.now()
+    s:signal("TERM")
+    t.ok(httpc.closed(idle, 5), "the idle one closes at once")
+    t.ok(coronet.now() - t0 < 0.5, "without waiting for the grace period")
+    local r = httpc.read(busy)
+    t.is(r and r.body, "slept 500\n", "the busy one gets its response")
+    t.is(r and r.headers.connection, "close", "saying close")
+    t.is(s:stop(), 0, "the server exits cleanly")
   end)
 
 t.is(s:stop(), 0, "the server exits cleanly")

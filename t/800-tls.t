@@ -270,6 +270,32 @@ t.test("many TLS clients at once each get their own echo", function()
   l:close()
 end)
 
+t.test("a group's shared blocks are sealed like any bytes", function()
+  local g = coronet.group()
+  local joined = coronet.chan(10)
+  local l = serve(function(c)
+    g:add(c)
+    joined:send(true)
+    c:set_timeout(10)
+    repeat until not c:read() -- until the client closes
+  end)
+  local cs = {}
+  for i = 1, 3 do
+    cs[i] = assert(dial(l))
+    cs[i]:write("hi\n") -- the handshake finishes
+    assert(joined:recv(10))
+  end
+  local big = string.rep("g", 40000)
+  g:send("to all\n")
+  g:send(big .. "\n")
+  for i = 1, 3 do
+    t.is(cs[i]:read_line(), "to all", "member " .. i .. ": the line")
+    t.is(cs[i]:read_line(), big, "member " .. i .. ": 40000 bytes")
+    cs[i]:close()
+  end
+  l:close()
+end)
+
 t.test("nothing is left: connections, blocks, tasks", function()
   util.check_clean(t, base)
 end)

@@ -196,6 +196,31 @@ t.test("listen fails on missing, mismatched or broken certificate files",
     "no options raises: " .. tostring(err))
 end)
 
+t.test("bounds: at most 16 certificates; ALPN names of 1 to 255 bytes",
+  function()
+  local many = {}
+  for i = 1, 17 do many[i] = { cert = d.cert, key = d.key } end
+  local ok, err = pcall(net.listen, "tls://127.0.0.1:0", echo, { certs = many })
+  t.ok(not ok and err:find("1 to 16 certificates", 1, true),
+    "17 certificates raise: " .. tostring(err))
+  many[17] = nil
+  local l = net.listen("tls://127.0.0.1:0", echo, { certs = many })
+  t.ok(l, "16 are fine")
+  if l then l:close() end
+  ok, err = pcall(net.listen, "tls://127.0.0.1:0", echo, { cert = d.cert,
+    key = d.key, alpn = { string.rep("p", 256) } })
+  t.ok(not ok and err:find("bad argument #3 to 'listen' (alpn: protocol "
+    .. "names are 1 to 255 bytes)", 1, true), "a 256-byte name raises: "
+    .. tostring(err))
+  ok, err = pcall(net.dial, "tls://127.0.0.1:1", { alpn = { "" } })
+  t.ok(not ok and err:find("bad argument #2 to 'dial'", 1, true),
+    "so does an empty one, in dial: " .. tostring(err))
+  l = net.listen("tls://127.0.0.1:0", echo, { cert = d.cert, key = d.key,
+    alpn = { string.rep("p", 255) } })
+  t.ok(l, "255 bytes are fine")
+  if l then l:close() end
+end)
+
 t.test("nothing is left: connections, blocks, tasks", function()
   util.check_clean(t, base)
 end)

@@ -119,6 +119,25 @@ t.test("ticket keys rotate: a ticket one period old is renewed, two "
   l:close()
 end)
 
+t.test("a ticket from one worker resumes on the others", function()
+  local w = scratch.start { script = script, listen = "tls://127.0.0.1:0",
+    opts = { "--tls-cert", d.cert, "--tls-key", d.key, "--workers", "2" } }
+  local sess = dir:path("sess-workers")
+  local function try(what, io)
+    local _, out = certs.client({ "openssl", "s_client", "-connect",
+      w.addr:match("^tls://(.*)$"), "-CAfile", d.ca, "-ign_eof",
+      "-sess_" .. io, sess }, what .. "\n")
+    return out:match(what .. " TLSv1%.3 alpn=nil sni=nil resumed=(%a+)")
+  end
+  t.is(try("first", "out"), "false", "a full handshake gives a ticket")
+  local resumed = 0
+  for i = 1, 8 do
+    if try("again" .. i, "in") == "true" then resumed = resumed + 1 end
+  end
+  t.is(resumed, 8, "8 of 8 resumed, whichever worker accepted them")
+  t.is(scratch.stop(w), 0, "the server exits 0")
+end)
+
 t.test("SNI picks the certificate of repeated --tls-cert/--tls-key pairs",
   function()
   local _, out = s_client({ "-servername", "a.test", "-ign_eof" }, "a\n")
@@ -166,6 +185,12 @@ t.test("coronet dials openssl s_server, TLS 1.3 and TLS 1.2", function()
       t.is(i.alpn, "http/1.1", v .. ": ALPN")
       c:write("hello\n")
       t.is(c:read_line(), "olleh", v .. ": s_server -rev answers")
+      c:write("last\n")
+      t.ok(c:close_write(), v .. ": close_write sends close_notify")
+      t.is(c:read_line(), "tsal", v .. ": what was sent before it arrives")
+      local _, err = util.read_all(c)
+      t.ok(err == "eof" or err == "reset", v .. ": then the peer ends: "
+        .. tostring(err))
       c:close()
     end
     p:stop()
@@ -204,6 +229,10 @@ t.test("a bad certificate at startup fails in one clear line", function()
   t.is(code, 2, "no certificate: a usage error")
   t.like(err, "tls:// addresses need %-%-tls%-cert and %-%-tls%-key",
     "saying so")
+  code, err = server.run { script, "-l", "tls://127.0.0.1:0", "--tls-cert",
+    d.cert }
+  t.is(code, 2, "a certificate without its key: a usage error")
+  t.like(err, "each %-%-tls%-cert needs its %-%-tls%-key", "saying so")
 end)
 
 t.test("SIGHUP rotates certificates: new sessions get the new one, open "

@@ -231,4 +231,54 @@ end
 -- subscription).
 _M.stats = c.stats
 
+-- status() -> "up" | "down" | "local", counters: with --bus, whether the
+-- bus reaches the other processes through Redis now, and {published,
+-- received, dropped, lost, outages, outbox, unconfirmed, redis}; "local"
+-- without it.
+-- See host/cn_busredis.c.
+local busredis = require "coronet.c.busredis"
+_M.status = busredis.status
+
+-- redis_url() -> the Redis URL given to --bus (password included), or nil:
+-- for scripts that keep state beside the bus (coronet.redis).
+_M.redis_url = busredis.url
+
+local redis_up, redis_publish = busredis.up, busredis.publish
+local progress = busredis.progress
+
+-- flush([timeout]) -> true | false: with --bus, waits (at most timeout
+-- seconds, default 1) until every message this process published so far
+-- is settled: taken by Redis, or counted as lost; false if it was not in
+-- time (Redis is down, or slow). Without --bus: true at once.
+function _M.flush(timeout)
+  local queued, settled = progress()
+  if not queued then return true end
+  local deadline = coronet.now() + (timeout or 1)
+  while settled < queued do
+    if coronet.now() >= deadline then return false end
+    coronet.sleep(0.001)
+    _, settled = progress()
+  end
+  return true
+end
+
+-- publish_ordered(topic, msg): as publish, but with --bus and Redis up,
+-- the subscribers of every process, this one's too, get msg through
+-- Redis: all of them see the topic's ordered messages, whichever process
+-- published them, in one same order (at the cost of the round trip for
+-- this process's own). Without --bus, or while the bus is down, it is
+-- publish.
+function _M.publish_ordered(topic, msg)
+  if redis_up() then
+    check_topic(topic, "publish_ordered")
+    if type(msg) ~= "string" then
+      error("bad argument #2 to 'publish_ordered' (string expected, got "
+        .. type(msg) .. ")", 2)
+    end
+    redis_publish(topic, msg)
+    return
+  end
+  return _M.publish(topic, msg)
+end
+
 return _M

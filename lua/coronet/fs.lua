@@ -15,8 +15,9 @@ local CONN = conn.metatable
 local BUF = C.buffer_size
 _M.metatable = C.metatable
 
-for _, name in ipairs { "read", "seek", "stat", "close", "write" } do
-  coronet.blocking(methods, name, "file")
+for _, m in ipairs { { "read", "number?" }, { "seek", "string?", "number?" },
+  { "stat" }, { "close" }, { "write" } } do
+  coronet.blocking(methods, m[1], "file", m[2], m[3])
 end
 
 -- file:read([n]) -> 1..n bytes | nil, "eof" | nil, err

@@ -21,8 +21,7 @@ local concat = table.concat
 local os_time, os_date, floor = os.time, os.date, math.floor
 local xpcall, traceback = xpcall, debug.traceback
 local wait, now = coronet.wait, coronet.now
-local read_head_raw, read_body_raw, discard_raw, body_left =
-  C.read_head, C.read_body, C.discard, C.body_left
+local body_left = C.body_left
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -73,7 +72,7 @@ function _M.parse_date(s)
   local m = MONTH[mon]
   if not m then return nil end
   y, m, d = tonumber(y), m, tonumber(d)
-  -- days since the epoch (civil calendar, as in Howard Hinnant's days_from_civil)
+  -- days since the epoch, civil calendar (Howard Hinnant's days_from_civil)
   if m <= 2 then y = y - 1 end
   local era = floor(y / 400)
   local yoe = y - era * 400
@@ -93,33 +92,26 @@ local function date_header()
   return date_field
 end
 
--- blocking versions of the parser's calls: they return false when parked.
-local function read_head(conn, P, t, head_request)
-  local a, b, c = read_head_raw(conn, P, t, head_request)
-  while a == false do
-    wait("http")
-    a, b, c = read_head_raw(conn, P, t, head_request)
+-- blocking(raw, what) -> a function calling raw(...) that, while raw
+-- returns false (it parked the task), waits and calls again. For
+-- coronet's own modules (http, websocket).
+local function blocking(raw, what)
+  return function(a, b, c, d)
+    local x, y, z, w = raw(a, b, c, d)
+    while x == false do
+      wait(what)
+      x, y, z, w = raw(a, b, c, d)
+    end
+    return x, y, z, w
   end
-  return a, b, c
 end
+_M.blocking = blocking
 
-local function read_body(conn, P, n)
-  local s, err = read_body_raw(conn, P, n)
-  while s == false do
-    wait("http")
-    s, err = read_body_raw(conn, P, n)
-  end
-  return s, err
-end
-
-local function discard(conn, P, limit)
-  local ok, err = discard_raw(conn, P, limit)
-  while ok == false do
-    wait("http")
-    ok, err = discard_raw(conn, P, limit)
-  end
-  return ok, err
-end
+-- The parser's calls, blocking: read_head(conn, P, t [, head_request]),
+-- read_body(conn, P, n), discard(conn, P, limit).
+local read_head = blocking(C.read_head, "http:read_head")
+local read_body = blocking(C.read_body, "http:read_body")
+local discard = blocking(C.discard, "http:read_body")
 
 -- is_token says whether s is a token (a field name, a method).
 local function is_token(s)
@@ -224,6 +216,8 @@ end
 
 -- -- Responses ----------------------------------------------------------------
 
+local stopping = false -- shutdown began: responses say Connection: close
+
 local Res = {}
 Res.__index = Res
 
@@ -286,6 +280,7 @@ end
 -- length false means the body follows chunked (HTTP/1.1) or until close.
 local function head_parts(self, length)
   local code = self.code
+  if stopping then self.keep = false end
   local parts = { status_line(code, self.reason) }
   local n = 1
   if not self.dated then
@@ -433,7 +428,7 @@ function Res:copy(r, n)
   return moved, err
 end
 
--- -- The server ------------------------------------------------------------------
+-- -- The server ---------------------------------------------------------------
 
 local DEFAULTS = {
   max_target = 8192,        -- request-target bytes (414)
@@ -449,30 +444,29 @@ local DEFAULTS = {
 }
 _M.defaults = DEFAULTS
 
-local function options(opts, fname)
+-- options(defaults, opts, fname) -> defaults overridden by opts, which
+-- must name only options in defaults, each of the same type (numbers
+-- >= 0). For coronet's own modules (http, websocket).
+local function options(defaults, opts, fname)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to '" .. fname .. "' (table expected, got "
       .. type(opts) .. ")", 3)
   end
   local o = {}
-  for k, v in pairs(DEFAULTS) do o[k] = v end
+  for k, v in pairs(defaults) do o[k] = v end
   for k, v in pairs(opts or {}) do
-    if DEFAULTS[k] == nil then
-      error("bad argument #2 to '" .. fname .. "' (unknown option " .. k
+    local want = defaults[k] == false and type(v) or type(defaults[k])
+    if defaults[k] == nil or type(v) ~= want
+        or (want == "number" and v < 0) then
+      error("bad argument #2 to '" .. fname .. "' (" .. tostring(k) .. ": "
+        .. (defaults[k] == nil and "unknown option" or want .. " expected")
         .. ")", 3)
-    end
-    if type(v) ~= "number" or v < 0 then
-      error("bad argument #2 to '" .. fname .. "' (" .. k
-        .. " must be a number >= 0)", 3)
     end
     o[k] = v
   end
-  if o.max_head > 16384 then
-    error("bad argument #2 to '" .. fname .. "' (max_head is at most 16384)",
-      3)
-  end
   return o
 end
+_M.options = options
 
 -- linger ends a connection the server refuses: the response leaves, the
 -- write side closes, and what the client still sends is read and dropped
@@ -528,19 +522,36 @@ local function finish_request(req, res, P, o)
   return discard(req.conn, P, o.discard) == true
 end
 
+-- Shutdown: connections waiting for their next request are closed when
+-- it begins, and responses then say "Connection: close".
+local waiting = setmetatable({}, { __mode = "k" })
+local watching = false
+
+local function watch_stop()
+  if watching or not coronet.stopping then return end
+  watching = true
+  coronet.spawn(function()
+    coronet.stopping():recv()
+    stopping = true
+    for conn in pairs(waiting) do conn:close() end
+  end)
+end
+
 local function serve(conn, handler, o)
   local P = C.parser(o)
   conn:set_timeout(nil, o.write_timeout)
-  while true do
+  while not stopping do
     local req = { conn = conn, P = P }
+    waiting[conn] = true
     local ok, keep, expect = read_head(conn, P, req)
+    waiting[conn] = nil
     if ok ~= true then
       if type(ok) == "number" then return refuse(conn, ok, o) end
       if keep == "timeout" and expect then return refuse(conn, 408, o) end
       return
     end
     local res = setmetatable({ conn = conn, req = req, code = 200,
-      keep = keep, head_only = req.method == "HEAD" }, Res)
+      keep = keep and not stopping, head_only = req.method == "HEAD" }, Res)
     req.res, req.expect = res, expect
     req.body = setmetatable({ req = req }, Body)
     setmetatable(req, Req)
@@ -557,7 +568,9 @@ end
 
 -- server(handler [, opts]) -> a connection handler serving HTTP/1.1 that
 -- calls handler(req, res) for each request. handler is a function or a
--- callable table (a router). opts: see DEFAULTS above.
+-- callable table (a router). opts: see DEFAULTS above. At shutdown
+-- (SIGINT, SIGTERM) kept-alive connections waiting for a request close,
+-- and requests in progress finish with "Connection: close".
 function _M.server(handler, opts)
   local th = type(handler)
   local mt = getmetatable(handler)
@@ -565,13 +578,17 @@ function _M.server(handler, opts)
     error("bad argument #1 to 'server' (function expected, got " .. th
       .. ")", 2)
   end
-  local o = options(opts, "server")
+  local o = options(DEFAULTS, opts, "server")
+  if o.max_head > 16384 then
+    error("bad argument #2 to 'server' (max_head is at most 16384)", 2)
+  end
+  watch_stop()
   return function(conn)
     return serve(conn, handler, o)
   end
 end
 
--- -- The router ----------------------------------------------------------------
+-- -- The router ---------------------------------------------------------------
 
 local Router = {}
 Router.__index = Router
@@ -805,8 +822,10 @@ end
 
 -- -- The client -------------------------------------------------------------
 
-local POOL_PER_HOST = 16
-local POOL_IDLE = 30 -- seconds a pooled connection may wait
+-- The client's keep-alive pool: idle connections kept per host, and how
+-- long one may wait (seconds) before it is closed instead of reused.
+local POOL = { per_host = 16, idle = 30 }
+_M.pool = POOL
 
 -- The keep-alive pool of this worker: "scheme://host:port" -> list of
 -- {conn=, P=, since=}.
@@ -817,7 +836,7 @@ local function pool_take(key)
   while list and #list > 0 do
     local e = list[#list]
     list[#list] = nil
-    if now() - e.since < POOL_IDLE and e.conn:buffered() == 0 then
+    if now() - e.since < POOL.idle and e.conn:buffered() == 0 then
       return e
     end
     e.conn:close()
@@ -831,12 +850,20 @@ local function pool_put(key, e)
     list = {}
     pool[key] = list
   end
-  if #list >= POOL_PER_HOST then
+  if #list >= POOL.per_host then
     e.conn:close()
     return
   end
   e.since = now()
   list[#list + 1] = e
+end
+
+-- close_idle() closes every idle pooled connection of this worker.
+function _M.close_idle()
+  for k, list in pairs(pool) do
+    for i = 1, #list do list[i].conn:close() end
+    pool[k] = nil
+  end
 end
 
 -- pool_size([key]) -> the count of idle pooled connections (for tests).
@@ -867,16 +894,23 @@ end
 _M.parse_url = parse_url
 
 -- dial opens a connection for scheme: plain TCP for http and ws, TLS
--- (tls://, once coronet.net speaks it) for https and wss.
-local function dial(scheme, host, port, timeout)
+-- (tls://) for https and wss, offering ALPN http/1.1 and checking the
+-- server's certificate for host; tls = {ca =, verify =, sni =} as
+-- net.dial takes them (nil: the system's CA store).
+local function dial(scheme, host, port, timeout, tls)
   local addr = (find(host, ":", 1, true) and "[" .. host .. "]" or host)
     .. ":" .. port
+  local opts = { timeout = timeout, sni = host }
   if scheme == "https" or scheme == "wss" then
     addr = "tls://" .. addr
+    opts.alpn = "http/1.1"
+    if tls then
+      opts.ca, opts.verify, opts.sni = tls.ca, tls.verify, tls.sni or host
+    end
   elseif scheme ~= "http" and scheme ~= "ws" then
     return nil, "unsupported scheme " .. scheme
   end
-  return net.dial(addr, { timeout = timeout, sni = host })
+  return net.dial(addr, opts)
 end
 _M.dial = dial
 
@@ -936,16 +970,23 @@ end
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true,
   OPTIONS = true }
 
+-- Fields the client writes itself (a Host given in headers replaces its
+-- own).
 local MANAGED = { host = true, ["content-length"] = true,
-  ["transfer-encoding"] = true, connection = false }
+  ["transfer-encoding"] = true }
 
 -- send_request writes the request head and body (a string, or a Reader
 -- sent chunked) on e.conn.
 local function send_request(e, method, host_field, target, o)
   local body = o.body
+  for k, v in pairs(o.headers or {}) do
+    if lower(k) == "host" then host_field = v end -- the caller's choice
+  end
   local head = { method, " ", target, " HTTP/1.1\r\nHost: ", host_field,
     "\r\n" }
-  for _, l in ipairs(header_lines(o.headers, MANAGED)) do head[#head + 1] = l end
+  for _, l in ipairs(header_lines(o.headers, MANAGED)) do
+    head[#head + 1] = l
+  end
   local tb = type(body)
   if tb == "string" then
     head[#head + 1] = "Content-Length: " .. #body .. "\r\n\r\n"
@@ -990,14 +1031,17 @@ local function exchange(e, method, host_field, target, o, deadline)
   end
 end
 
--- request{method=, url=, headers=, body=, timeout=, redirects=} -> res |
--- nil, err
+-- request{method=, url=, headers=, body=, timeout=, redirects=, tls=} ->
+-- res | nil, err
 -- res has status, reason, version, headers (lower-case names), body (a
 -- Reader; read it to its end, or close it, to free the connection) and
 -- res:read_all(). body is a string or a Reader (sent chunked); timeout
 -- (default 30 s) bounds the whole exchange up to the response head, and
 -- then each body read. redirects (default 0) is how many 3xx Location
--- answers to follow for GET and HEAD.
+-- answers to follow for GET and HEAD. An https:// url checks the server's
+-- certificate against the system's CA store and the host name; tls =
+-- {ca = FILE or PEM text, verify = false, sni = NAME} changes that (as
+-- for net.dial).
 function _M.request(o)
   if type(o) ~= "table" then
     error("bad argument #1 to 'request' (table expected, got " .. type(o)
@@ -1017,6 +1061,11 @@ function _M.request(o)
     local scheme, host, port, target = parse_url(url)
     if not scheme then return nil, host end
     local key = scheme .. "://" .. host .. ":" .. port
+    local tls = o.tls
+    if tls and scheme == "https" then -- a connection checked otherwise
+      key = key .. " " .. tostring(tls.ca) .. "\0" -- is not reused
+        .. tostring(tls.verify ~= false) .. "\0" .. tostring(tls.sni)
+    end
     local host_field = find(host, ":", 1, true) and "[" .. host .. "]" or host
     if port ~= DEFAULT_PORT[scheme] then
       host_field = host_field .. ":" .. port
@@ -1033,7 +1082,7 @@ function _M.request(o)
       if not r and not retry then return nil, keep end
     end
     if not e then
-      local conn, err = dial(scheme, host, port, timeout)
+      local conn, err = dial(scheme, host, port, timeout, o.tls)
       if not conn then return nil, err end
       e = { conn = conn, P = C.parser(CLIENT_PARSER) }
       r, keep = exchange(e, method, host_field, target, o, deadline)
@@ -1064,6 +1113,10 @@ function _M.request(o)
     end
   end
 end
+
+-- body_left(req) -> bytes of req's body not read yet (-1: unknown,
+-- chunked; 0: none left).
+function _M.body_left(req) return body_left(req.P) end
 
 -- client_parser() -> a parser for responses, for coronet.websocket.
 function _M.client_parser() return C.parser(CLIENT_PARSER) end

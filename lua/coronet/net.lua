@@ -17,6 +17,7 @@ local function dial_tls(addr, plain, opts)
   local deadline = opts.timeout and now() + opts.timeout
   local host = plain:match("^%[(.*)%]:%d+$") or plain:match("^(.*):%d+$")
   if plain:find("^unix:") then host = nil end
+  local co = tls.client_opts(opts, host, 2, "dial") -- raises before dialing
   local c, err = dial(plain, opts)
   if not c then
     local pre = "dial " .. plain
@@ -26,7 +27,7 @@ local function dial_tls(addr, plain, opts)
     return nil, err
   end
   local ok
-  ok, err = tls.client_start(c, opts, host, deadline)
+  ok, err = tls.client_start(c, co, deadline)
   if ok then return c end
   c:close()
   return nil, "dial " .. addr .. ": " .. err

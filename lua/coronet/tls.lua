@@ -23,13 +23,22 @@ local function check_string(v, n, fn, what)
   return v
 end
 
--- alpn_list turns {"h2", "http/1.1"} (or a string) into "h2,http/1.1".
+-- alpn_list turns {"h2", "http/1.1"} (or "h2,http/1.1") into
+-- "h2,http/1.1"; names are 1 to 255 bytes.
 local function alpn_list(alpn, n, fn)
-  if alpn == nil or type(alpn) == "string" then return alpn end
+  if alpn == nil then return nil end
+  if type(alpn) == "string" then return alpn_list({ alpn }, n, fn) end
   if type(alpn) ~= "table" then
     bad(n, fn, "alpn: table or string expected, got " .. type(alpn))
   end
-  for i, p in ipairs(alpn) do check_string(p, n, fn, "alpn[" .. i .. "]") end
+  for i, p in ipairs(alpn) do
+    check_string(p, n, fn, "alpn[" .. i .. "]")
+    for name in (p .. ","):gmatch("([^,]*),") do
+      if #name < 1 or #name > 255 then
+        bad(n, fn, "alpn: protocol names are 1 to 255 bytes")
+      end
+    end
+  end
   return concat(alpn, ",")
 end
 
@@ -100,12 +109,11 @@ local function run_start(c, f, name, alpn, verify)
   return ok, err
 end
 
--- client_start(c, opts, name [, deadline, n, fn]) -> true | nil, err
--- Makes c a TLS client of the server named opts.sni or name and waits for
--- the handshake: opts.ca, opts.alpn, opts.verify (false: accept any
--- certificate) as for net.dial.
-function _M.client_start(c, opts, name, deadline, n, fn)
-  n, fn = n or 2, fn or "dial"
+-- client_opts(opts, name, n, fn) -> what a client asks for: the server
+-- named opts.sni or name, opts.ca, opts.alpn, opts.verify (false: accept
+-- any certificate), as net.dial takes them. Raises on misuse, naming
+-- argument n of fn.
+function _M.client_opts(opts, name, n, fn)
   local sni = opts.sni
   if sni ~= nil then name = check_string(sni, n, fn, "sni") end
   local verify = opts.verify ~= false
@@ -114,11 +122,18 @@ function _M.client_start(c, opts, name, deadline, n, fn)
       .. "= false")
   end
   if opts.ca ~= nil then check_string(opts.ca, n, fn, "ca") end
-  local alpn = alpn_list(opts.alpn, n, fn)
-  local f, err = _M.client(opts.ca)
+  return { name = name, ca = opts.ca, verify = verify,
+    alpn = alpn_list(opts.alpn, n, fn) }
+end
+
+-- client_start(c, co [, deadline]) -> true | nil, err
+-- Makes c a TLS client as co (from client_opts) says and waits for the
+-- handshake, at most until deadline (now() units).
+function _M.client_start(c, co, deadline)
+  local f, err = _M.client(co.ca)
   if not f then return nil, err end
   local ok
-  ok, err = run_start(c, f, name, alpn, verify)
+  ok, err = run_start(c, f, co.name, co.alpn, co.verify)
   if not ok then return nil, err end
   return finish(c, deadline)
 end
@@ -153,7 +168,8 @@ function methods.starttls(self, opts)
   end
   local deadline = opts.timeout and now() + opts.timeout
   if opts.cert == nil and opts.certs == nil then
-    return _M.client_start(self, opts, nil, deadline, 1, "starttls")
+    return _M.client_start(self, _M.client_opts(opts, nil, 1, "starttls"),
+      deadline)
   end
   local key = server_key(opts)
   local f, err = servers[key], nil

@@ -51,6 +51,32 @@ function _M.check_spread(s, workers)
     workers, table.concat(counts, ", ")))
 end
 
+-- worker_of(s, m) -> the worker that serves member m (from the server's
+-- debug log; start(path, n) with n > 1 turns it on)
+function _M.worker_of(s, m)
+  local line = s:wait_log("^coronet: debug: chat: " .. scratch.quote(m.name)
+    .. " joined from ", 10)
+  return line and tonumber(line:match("on worker (%d+)$"))
+end
+
+-- on_each(s, workers, k) joins members until k of them are served by
+-- each worker; returns a list per worker, and every member joined
+function _M.on_each(s, workers, k)
+  local by, all = {}, {}
+  for w = 1, workers do by[w] = {} end
+  for _ = 1, 200 * k * workers do
+    local done = true
+    for w = 1, workers do done = done and #by[w] >= k end
+    if done then break end
+    local m = _M.must_join(s)
+    all[#all + 1] = m
+    m.worker = _M.worker_of(s, m)
+    local list = by[m.worker]
+    list[#list + 1] = m
+  end
+  return by, all
+end
+
 -- odd_lines(s [, patterns]) -> what s logged besides its start, the debug
 -- lines about connections and joins, and lines matching patterns
 function _M.odd_lines(s, patterns)

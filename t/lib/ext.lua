@@ -2,9 +2,9 @@
 --   local ext = require "lib.ext"
 --   if not ext.need(t, "curl") then return end   -- skips unless CI is set
 --   local code, out, err = ext.run({ "curl", "-s", url }, stdin, 10)
-local coronet = require "coronet"
+--   local p = ext.start { "python3", "-m", "http.server" }  -- a peer
 local process = require "coronet.process"
-local concat = table.concat
+local util = require "lib.util"
 
 local _M = {}
 
@@ -38,44 +38,14 @@ function _M.need(t, prog, why)
   os.exit(0)
 end
 
-local function drain(conn, into, key, left)
-  coronet.spawn(function()
-    local parts = {}
-    while true do
-      local s = conn:read(65536)
-      if not s then break end
-      parts[#parts + 1] = s
-    end
-    into[key] = concat(parts)
-    left[1] = left[1] - 1
-  end)
-end
-
--- run(argv [, stdin [, timeout [, env]]]) runs a program to its end and
--- returns its exit code (nil if killed at the timeout, default 30 s),
--- stdout and stderr.
-function _M.run(argv, stdin, timeout, env)
-  local spec = { stdin = stdin and "pipe" or "null", stdout = "pipe",
-    stderr = "pipe", env = env }
-  for i, v in ipairs(argv) do spec[i] = v end
-  local p = assert(process.spawn(spec))
-  local outs, left = {}, { 2 }
-  drain(p.stdout, outs, "out", left)
-  drain(p.stderr, outs, "err", left)
-  if stdin then
-    coronet.spawn(function()
-      p.stdin:write(stdin)
-      p.stdin:close()
-    end)
-  end
-  local code = p:wait(timeout or 30)
-  if not code then
-    p:kill("KILL")
-    p:wait(5)
-  end
-  local deadline = coronet.now() + 5
-  while left[1] > 0 and coronet.now() < deadline do coronet.sleep(0.005) end
-  return code, outs.out or "", outs.err or ""
+-- run(argv [, stdin [, timeout]]) runs a program to its end and returns
+-- its exit code, stdout, stderr and the signal that ended it; the code is
+-- nil when it was still running at the timeout (default 30 s) and was
+-- killed. (util.command with positional arguments.)
+function _M.run(argv, stdin, timeout)
+  local a = {}
+  for i, v in ipairs(argv) do a[i] = v end
+  return util.command(a, { input = stdin, timeout = timeout })
 end
 
 -- start(argv [, env]) starts a long-running program (a peer server);

@@ -23,7 +23,9 @@ r:route("*", "/info", function(req, res)
   local names = {}
   for k in pairs(req.headers) do names[#names + 1] = k end
   sort(names)
-  for _, k in ipairs(names) do lines[#lines + 1] = k .. ": " .. req.headers[k] end
+  for _, k in ipairs(names) do
+    lines[#lines + 1] = k .. ": " .. req.headers[k]
+  end
   res:header("Content-Type", "text/plain")
   res:finish(concat(lines, "\n") .. "\n")
 end)
@@ -97,6 +99,36 @@ end)
 r:get("/big/:n", function(req, res)
   res:finish(string.rep("x", tonumber(req.params.n)))
 end)
+r:get("/redirect", function(_, res)
+  res:status(302):header("Location", "/users/9")
+  res:finish("see /users/9\n")
+end)
+r:get("/close", function(_, res)
+  res:header("Connection", "close")
+  res:finish("bye\n")
+end)
+r:get("/split", function(_, res)
+  res:header("X-Split", "a\r\nSet-Cookie: evil=1")
+  res:finish("not reached\n")
+end)
 if static then r:static("/static", static) end
+
+-- /hog/N opens the static directory's a.txt up to N times and keeps the
+-- files open (their count is the answer): what a busy server's open
+-- files and sockets do to its descriptors; /unhog closes them.
+local fs = require "coronet.fs"
+local hogs = {}
+r:get("/hog/:n", function(req, res)
+  for _ = 1, tonumber(req.params.n) do
+    local f = fs.open(static .. "/a.txt")
+    if not f then break end
+    hogs[#hogs + 1] = f
+  end
+  res:finish(#hogs .. "\n")
+end)
+r:get("/unhog", function(_, res)
+  for i = #hogs, 1, -1 do hogs[i]:close(); hogs[i] = nil end
+  res:finish("0\n")
+end)
 
 return http.server(r, opts)

@@ -1,0 +1,52 @@
+# bench/common.sh - what the bench/*-bench.sh scripts share; source it.
+# Servers they start go in PIDS (cleanup stops them); pin CPU CMD runs CMD
+# on one CPU when taskset and two CPUs are there (spawn CPU CMD: the same
+# in the background, its PID added to PIDS); wait_port PORT waits
+# (5 s at most) until something listens there; median reads numbers on
+# stdin; ratio A B prints A/B with two decimals (n/a when unknown);
+# build_loadgen DIR builds bench/loadgen.c there.
+
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  PIDS=()
+}
+note() { echo "$*" >&2; }
+
+PIN=0
+command -v taskset >/dev/null 2>&1 && [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] && PIN=1
+pin() {
+  local cpu=$1; shift
+  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
+}
+# spawn CPUS CMD...: pin in the background, the program's own PID in PIDS
+spawn() {
+  local cpu=$1; shift
+  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@" & else "$@" & fi
+  PIDS+=($!)
+}
+
+wait_port() {
+  local i
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+
+# build_loadgen DIR: prints the path of bench/loadgen.c built into DIR
+# (rebuilt when the source is newer); 1 when it does not build
+build_loadgen() {
+  local lg=$1/coronet-loadgen src
+  src=$(dirname "${BASH_SOURCE[0]}")/loadgen.c
+  if [ ! -x "$lg" ] || [ "$src" -nt "$lg" ]; then
+    ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Werror -o "$lg" "$src" >&2 || return 1
+  fi
+  echo "$lg"
+}

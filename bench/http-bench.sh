@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# bench/http-bench.sh - coronet's HTTP and WebSocket benchmark (bench/run.sh
+# runs it as its "http" workload; it also runs alone). Prints markdown
+# tables, each with the peers measured in the same run:
+#
+#  1. Keep-alive hello world, wrk -t1 -c100: coronet (bench/http-hello.lua)
+#     against nginx + Lua (content_by_lua, one worker, the config of
+#     ../shared/bench/peers), Go net/http (GOMAXPROCS=1) and Node http.
+#     Beside req/s, the server's own CPU time per request (from /proc):
+#     when wrk's one core is the limit, that is the fair figure.
+#  2. The same with 16 requests pipelined per connection
+#     (bench/wrk-pipeline.lua).
+#  3. A 1 MiB static file, wrk -t1 -c10: scripts/fileserver.lua against
+#     nginx serving the same file.
+#  4. WebSocket echo of 64 B messages over 100 connections: coronet
+#     (bench/ws-echo.lua) against Node's ws (bench/node_ws_echo.js), load
+#     from bench/ws-load.c.
+#  5. Memory per idle WebSocket connection: WS_IDLE sockets held open
+#     (ws-load idle), the server's RSS before and after, per connection.
+#
+# Server pinned to SERVER_CPU, load to LOADGEN_CPU. Always exits 0; a part
+# that cannot run (a peer missing) says so in the output.
+#   bench/http-bench.sh        QUICK=1 bench/http-bench.sh   (shorter)
+# Environment: CORONET, BUILD_DIR (/tmp/coronet-bench/build), SHARED_BENCH
+# (../shared/bench), SERVER_CPU (0), LOADGEN_CPU (1), QUICK, HTTP_SECS (5),
+# HTTP_ROUNDS (2), WS_IDLE (5000), HTTP_PORT_BASE.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CORONET=${CORONET:-$ROOT/host/coronet}
+BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
+SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
+[ -d "$SHARED" ] || SHARED=$ROOT/../../shared/bench # from a worktree
+SERVER_CPU=${SERVER_CPU:-0}
+LOADGEN_CPU=${LOADGEN_CPU:-1}
+QUICK=${QUICK:-${BENCH_QUICK:-0}}
+if [ "$QUICK" = 1 ]; then
+  HTTP_SECS=${HTTP_SECS:-2} HTTP_ROUNDS=${HTTP_ROUNDS:-1} WS_IDLE=${WS_IDLE:-1000}
+fi
+HTTP_SECS=${HTTP_SECS:-5}
+HTTP_ROUNDS=${HTTP_ROUNDS:-2}
+WS_IDLE=${WS_IDLE:-5000}
+TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+PORT=${HTTP_PORT_BASE:-$((17600 + $$ % 40 * 10))}
+
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
+trap cleanup EXIT
+
+# start NAME CMD...: starts a server pinned to SERVER_CPU; pid in LAST_PID.
+start() {
+  local name=$1; shift
+  if [ "$PIN" = 1 ]; then
+    taskset -c "$SERVER_CPU" "$@" >/dev/null 2>>"$BUILD_DIR/http-$name.log" &
+  else
+    "$@" >/dev/null 2>>"$BUILD_DIR/http-$name.log" &
+  fi
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+stop() {
+  kill "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+
+wait_port() {
+  local i
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# proc_sum PID FILE AWK: the sum over PID and its children (nginx's
+# worker) of what AWK prints from /proc/P/FILE.
+proc_sum() {
+  local p sum=0 t
+  for p in $1 $(pgrep -P "$1" 2>/dev/null); do
+    t=$(awk "$3" "/proc/$p/$2" 2>/dev/null)
+    sum=$((sum + ${t:-0}))
+  done
+  echo "$sum"
+}
+ticks() { proc_sum "$1" stat '{ print $14 + $15 }'; }    # user + system
+rss_kib() { proc_sum "$1" status '/^VmRSS:/ { print $2 }'; }
+
+# wrk_rate PID URL [WRK ARGS... [-- SCRIPT ARGS...]]: runs wrk against URL
+# for HTTP_SECS, prints "REQS_PER_S CPU_US_PER_REQ" (the server's CPU).
+wrk_rate() {
+  local pid=$1 url=$2; shift 2
+  local pre=() post=() t0 t1 out rps
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do pre+=("$1"); shift; done
+  [ $# -gt 0 ] && post=("$@")
+  t0=$(ticks "$pid")
+  out=$(pin "$LOADGEN_CPU" wrk -t1 "${pre[@]}" -d"${HTTP_SECS}s" --timeout 5s \
+    "$url" "${post[@]}" 2>&1)
+  t1=$(ticks "$pid")
+  rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ { print $2 }')
+  if printf '%s\n' "$out" | grep -q 'Non-2xx\|Socket errors'; then
+    note "wrk $url: $(printf '%s\n' "$out" | grep 'Non-2xx\|Socket errors')"
+  fi
+  awk -v r="${rps:-0}" -v d=$((t1 - t0)) -v tick="$TICK" -v s="$HTTP_SECS" \
+    'BEGIN { if (r > 0) printf "%.0f %.2f\n", r, d / tick * 1e6 / (r * s); else print "0 0" }'
+}
+
+# -- Servers -----------------------------------------------------------------
+mkdir -p "$BUILD_DIR" || exit 0
+if [ ! -x "$CORONET" ]; then
+  (cd "$ROOT" && make -s >/dev/null 2>&1) || { echo "http-bench: cannot build coronet"; exit 0; }
+fi
+command -v wrk >/dev/null 2>&1 || { echo "http-bench: wrk is not installed"; exit 0; }
+
+HAVE_GO=0 HAVE_NODE=0 HAVE_NGINX=0 HAVE_NODE_WS=0
+if command -v go >/dev/null 2>&1 && [ -f "$SHARED/peers/go_http.go" ]; then
+  GOCACHE=$BUILD_DIR/gocache GO111MODULE=off go build -o "$BUILD_DIR/go_http.$$" \
+    "$SHARED/peers/go_http.go" 2>>"$BUILD_DIR/http-build.log" &&
+    mv -f "$BUILD_DIR/go_http.$$" "$BUILD_DIR/go_http" && HAVE_GO=1
+fi
+command -v node >/dev/null 2>&1 && [ -f "$SHARED/peers/node_http.js" ] && HAVE_NODE=1
+[ "$HAVE_NODE" = 1 ] && [ -d "$ROOT/t/node/node_modules/ws" ] && HAVE_NODE_WS=1
+NGINX_MODULES=$(nginx -V 2>&1 | tr ' ' '\n' | sed -n 's/^--modules-path=//p')
+NGINX_MODULES=${NGINX_MODULES:-/usr/lib/nginx/modules}
+if command -v nginx >/dev/null 2>&1 && [ -f "$NGINX_MODULES/ngx_http_lua_module.so" ]; then
+  HAVE_NGINX=1
+fi
+cc -O2 -o "$BUILD_DIR/ws-load.$$" "$ROOT/bench/ws-load.c" 2>>"$BUILD_DIR/http-build.log" &&
+  mv -f "$BUILD_DIR/ws-load.$$" "$BUILD_DIR/ws-load"
+WSLOAD=$BUILD_DIR/ws-load
+
+# nginx_dir NAME CONF_TEXT: an nginx prefix directory with that config.
+nginx_dir() {
+  local d=$BUILD_DIR/nginx-$1.$$
+  mkdir -p "$d/conf" "$d/logs" "$d/tmp"
+  ln -sfn "$NGINX_MODULES" "$d/modules"
+  printf '%s\n' "$2" >"$d/conf/nginx.conf"
+  echo "$d"
+}
+
+STATIC_DIR=$BUILD_DIR/static.$$
+mkdir -p "$STATIC_DIR"
+head -c 1048576 /dev/urandom >"$STATIC_DIR/1mib.bin"
+NGINX_DIRS=()
+trap 'cleanup; rm -rf "$STATIC_DIR" "${NGINX_DIRS[@]}"' EXIT
+
+# start_server KIND PORT: starts one server; pid in LAST_PID ("" if none).
+start_server() {
+  local kind=$1 port=$2 d
+  LAST_PID=
+  case $kind in
+  coronet) start "$kind" "$CORONET" "$ROOT/bench/http-hello.lua" --listen "127.0.0.1:$port" ;;
+  coronet_static) start "$kind" "$CORONET" "$ROOT/scripts/fileserver.lua" --listen "127.0.0.1:$port" -- "$STATIC_DIR" ;;
+  coronet_ws) start "$kind" "$CORONET" "$ROOT/bench/ws-echo.lua" --listen "127.0.0.1:$port" ;;
+  go) [ "$HAVE_GO" = 1 ] && GOMAXPROCS=1 start "$kind" "$BUILD_DIR/go_http" "$port" ;;
+  node) [ "$HAVE_NODE" = 1 ] && start "$kind" node "$SHARED/peers/node_http.js" "$port" ;;
+  node_ws) [ "$HAVE_NODE_WS" = 1 ] && start "$kind" node "$ROOT/bench/node_ws_echo.js" "$port" ;;
+  nginx_lua)
+    [ "$HAVE_NGINX" = 1 ] || return
+    d=$(nginx_dir lua "$(sed "s/%PORT%/$port/g" "$SHARED/peers/nginx_lua.conf")")
+    NGINX_DIRS+=("$d")
+    start "$kind" nginx -p "$d/" -c conf/nginx.conf -e logs/error.log ;;
+  nginx_static)
+    command -v nginx >/dev/null 2>&1 || return
+    d=$(nginx_dir static "daemon off; master_process on; worker_processes 1;
+pid logs/nginx.pid; error_log logs/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; sendfile on; keepalive_requests 1000000;
+  client_body_temp_path tmp/body; proxy_temp_path tmp/proxy;
+  fastcgi_temp_path tmp/fastcgi; uwsgi_temp_path tmp/uwsgi;
+  scgi_temp_path tmp/scgi;
+  server { listen 127.0.0.1:$port backlog=4096; root $STATIC_DIR; } }")
+    NGINX_DIRS+=("$d")
+    start "$kind" nginx -p "$d/" -c conf/nginx.conf -e logs/error.log ;;
+  esac
+  if [ -n "$LAST_PID" ] && ! wait_port "$port"; then
+    note "http-bench: $kind did not start (see $BUILD_DIR/http-$kind.log)"
+    stop "$LAST_PID"
+    LAST_PID=
+  fi
+}
+
+# table TITLE PATH WRKARGS KIND...: req/s and CPU per request of each
+# server kind, medians over HTTP_ROUNDS, with coronet's ratios.
+table() {
+  local title=$1 path=$2 wargs=$3; shift 3
+  local kinds=("$@") kind round port r rates=() cpus=()
+  declare -A RPS CPU
+  for round in $(seq 1 "$HTTP_ROUNDS"); do
+    for kind in "${kinds[@]}"; do
+      port=$((PORT + 1))
+      start_server "$kind" "$port"
+      [ -n "$LAST_PID" ] || continue
+      pin "$LOADGEN_CPU" wrk -t1 -c10 -d1s "http://127.0.0.1:$port$path" >/dev/null 2>&1 # warm-up
+      # shellcheck disable=SC2086
+      r=$(wrk_rate "$LAST_PID" "http://127.0.0.1:$port$path" $wargs)
+      RPS[$kind]+="${r%% *} "
+      CPU[$kind]+="${r##* } "
+      stop "$LAST_PID"
+    done
+  done
+  echo "### $title"
+  echo
+  echo "| server | req/s | server CPU µs/req | coronet req/s ratio | coronet CPU/req ratio |"
+  echo "|---|---:|---:|---:|---:|"
+  local c_rps c_cpu rps cpu
+  c_rps=$(printf '%s\n' ${RPS[${kinds[0]}]:-} | median)
+  c_cpu=$(printf '%s\n' ${CPU[${kinds[0]}]:-} | median)
+  for kind in "${kinds[@]}"; do
+    if [ -z "${RPS[$kind]:-}" ]; then
+      echo "| $kind | not run | | | |"
+      continue
+    fi
+    rps=$(printf '%s\n' ${RPS[$kind]} | median)
+    cpu=$(printf '%s\n' ${CPU[$kind]} | median)
+    echo "| $kind | $rps | $cpu | $(ratio "$c_rps" "$rps") | $(ratio "$c_cpu" "$cpu") |"
+  done
+  echo
+}
+
+echo "## bench/http-bench.sh (wrk -t1, ${HTTP_SECS}s per load, median of $HTTP_ROUNDS)"
+echo
+table "Keep-alive hello world, 100 connections" / "-c100" coronet nginx_lua go node
+table "Pipelined 16 deep, 100 connections" / "-c100 -s $ROOT/bench/wrk-pipeline.lua -- 16" \
+  coronet nginx_lua go node
+table "Static file of 1 MiB, 10 connections" /1mib.bin "-c10" coronet_static nginx_static
+
+# -- WebSocket ------------------------------------------------------------------
+ws_echo() {
+  local kind=$1 port=$((PORT + 2)) out t0 t1
+  start_server "$kind" "$port"
+  [ -n "$LAST_PID" ] || { echo "| $kind | not run | | |"; return; }
+  t0=$(ticks "$LAST_PID")
+  out=$(pin "$LOADGEN_CPU" "$WSLOAD" echo -p "$port" -c 100 -s 64 -d "$HTTP_SECS" -w 1 2>&1)
+  t1=$(ticks "$LAST_PID")
+  stop "$LAST_PID"
+  local rate=${out#*msgs_s=}; rate=${rate%% *}
+  awk -v k="$kind" -v r="${rate:-0}" -v d=$((t1 - t0)) -v tick="$TICK" -v s=$((HTTP_SECS + 1)) -v o="$out" \
+    'BEGIN { printf "| %s | %s | %.2f | %s |\n", k, r, (r > 0 ? d / tick * 1e6 / (r * s) : 0), o }'
+}
+
+ws_idle() {
+  local kind=$1 port=$((PORT + 3)) before after lp ready
+  start_server "$kind" "$port"
+  [ -n "$LAST_PID" ] || { echo "| $kind | not run | | |"; return; }
+  sleep 0.5
+  before=$(rss_kib "$LAST_PID")
+  coproc WSIDLE { pin "$LOADGEN_CPU" "$WSLOAD" idle -p "$port" -c "$WS_IDLE" 2>&1; }
+  lp=$WSIDLE_PID
+  read -r -t 60 ready <&"${WSIDLE[0]}"
+  sleep 1
+  after=$(rss_kib "$LAST_PID")
+  kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
+  stop "$LAST_PID"
+  awk -v k="$kind" -v b="$before" -v a="$after" -v n="$WS_IDLE" -v rd="${ready:-none}" \
+    'BEGIN { printf "| %s | %d | %d | %.2f | %s |\n", k, b, a, (a - b) / n, rd }'
+}
+
+echo "### WebSocket echo, 64 B messages, 100 connections"
+echo
+echo "| server | messages/s | server CPU µs/msg (incl. warm-up) | ws-load |"
+echo "|---|---:|---:|---|"
+ws_echo coronet_ws
+ws_echo node_ws
+echo
+echo "### Memory per idle WebSocket connection ($WS_IDLE connections)"
+echo
+echo "| server | RSS before KiB | RSS after KiB | KiB per connection | ws-load |"
+echo "|---|---:|---:|---:|---|"
+ws_idle coronet_ws
+ws_idle node_ws
+echo
+[ "$HAVE_NGINX" = 1 ] || echo "nginx with the Lua module is not installed: no nginx_lua row"
+[ "$HAVE_GO" = 1 ] || echo "go is not installed (or go_http.go missing): no go row"
+[ "$HAVE_NODE_WS" = 1 ] || echo "t/node/node_modules/ws is missing (npm ci in t/node): no node_ws row"
+exit 0
