@@ -363,7 +363,6 @@ static int parse_args(int argc, char **argv, cn_config_t *cfg) {
           parse_size(v, &cfg->lua_memory) < 0 || cfg->lua_memory < (1 << 20))
         return usage_error("%s needs a size of 1m or more", a);
     } else if (is(a, NULL, "--admin", &eq)) {
-      cn_addr_t addr;
       if ((v = need_value(argc, argv, &i, eq)) == NULL ||
           cn_addr_parse(v, &addr) < 0 || addr.tls)
         return usage_error("%s needs an address (HOST:PORT or unix:PATH)", a);
