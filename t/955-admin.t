@@ -463,6 +463,28 @@ t.test("the server stops cleanly with the admin port open", function()
   t.is(s:stop(), 0, "exit 0")
 end)
 
+t.test("with --bus, /metrics has the bus over Redis", function()
+  local rs = require "lib.redis_server"
+  if not rs.bin then
+    if os.getenv("CI") then return t.fail("redis-server is installed") end
+    return t.pass("# SKIP redis-server is not installed")
+  end
+  local srv = rs.start()
+  local b = server.start { script = SCRIPT,
+    opts = { "--admin", "127.0.0.1:0", "--bus", srv.addr } }
+  admin = b:wait_log("admin on (%S+)"):match("admin on (%S+)")
+  local fams, problems
+  util.wait_until(function()
+    fams, problems = scrape()
+    return value(fams, "coronet_bus_redis_up") == 1
+  end, 10)
+  t.is(concat(problems, "\n"), "", "the strict checker finds nothing")
+  t.is(value(fams, "coronet_bus_redis_up"), 1, "the bus is up")
+  t.ok(value(fams, "coronet_bus_redis_outages_total"), "outages counted")
+  t.is(b:stop(), 0, "exit 0")
+  srv:stop()
+end)
+
 t.test("a bad --admin address is a usage error; a taken one stops it",
   function()
   local code, err = server.run { SCRIPT, "--admin", "nowhere" }
