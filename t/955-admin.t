@@ -385,25 +385,27 @@ t.test("/tasks shows a task parked in read_line at the script's line",
   c:write("partial")
   local peer = c:local_addr()
   local where = SCRIPT .. ":" .. PARKED_LINE
-  local row, head -- this connection's row of the table, and the head
-  util.wait_until(function()
+  local head, cols -- the table's head, and this connection's row's cells
+  util.wait_until(function() -- until the server has read the 7 bytes
     local body = get("/tasks").body or ""
     head = body:match("^[^\n]*")
     for line in body:gmatch("[^\n]+") do
-      if line:find(peer, 1, true) then row = line end
+      local cells = {}
+      for x in line:gmatch("%S+") do cells[#cells + 1] = x end
+      if cells[8] == peer then cols = cells end
     end
-    return row and row:find(where, 1, true) and row:find(" 7 ", 1, true)
+    return cols and cols[9] == "7"
   end, 5)
   t.like(head, "^ID +WORKER +KIND +STATE +WAIT +FOR +CONN +PEER +IN +OUT "
     .. "+WHERE$", "a table with a head")
-  local cols = {}
-  for x in (row or ""):gmatch("%S+") do cols[#cols + 1] = x end
+  cols = cols or {}
   t.is(cols[11], where, "the handler's row says where it waits: " .. where)
   t.is(concat(cols, " ", 3, 5), "handler parked read", "a handler, parked, "
     .. "reading")
   t.like(cols[6], "^%d+%.%d%d%ds$", "for how long")
   t.is(cols[8], peer, "its peer is this client")
-  if not t.is(cols[9] .. " " .. cols[10], "7 0", "7 bytes wait in its "
+  if not t.is(tostring(cols[9]) .. " " .. tostring(cols[10]), "7 0",
+    "7 bytes wait in its "
     .. "read chain, none to send") then
     t.diag(get("/tasks").body)
   end
