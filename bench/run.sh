@@ -26,7 +26,7 @@ SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 OUT_DIR=${OUT_DIR:-/tmp/coronet-bench}
 BUILD_DIR=${BUILD_DIR:-$OUT_DIR/build}
 CORONET=${CORONET:-$ROOT/host/coronet}
-ALL_WORKLOADS=echo,bulk,idle,chat,workers2,io,tasks,tls,redis,http,chat-sweep,reach,conn-memory,million
+ALL_WORKLOADS=echo,bulk,idle,chat,workers2,io,tasks,tls,redis,http,chat-sweep,reach,conn-memory,million,admin
 WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
 PEERS=${PEERS:-default}
 REPEAT=${REPEAT:-2}
@@ -78,6 +78,8 @@ usage: bench/run.sh [options]          (make bench runs it with no options)
                         chat-sweep reach conn-memory million:
                                   bench/chat-sweep.sh, reach.sh,
                                   conn-memory.sh, million.sh
+                        admin     bench/admin-bench.sh: echo with and
+                                  without the watchdog and --admin
   -p, --peers LIST      peers beside coronet: comma list, 'default', 'all' or
                         'none' (coronet alone). Names: $DEFAULT_PEERS
   -d, --duration S      measured seconds per load (default $DURATION)
@@ -702,6 +704,7 @@ has "$WORKLOADS" chat-sweep && sub_bench chat-sweep "$BENCH/chat-sweep.sh"
 has "$WORKLOADS" reach && sub_bench reach "$BENCH/reach.sh"
 has "$WORKLOADS" conn-memory && sub_bench conn-memory "$BENCH/conn-memory.sh" -n "$MEMORY_CONNS"
 has "$WORKLOADS" million && sub_bench million "$BENCH/million.sh" -n "$MILLION_CONNS"
+has "$WORKLOADS" admin && sub_bench admin-bench "$BENCH/admin-bench.sh"
 
 echo "elapsed: $(($(date +%s) - T_START))s" >>"$RESULTS_DIR/env.txt"
 printf '%s\n' "${NOTES[@]}" >"$RESULTS_DIR/notes.txt"

@@ -218,8 +218,10 @@ function _M.router(session)
 end
 
 -- listen(addr, session, tr [, tls]) serves the page and /ws on addr, from
--- the first worker only (its members join the room of every worker),
--- once: a reloaded script calls it again and only its session changes.
+-- the first worker only (its members join the room of every worker). A
+-- reloaded script calls it again: listening again on the same address
+-- from the new main chunk takes over the same socket (a listener the new
+-- version does not open again is closed), and the log line comes once.
 -- session(ws, conn) serves one browser, whose frames go through tr.group.
 -- With tls = {cert =, key =} it is HTTPS (the page then opens wss://).
 -- Returns the bound address, or nil and the error.
@@ -227,7 +229,7 @@ function _M.listen(addr, session, tr, tls)
   local st = coronet.state("chat_web")
   st.session, st.tr = session, tr
   if host.info().worker ~= 1 then return nil, "not the first worker" end
-  if st.listener then return st.listener:addr() end
+  local first = st.listener == nil
   local handler = http.server(_M.router(function(ws, conn)
     ws:set_writer(_M.writer(st.tr.group, conn))
     return st.session(ws, conn)
@@ -242,8 +244,10 @@ function _M.listen(addr, session, tr, tls)
     return nil, err
   end
   st.listener = l
-  log.info("chat: web page on %s://%s/", tls and "https" or "http",
-    (gsub(l:addr(), "^tls://", "")))
+  if first then
+    log.info("chat: web page on %s://%s/", tls and "https" or "http",
+      (gsub(l:addr(), "^tls://", "")))
+  end
   return l:addr()
 end
 

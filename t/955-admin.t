@@ -385,25 +385,27 @@ t.test("/tasks shows a task parked in read_line at the script's line",
   c:write("partial")
   local peer = c:local_addr()
   local where = SCRIPT .. ":" .. PARKED_LINE
-  local row, head -- this connection's row of the table, and the head
-  util.wait_until(function()
+  local head, cols -- the table's head, and this connection's row's cells
+  util.wait_until(function() -- until the server has read the 7 bytes
     local body = get("/tasks").body or ""
     head = body:match("^[^\n]*")
     for line in body:gmatch("[^\n]+") do
-      if line:find(peer, 1, true) then row = line end
+      local cells = {}
+      for x in line:gmatch("%S+") do cells[#cells + 1] = x end
+      if cells[8] == peer then cols = cells end
     end
-    return row and row:find(where, 1, true) and row:find(" 7 ", 1, true)
+    return cols and cols[9] == "7"
   end, 5)
   t.like(head, "^ID +WORKER +KIND +STATE +WAIT +FOR +CONN +PEER +IN +OUT "
     .. "+WHERE$", "a table with a head")
-  local cols = {}
-  for x in (row or ""):gmatch("%S+") do cols[#cols + 1] = x end
+  cols = cols or {}
   t.is(cols[11], where, "the handler's row says where it waits: " .. where)
   t.is(concat(cols, " ", 3, 5), "handler parked read", "a handler, parked, "
     .. "reading")
   t.like(cols[6], "^%d+%.%d%d%ds$", "for how long")
   t.is(cols[8], peer, "its peer is this client")
-  if not t.is(cols[9] .. " " .. cols[10], "7 0", "7 bytes wait in its "
+  if not t.is(tostring(cols[9]) .. " " .. tostring(cols[10]), "7 0",
+    "7 bytes wait in its "
     .. "read chain, none to send") then
     t.diag(get("/tasks").body)
   end
@@ -461,6 +463,28 @@ end)
 
 t.test("the server stops cleanly with the admin port open", function()
   t.is(s:stop(), 0, "exit 0")
+end)
+
+t.test("with --bus, /metrics has the bus over Redis", function()
+  local rs = require "lib.redis_server"
+  if not rs.bin then
+    if os.getenv("CI") then return t.fail("redis-server is installed") end
+    return t.pass("# SKIP redis-server is not installed")
+  end
+  local srv = rs.start()
+  local b = server.start { script = SCRIPT,
+    opts = { "--admin", "127.0.0.1:0", "--bus", srv.addr } }
+  admin = b:wait_log("admin on (%S+)"):match("admin on (%S+)")
+  local fams, problems
+  util.wait_until(function()
+    fams, problems = scrape()
+    return value(fams, "coronet_bus_redis_up") == 1
+  end, 10)
+  t.is(concat(problems, "\n"), "", "the strict checker finds nothing")
+  t.is(value(fams, "coronet_bus_redis_up"), 1, "the bus is up")
+  t.ok(value(fams, "coronet_bus_redis_outages_total"), "outages counted")
+  t.is(b:stop(), 0, "exit 0")
+  srv:stop()
 end)
 
 t.test("a bad --admin address is a usage error; a taken one stops it",

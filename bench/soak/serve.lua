@@ -20,19 +20,24 @@ local function sample()
     collectgarbage("count"))
 end
 
--- a reload listens again on the address the first version got: the same
--- socket, handed over
+-- a reload listens again on the same address: it gets the same socket,
+-- so the line is logged once
 local kept = coronet.state("soak")
-local l = assert(net.listen(kept.addr or "127.0.0.1:0", function(conn)
+local l = assert(net.listen("127.0.0.1:0", function(conn)
   for _ in conn:lines() do
     if not conn:write(sample()) then break end
   end
 end))
-if not kept.addr then
-  kept.addr = l:addr()
-  log.info("soak stats on %s", kept.addr)
+if not kept.logged then
+  kept.logged = true
+  log.info("soak stats on %s", l:addr())
 end
 
+-- the script's own modules (scripts/chat_proto.lua...) are found beside it
 local script = ...
+local dir = script:match("^(.*)/[^/]*$") or "."
+if not package.path:find(dir .. "/?.lua;", 1, true) then
+  package.path = dir .. "/?.lua;" .. package.path
+end
 local chunk = assert(loadfile(script))
 return chunk(select(2, ...))

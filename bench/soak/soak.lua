@@ -1,14 +1,20 @@
 -- bench/soak/soak.lua: the soak test's driver (`make soak`; bench/soak.sh
 -- starts it):
 --   coronet --run bench/soak/soak.lua SECONDS OUTDIR
--- Starts each service (scripts/echo.lua, scripts/chat.lua) as a server of
--- its own under bench/soak/serve.lua, drives mixed traffic at them for
--- SECONDS, reloads every server every SOAK_RELOAD seconds, and samples
--- each server every SOAK_INTERVAL seconds: RSS, open fds, Lua heap (after
--- a full collection), tasks, connections and buffer blocks. Writes
--- OUTDIR/samples.csv and OUTDIR/verdict.txt; exits 1 when a resource
--- trends upward after the warm-up, a client saw an error, a reload failed
--- or a server did not stop cleanly.
+-- Starts each service (scripts/echo.lua, scripts/chat.lua, and
+-- bench/soak/web.lua for HTTP and WebSocket) as a server of its own under
+-- bench/soak/serve.lua, with --admin; drives mixed traffic at them for
+-- SECONDS (echo round trips and churn; chat sessions with /nick and /who;
+-- HTTP on kept-alive and on new connections; WebSocket sessions), reloads
+-- every server every SOAK_RELOAD seconds and, when redis-server is
+-- installed, runs the chat with --bus on a Redis of its own that it
+-- restarts every SOAK_REDIS seconds (default 180). Every SOAK_INTERVAL
+-- seconds it samples each server: RSS, open fds, Lua heap (after a full
+-- collection), tasks, connections and buffer blocks, and scrapes its
+-- /metrics. Writes OUTDIR/samples.csv and OUTDIR/verdict.txt; exits 1
+-- when a resource trends upward after the warm-up, a client saw an
+-- error, a reload failed, a scrape failed or a server did not stop
+-- cleanly.
 --
 -- How a trend is judged: samples of the warm-up (SOAK_WARMUP seconds, by
 -- default a tenth of the run and at least 30 s) are dropped; the rest are
@@ -43,6 +49,9 @@ local RELOAD = env("SOAK_RELOAD", 10)
 local WARMUP = env("SOAK_WARMUP", math.max(30, SECONDS / 10))
 local ECHO_CONNS = env("SOAK_ECHO_CONNS", 16)
 local CHAT_MEMBERS = env("SOAK_CHAT_MEMBERS", 40)
+local HTTP_CLIENTS = env("SOAK_HTTP_CLIENTS", 8)
+local WS_CLIENTS = env("SOAK_WS_CLIENTS", 8)
+local REDIS_EVERY = env("SOAK_REDIS", 180)
 math.randomseed(env("SOAK_SEED", os.time()))
 
 local METRICS = { "rss_kib", "fds", "lua_kib", "tasks", "connections",
@@ -67,19 +76,30 @@ end
 
 -- -- Services -------------------------------------------------------------
 
--- SERVICES: name, script and whether it can run here.
+-- A Redis of the soak's own, for the chat's --bus, when redis-server is
+-- installed.
+local rs = require "lib.redis_server"
+local redis = rs.bin and rs.start()
+
+-- SERVICES: name, script and more options.
 local SERVICES = {
   { name = "echo", script = "scripts/echo.lua" },
-  { name = "chat", script = "scripts/chat.lua" },
+  { name = "chat", script = "scripts/chat.lua",
+    opts = redis and { "--bus", redis.addr } },
+  { name = "web", script = "bench/soak/web.lua" },
 }
 
 local servers = {} -- name -> server (lib.server), with .stats_addr
 
 local function start_service(svc)
+  local opts = { "--admin", "127.0.0.1:0" }
+  for _, o in ipairs(svc.opts or {}) do opts[#opts + 1] = o end
   local s = server.start { script = root .. "/bench/soak/serve.lua",
-    args = { root .. "/" .. svc.script }, edge = false }
+    args = { root .. "/" .. svc.script }, opts = opts, edge = false }
   local line = assert(s:wait_log("soak stats on (%S+)"), "no stats line")
   s.stats_addr = line:match("soak stats on (%S+)")
+  s.admin = assert(s:wait_log("admin on (%S+)"), "no admin line")
+    :match("admin on (%S+)")
   s.name = svc.name
   servers[svc.name] = s
   servers[#servers + 1] = s
@@ -184,11 +204,93 @@ function LOADS.chat(s, slot)
   while not stop do chat_member(s, slot) end
 end
 
+local http = require "coronet.http"
+local websocket = require "coronet.websocket"
+local httpc = require "lib.httpc"
+
+-- http: requests on kept-alive connections (coronet.http's client pool):
+-- GET /, POST /echo of 0..8 KiB, GET /big.
+function LOADS.http(s)
+  local base = "http://" .. s.addr
+  while not stop do
+    local r = random()
+    local body = r < 0.4 and util.random_bytes(random(0, 8192),
+      random(1, 2 ^ 30)) or nil
+    local res, err = http.request { method = body and "POST" or "GET",
+      url = base .. (body and "/echo" or r < 0.5 and "/big" or "/"),
+      body = body, timeout = 20 }
+    local got = res and res:read_all()
+    if not res or res.status ~= 200 then
+      fail("http: " .. tostring(err or res.status))
+    elseif body and got ~= body or not body and not got then
+      fail("http: the body differs")
+    else
+      count("http requests (kept alive)")
+    end
+    pause(random() * 0.05)
+  end
+end
+
+-- http_new: one request per connection, Connection: close.
+function LOADS.http_new(s)
+  while not stop do
+    local c, err = net.dial(s.addr, { timeout = 10 })
+    if not c then
+      fail("http dial: " .. err)
+    else
+      c:set_timeout(20)
+      c:write(httpc.req("GET", "/", { Connection = "close" }))
+      local res, rerr = httpc.read(c)
+      if not res or res.body ~= "hello\n" then
+        fail("http new: " .. tostring(rerr or res.status))
+      else
+        count("http requests (new connections)")
+      end
+      c:close()
+    end
+    pause(0.05)
+  end
+end
+
+-- ws: WebSocket sessions of 10..200 messages of 1 B..16 KiB, text and
+-- binary.
+function LOADS.ws(s)
+  while not stop do
+    local ws, err = websocket.dial("ws://" .. s.addr .. "/ws",
+      { timeout = 20 })
+    if not ws then
+      fail("ws dial: " .. tostring(err))
+      pause(1)
+    else
+      for _ = 1, random(10, 200) do
+        if stop then break end
+        local binary = random() < 0.5
+        local msg = binary and util.random_bytes(random(1, 16384),
+          random(1, 2 ^ 30)) or string.rep("w", random(1, 16384))
+        local ok, werr = ws:send(msg, binary and "binary" or nil)
+        local got, kind = ws:recv(20)
+        if not ok or got ~= msg
+            or kind ~= (binary and "binary" or "text") then
+          fail("ws: " .. tostring(werr or kind))
+          break
+        end
+        count("ws messages")
+        pause(random() * 0.02)
+      end
+      ws:close()
+      count("ws sessions")
+    end
+  end
+end
+
 -- which loads run, on which service, in how many tasks
 local PLAN = {
   { load = "echo", service = "echo", tasks = ECHO_CONNS },
   { load = "echo_churn", service = "echo", tasks = 2 },
   { load = "chat", service = "chat", tasks = CHAT_MEMBERS },
+  { load = "http", service = "web", tasks = HTTP_CLIENTS },
+  { load = "http_new", service = "web", tasks = 2 },
+  { load = "ws", service = "web", tasks = WS_CLIENTS },
 }
 
 -- -- Samples ------------------------------------------------------------------
@@ -221,6 +323,25 @@ local function rss_kib(pid)
   return tonumber(st:match("VmRSS:%s*(%d+)"))
 end
 
+-- scrape(s) -> /metrics of s: whether it answered 200, and the sum over
+-- workers of the samples of family name (a function).
+local function scrape(s)
+  local c = net.dial(s.admin, { timeout = 10 })
+  if not c then return false end
+  c:set_timeout(10)
+  c:write(httpc.req("GET", "/metrics"))
+  local res = httpc.read(c)
+  c:close()
+  if not res or res.status ~= 200 then return false end
+  return true, function(name)
+    local sum
+    for v in res.body:gmatch("\n" .. name .. "[{ ][^\n]- (%S+)") do
+      sum = (sum or 0) + (tonumber(v) or 0)
+    end
+    return sum
+  end
+end
+
 local rows = {} -- { t = seconds, [server name] = { metric = value } }
 
 local function sample(t0)
@@ -229,6 +350,13 @@ local function sample(t0)
     local st = stats(s)
     st.rss_kib = rss_kib(s.proc.pid)
     st.fds = fds(s.proc.pid)
+    local ok, metric = scrape(s)
+    if ok then
+      count("scrapes")
+      st.metrics_fds = metric("coronet_open_fds")
+    else
+      fail(s.name .. ": /metrics did not answer 200")
+    end
     row[s.name] = st
   end
   rows[#rows + 1] = row
@@ -361,7 +489,7 @@ for _, p in ipairs(PLAN) do
     end)
   end
 end
-local reloads = 0
+local reloads, redis_restarts = 0, 0
 coronet.spawn(function()
   while not stop do
     pause(RELOAD)
@@ -370,6 +498,18 @@ coronet.spawn(function()
     reloads = reloads + 1
   end
 end)
+if redis then
+  coronet.spawn(function()
+    while not stop do
+      pause(REDIS_EVERY)
+      if stop then break end
+      redis:kill() -- a crash, then 2 s of outage
+      coronet.sleep(2)
+      redis:launch()
+      redis_restarts = redis_restarts + 1
+    end
+  end)
+end
 
 local ends = t0 + SECONDS
 local next_sample = t0
@@ -393,14 +533,20 @@ for _, s in ipairs(servers) do
   if s.stats_conn then s.stats_conn:close() end
   local code = s:stop()
   if code ~= 0 then fail(s.name .. " exited " .. tostring(code)) end
+  local f = assert(io.open(OUT .. "/server-" .. s.name .. ".log", "w"))
+  f:write(s:log(), "\n")
+  f:close()
 end
+if redis then redis:stop() end
 write_csv(OUT .. "/samples.csv")
 write_chart(OUT)
 
 local report = {}
 report[#report + 1] = format("soak: %d s, %d samples every %g s, warm-up "
-  .. "%g s, %d reloads of each server (%d failed)", SECONDS, #rows,
-  INTERVAL, WARMUP, reloads, failed_reloads)
+  .. "%g s, %d reloads of each server (%d failed), %s", SECONDS, #rows,
+  INTERVAL, WARMUP, reloads, failed_reloads, redis
+    and redis_restarts .. " restarts of the chat's Redis (--bus)"
+    or "no redis-server: the chat without --bus")
 local names = {}
 for k in pairs(counts) do names[#names + 1] = k end
 table.sort(names)

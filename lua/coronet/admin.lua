@@ -316,6 +316,23 @@ local function process_families(m, p)
     .. "from full subscriptions."):sample("", nil, b.dropped)
   m:family("coronet_bus_topics", "gauge", "Bus topics with subscribers.")
     :sample("", nil, b.topics)
+  local state, r = require("coronet.c.busredis").status()
+  if state ~= "local" then -- --bus: the bus over Redis
+    m:family("coronet_bus_redis_up", "gauge", "Whether the bus reaches the "
+      .. "other processes through Redis now."):sample("", nil,
+      state == "up" and 1 or 0)
+    for _, f in ipairs {
+      { "published", "Messages Redis took from this process." },
+      { "received", "Messages from other processes delivered here." },
+      { "dropped", "Messages dropped from the full outbox." },
+      { "lost", "Messages sent but unconfirmed when a connection failed." },
+      { "outages", "Times the bus over Redis went down." } } do
+      m:family("coronet_bus_redis_" .. f[1] .. "_total", "counter", f[2])
+        :sample("", nil, r[f[1]])
+    end
+    m:family("coronet_bus_redis_outbox", "gauge", "Messages waiting for "
+      .. "Redis."):sample("", nil, r.outbox)
+  end
   local g = p.groups
   m:family("coronet_groups", "gauge", "Connection groups (coronet.group)."):
     sample("", nil, g.groups)

@@ -96,7 +96,7 @@ end
 -- edge_reload(s) sends s SIGHUP and waits (10 s at most) until it logs
 -- how the reload ended (one line for all workers); that line leaves
 -- s.lines (tests that count reloads or log lines see only their own) for
--- s.edge_lines. Returns true if the reload ended in time.
+-- s.edge_lines. Returns true if the reload ended in time, and well.
 local function reload_line(line)
   return line:find("reloaded ", 1, true) or line:find("reload failed", 1, true)
     or line:find("reload superseded", 1, true)
@@ -119,7 +119,7 @@ local function edge_reload(s)
     end
     if want > 0 then coronet.sleep(0.005) end
   end
-  return want == 0
+  return want == 0 and not s.edge_lines[#s.edge_lines]:find("failed")
 end
 
 -- start{script=, args=, opts=, listen=, timeout=, prefix=, edge=} starts
@@ -151,7 +151,11 @@ function _M.start(o)
     s.direct, s.addr = s.addr, (scheme or "") .. s.relay.addr
   elseif edge == "reload" then
     live[s] = true
-    edge_reload(s)
+    if not edge_reload(s) then
+      s:stop("KILL")
+      error("edge reload: the server did not reload well within 10 s:\n"
+        .. s:log() .. "\n" .. table_concat(s.edge_lines, "\n"), 2)
+    end
   end
   return s
 end
@@ -196,8 +200,8 @@ function _M.before_test()
     if code then
       s.code, live[s] = code, nil
     elseif not edge_reload(s) then
-      error("edge reload: the server did not reload within 10 s:\n"
-        .. s:log(), 0)
+      error("edge reload: the server did not reload well within 10 s:\n"
+        .. s:log() .. "\n" .. table_concat(s.edge_lines, "\n"), 0)
     end
   end
 end

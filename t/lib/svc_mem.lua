@@ -20,15 +20,15 @@ local function stats_line()
     s.blocks, s.free_blocks, s.connections, s.tasks)
 end
 
--- a reload listens again on the address the first version got: the same
--- socket, handed over (see README: reload)
+-- a reload listens again on the same address: it gets the same socket
+-- (see README: reload), so the line is logged once
 local kept = coronet.state("svc_mem")
-local stats = assert(net.listen(kept.addr or "127.0.0.1:0", function(conn)
+local stats = assert(net.listen("127.0.0.1:0", function(conn)
   for _ in conn:lines() do conn:write(stats_line()) end
 end))
-if not kept.addr then
-  kept.addr = stats:addr()
-  host.log("info", "stats on " .. kept.addr)
+if not kept.logged then
+  kept.logged = true
+  host.log("info", "stats on " .. stats:addr())
 end
 
 local handlers = {}
