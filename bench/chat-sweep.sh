@@ -73,6 +73,9 @@ OLD_CHAT=$BUILD_DIR/chat-$OLD_REV.lua
 git -C "$ROOT" show "$OLD_REV:scripts/chat.lua" >"$OLD_CHAT" 2>/dev/null ||
   rm -f "$OLD_CHAT"
 
+[ -x "$GO_CHAT" ] || echo "chat-sweep: no Go chat peer ($SHARED/peers/go_chat.go" \
+  "and go needed; SHARED_BENCH names the folder): go, go-p2 cannot run" >&2
+
 SPID=
 stop_server() {
   [ -n "$SPID" ] || return
