@@ -118,50 +118,94 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 field() { printf '%s\n' "$1" | grep -oE "(^| )$2=[^ ]+" | head -1 | cut -d= -f2; }
 
 # run NAME PORT CLIENTS RATE SECS [ROUND] -> one table row (and one line
-# "NAME RATE P99 LOST" in $OUT_DIR/runs.txt)
+# "NAME RATE P99 LOST CLOSED DELIVERED CPU_NS" in $OUT_DIR/runs.txt)
 run() {
-  local name=$1 port=$2 n=$3 rate=$4 secs=$5 round=${6:-1} out a b t0 t1 cpu
-  start_server "$name" "$port" || { say "| $name | $n | $rate | (cannot run) | | | | | | |"; return; }
+  local name=$1 port=$2 n=$3 rate=$4 secs=$5 round=${6:-1} out a b t0 t1
+  local cpu closed live delivered per
+  start_server "$name" "$port" || {
+    say "| $name | $n | $rate | (cannot run) | | | | | | | | |"; return; }
   a=$(ticks "$SPID"); t0=$(date +%s.%N)
-  out=$(timeout $(( secs * 2 + 60 + n / 100 )) taskset -c 1 "$LOADGEN" chat -p "$port" -c "$n" \
-    --rate "$rate" -d "$secs" 2>"$OUT_DIR/$name.$rate.$n.err" | grep '^mode=' | tail -1)
+  out=$(timeout $(( secs * 2 + 60 + n / 100 )) taskset -c 1 "$LOADGEN" chat \
+    -p "$port" -c "$n" --rate "$rate" -d "$secs" \
+    2>"$OUT_DIR/$name.$rate.$n.err" | grep '^mode=' | tail -1)
   t1=$(date +%s.%N); b=$(ticks "$SPID")
   cpu=$(awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
     'BEGIN { printf "%.0f%%", 100 * (b - a) / hz / (t1 - t0) }')
+  live=$(field "$out" live) # coronet's load generator; the shared one: eof
+  closed=$([ -n "$live" ] && echo $(( n - live )) || field "$out" eof)
+  delivered=$(field "$out" delivered)
+  per=$(awk -v a="$a" -v b="$b" -v d="${delivered:-0}" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (d > 0) printf "%.0f", (b - a) / hz * 1e9 / d; else print "-" }')
   printf 'server=%s round=%s %s\n' "$name" "$round" "$out" >>"$OUT_DIR/raw.txt"
-  echo "$name $rate $(field "$out" p99_us) $(field "$out" lost)" >>"$OUT_DIR/runs.txt"
-  say "| $name | $n | $rate | $(field "$out" deliveries_s) | $(field "$out" lost) |" \
-    "$(field "$out" p50_us) | $(field "$out" p99_us) | $(field "$out" max_us) | $cpu | $round |"
+  echo "$name $rate $(field "$out" p99_us) $(field "$out" lost) ${closed:-0}" \
+    "${delivered:-0} $per" >>"$OUT_DIR/runs.txt"
+  say "| $name | $n | $rate | $(field "$out" deliveries_s) | $(field "$out" lost)" \
+    "| ${closed:-?} | $(field "$out" p50_us) | $(field "$out" p99_us)" \
+    "| $(field "$out" max_us) | $cpu | $per | $round |"
   stop_server
 }
 
-# summary: per rate and server, the median p99 over the rounds, the lost
-# deliveries of all rounds, and the median p99 over coronet's.
+# warm_up runs the first server once, unrecorded: the first run after the
+# build was often the slowest of all.
+warm_up() {
+  local s=${SERVERS%% *}
+  PORT=$(( PORT + 1 ))
+  start_server "$s" "$PORT" || return
+  timeout 60 taskset -c 1 "$LOADGEN" chat -p "$PORT" -c "$CLIENTS" \
+    --rate "${RATES%% *}" -d 1 >/dev/null 2>&1
+  stop_server
+}
+
+# summary: per rate and server over the rounds: the median p99, the lost
+# deliveries and the members the server closed, p99 over coronet's; then
+# the median server CPU per delivery (ns), which a busy machine disturbs
+# least.
 summary() {
   [ -s "$OUT_DIR/runs.txt" ] || return
-  say "### Over $REPEAT round(s): median p99, lost in all, p99 / coronet's"
+  say "### Over $REPEAT round(s): median p99, lost, closed; p99 / coronet's"
+  summary_table p99
+  say ""
+  say "### Over $REPEAT round(s): median server CPU per delivery (ns)"
+  summary_table cpu
+}
+
+# summary_table p99|cpu: one row per rate, one column per server
+summary_table() {
   say ""
   say "| lines/s | $(echo $SERVERS | sed 's/ / | /g') |"
   say "| ---: |$(for _ in $SERVERS; do printf ' ---: |'; done)"
   for rate in $RATES; do
-    say "| $rate |$(awk -v rate="$rate" -v servers="$SERVERS" '
-      function median(name,   n, i, j, t, v) {
+    say "| $rate |$(awk -v rate="$rate" -v servers="$SERVERS" -v what="$1" '
+      function median(name, col,   n, i, j, t, v) {
         n = 0
-        for (i = 1; i <= cnt[name]; i++) v[++n] = p99[name, i]
+        for (i = 1; i <= cnt[name]; i++)
+          if (val[name, i, col] != "-") v[++n] = val[name, i, col]
+        if (n == 0) return -1
         for (i = 2; i <= n; i++)
           for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
             t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
           }
         return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
       }
-      $2 == rate && $3 != "" { cnt[$1]++; p99[$1, cnt[$1]] = $3; lost[$1] += $4 }
+      $2 == rate {
+        c = ++cnt[$1]
+        # a run that delivered nothing has no latency
+        val[$1, c, 3] = $6 > 0 && $3 != "" ? $3 : "-"
+        val[$1, c, 7] = $7
+        lost[$1] += $4; closed[$1] += $5
+      }
       END {
         k = split(servers, s, " ")
-        base = cnt["coronet"] ? median("coronet") : 0
+        col = what == "cpu" ? 7 : 3
+        base = cnt["coronet"] ? median("coronet", col) : -1
         for (i = 1; i <= k; i++) {
-          if (!cnt[s[i]]) { printf " - |"; continue }
-          m = median(s[i])
-          printf " %.1f ms, %d lost", m / 1000, lost[s[i]]
+          m = cnt[s[i]] ? median(s[i], col) : -1
+          if (m < 0) { printf " - |"; continue }
+          if (what == "cpu") printf " %d", m
+          else {
+            printf " %.1f ms, %d lost", m / 1000, lost[s[i]]
+            if (closed[s[i]] > 0) printf ", %d closed", closed[s[i]]
+          }
           if (base > 0) printf " (%.2fx)", m / base
           printf " |"
         }
@@ -175,8 +219,9 @@ PORT=$(( 18000 + RANDOM % 1000 ))
 if [ "$SWEEP" = 1 ]; then
   say "## Capacity: $CLIENTS members, lines/s in total (each to $(( CLIENTS - 1 )) others)"
   say ""
-  say "| server | members | lines/s | deliveries/s | lost | p50 µs | p99 µs | max µs | server CPU (whole run) | round |"
-  say "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  say "| server | members | lines/s | deliveries/s | lost | closed | p50 µs | p99 µs | max µs | server CPU (whole run) | CPU ns / delivery | round |"
+  say "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  warm_up
   for round in $(seq "$REPEAT"); do
     for rate in $RATES; do
       for s in $SERVERS; do
@@ -192,8 +237,8 @@ fi
 if [ "$REACH" = 1 ]; then
   say "## Broadcast reach: $MEMBERS members, 5 lines/s; latency = time for a line to reach a member"
   say ""
-  say "| server | members | lines/s | deliveries/s | lost | p50 µs | p99 µs | max µs | server CPU (whole run) | round |"
-  say "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  say "| server | members | lines/s | deliveries/s | lost | closed | p50 µs | p99 µs | max µs | server CPU (whole run) | CPU ns / delivery | round |"
+  say "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for s in coronet-w2 go-p2; do
     case " $SERVERS " in *" $s "*) ;; *) continue ;; esac
     PORT=$(( PORT + 1 ))
