@@ -7,6 +7,7 @@
 #   bench/chat-sweep.sh --no-sweep --members 10000
 #   bench/chat-sweep.sh --servers "coronet coronet-w2" -d 3
 #   bench/chat-sweep.sh --repeat 3 -d 2 --no-reach   # a busy machine
+#   bench/chat-sweep.sh --summarize DIR --repeat 3   # DIR's tables again
 #
 # Sweep: 100 members (--clients), lines/s in total from 2000 to 40000
 # (--rates), every line due to the 99 others; deliveries per second,
@@ -22,8 +23,11 @@
 # so compare those two with each other, and read the CPU columns.
 # --repeat N runs the sweep N times, every server at a rate one after
 # the other (interleaved: a busy moment hits all alike), and ends with
-# the median p99 and the lost deliveries of each, and p99 as a ratio to
-# coronet's. Results: $OUT_DIR (/tmp/coronet-bench/chat-<time>/results.md).
+# the median p99, the lost deliveries and the members the server closed
+# (the old chat closes those it finds too slow; lost counts only the
+# deliveries due to members still connected), p99 as a ratio to
+# coronet's, and the median server CPU per delivery. Results: $OUT_DIR
+# (/tmp/coronet-bench/chat-<time>/results.md).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
@@ -34,7 +38,7 @@ CLIENTS=100
 MEMBERS=10000
 DURATION=5
 SERVERS="coronet coronet-old go coronet-w2 go-p2"
-SWEEP=1 REACH=1 REPEAT=1
+SWEEP=1 REACH=1 REPEAT=1 SUMMARIZE=
 OLD_REV=b2e895f # the chat of before the group rewrite
 die() { echo "chat-sweep: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -47,7 +51,8 @@ while [ $# -gt 0 ]; do
     --repeat) REPEAT=$2; shift ;;
     --no-sweep) SWEEP=0 ;;
     --no-reach) REACH=0 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    --summarize) SUMMARIZE=$2; shift ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
   shift
@@ -190,7 +195,7 @@ summary_table() {
       $2 == rate {
         c = ++cnt[$1]
         # a run that delivered nothing has no latency
-        val[$1, c, 3] = $6 > 0 && $3 != "" ? $3 : "-"
+        val[$1, c, 3] = $3 > 0 ? $3 : "-"
         val[$1, c, 7] = $7
         lost[$1] += $4; closed[$1] += $5
       }
@@ -212,6 +217,12 @@ summary_table() {
       }' "$OUT_DIR/runs.txt")"
   done
 }
+
+if [ -n "$SUMMARIZE" ]; then # the tables of an earlier run, to stdout
+  OUT_DIR=$SUMMARIZE RESULTS=/dev/null
+  summary
+  exit 0
+fi
 
 say "# chat: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs; load generator on CPU 1"
 say ""
