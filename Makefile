@@ -133,6 +133,9 @@ valgrind: $(BIN) $(CTESTS)
 run: $(BIN)
 	$(BIN) scripts/chat.lua --listen $(LISTEN) -- --web $(WEB)
 
+# Every workload beside the peers of ../shared/bench, the sub-benchmarks and
+# the echo chart (bench/README.md); QUICK=1 for a smoke run of everything,
+# WORKLOADS=echo,workers2 (or bench/run.sh -w) for some.
 bench: $(BIN)
 	bench/run.sh
 
@@ -181,7 +184,8 @@ help:
 	@echo "make valgrind   the core tests under valgrind"
 	@echo "make fuzz       libFuzzer harnesses, FUZZ_SECONDS=$(FUZZ_SECONDS) each"
 	@echo "make fuzz-merge add what fuzzing found to t/fuzz/corpus"
-	@echo "make bench      benchmarks against the peers in ../shared/bench"
+	@echo "make bench      benchmarks against the peers in ../shared/bench, the"
+	@echo "                sub-benchmarks and the echo chart (QUICK=1: a smoke run)"
 	@echo "make bench-million  100,000 idle connections over several processes"
 	@echo "                (MILLION=\"-n 1000000\" for the million)"
 	@echo "make soak       SOAK_SECONDS=$(SOAK_SECONDS) of mixed traffic and reloads"

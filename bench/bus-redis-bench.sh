@@ -10,61 +10,22 @@
 # Environment: CORONET, SERVER_CPU (0), LOADGEN_CPU (1), QUICK, ROUNDS (3),
 # BUS_N (messages flat out: 200000), BUS_RATE (steady: 10000/s for 3 s),
 # BUS_SIZE (64 bytes). Always exits 0; says so when it cannot run.
-set -u
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CORONET=${CORONET:-$ROOT/host/coronet}
-SERVER_CPU=${SERVER_CPU:-0}
-LOADGEN_CPU=${LOADGEN_CPU:-1}
-QUICK=${QUICK:-${BENCH_QUICK:-0}}
+NAME=bus-redis-bench
+. "$(dirname "$0")/redis-common.sh"
 if [ "$QUICK" = 1 ]; then ROUNDS=${ROUNDS:-1} BUS_N=${BUS_N:-20000}; fi
 ROUNDS=${ROUNDS:-3}
 BUS_N=${BUS_N:-200000}
 BUS_RATE=${BUS_RATE:-10000}
 BUS_SIZE=${BUS_SIZE:-64}
-REDIS_SERVER=$(command -v redis-server || true)
-
-if [ -z "$REDIS_SERVER" ]; then
-  echo "bus-redis-bench: redis-server is needed (Debian: redis-server)"
-  exit 0
-fi
-[ -x "$CORONET" ] || (cd "$ROOT" && make -s >/dev/null 2>&1) ||
-  { echo "bus-redis-bench: cannot build coronet"; exit 0; }
-
-DIR=$(mktemp -d /tmp/coronet-bus-bench.XXXXXX)
-SOCK=$DIR/redis.sock
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-PIN=0
-command -v taskset >/dev/null 2>&1 && [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] && PIN=1
-pin() {
-  local cpu=$1; shift
-  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
-}
-
-pin "$LOADGEN_CPU" "$REDIS_SERVER" --port 0 --unixsocket "$SOCK" --save "" \
-  --appendonly no --dir "$DIR" --loglevel warning >"$DIR/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do
-  [ "$(redis-cli -s "$SOCK" ping 2>/dev/null)" = PONG ] && break
-  sleep 0.05
-done
-[ "$(redis-cli -s "$SOCK" ping 2>/dev/null)" = PONG ] ||
-  { echo "bus-redis-bench: redis-server did not start"; exit 0; }
+start_redis "$LOADGEN_CPU"
 
 # run N RATE: one round; prints the subscriber's result line
 run() {
   local n=$1 rate=$2 topic=bench$RANDOM out=$DIR/sub.$$.out
   : >"$out"
-  pin "$SERVER_CPU" "$CORONET" -q --bus "unix:$SOCK" --run \
-    "$ROOT/bench/bus-redis.lua" sub "$topic" "$n" >"$out" 2>>"$DIR/err.log" &
-  local sub=$!
+  bg "$SERVER_CPU" "$out" "$CORONET" -q --bus "unix:$SOCK" --run \
+    "$ROOT/bench/bus-redis.lua" sub "$topic" "$n"
+  local sub=$LAST_PID
   for _ in $(seq 1 200); do
     grep -q ready "$out" &&
       [ "$(redis-cli -s "$SOCK" pubsub numsub "coronet:bus:0:$topic" | tail -1)" = 1 ] &&
@@ -78,12 +39,10 @@ run() {
   grep received= "$out"
 }
 
-field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
 
 echo "## coronet.bus between two processes through Redis"
 echo
-echo "redis-server $("$REDIS_SERVER" --version | awk '{ print $3 }' | sed 's/v=//'),"\
+echo "redis-server $(redis_version),"\
   "unix socket, on CPU $LOADGEN_CPU; publisher and subscriber processes on"\
   "CPU $SERVER_CPU; $BUS_SIZE-byte messages; median of $ROUNDS"
 echo

@@ -2,9 +2,9 @@
 # bench/chat-sweep.sh: chat capacity and broadcast reach, scripts/chat.lua
 # beside the Go chat peer (../shared/bench/peers/go_chat.go), in one run.
 #
-#   bench/chat-sweep.sh                        # the sweep, then the reach
-#   bench/chat-sweep.sh --rates "2000 10000" --no-reach
-#   bench/chat-sweep.sh --no-sweep --members 10000
+#   bench/chat-sweep.sh                        # the sweep
+#   bench/chat-sweep.sh --rates "2000 10000"
+#   bench/chat-sweep.sh --reach --no-sweep --members 10000
 #   bench/chat-sweep.sh --servers "coronet coronet-w2" -d 3
 #   bench/chat-sweep.sh --repeat 3 -d 2 --no-reach   # a busy machine
 #   bench/chat-sweep.sh --summarize DIR --repeat 3   # DIR's tables again
@@ -38,7 +38,8 @@ CLIENTS=100
 MEMBERS=10000
 DURATION=5
 SERVERS="coronet coronet-old go coronet-w2 go-p2"
-SWEEP=1 REACH=1 REPEAT=1 SUMMARIZE=
+SWEEP=1 REACH=0 REPEAT=1 SUMMARIZE= # the reach of make bench is bench/reach.sh
+if [ "${QUICK:-0}" = 1 ]; then RATES="2000 20000" DURATION=2; fi
 OLD_REV=b2e895f # the chat of before the group rewrite
 die() { echo "chat-sweep: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -52,6 +53,7 @@ while [ $# -gt 0 ]; do
     --no-sweep) SWEEP=0 ;;
     --no-reach) REACH=0 ;;
     --summarize) SUMMARIZE=$2; shift ;;
+    --reach) REACH=1 ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac

@@ -17,8 +17,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONNS=10000
 BEFORE=
 MODES=()
-BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench}
-OUT_DIR=${OUT_DIR:-$BUILD_DIR/memory-$(date +%Y%m%d-%H%M%S)}
+BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
+OUT_DIR=${OUT_DIR:-/tmp/coronet-bench/memory-$(date +%Y%m%d-%H%M%S)}
 die() { echo "conn-memory: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -31,12 +31,12 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ ${#MODES[@]} -gt 0 ] || MODES=(park read copy chat)
-mkdir -p "$OUT_DIR" "$BUILD_DIR/build" || die "cannot make $OUT_DIR"
+mkdir -p "$OUT_DIR" "$BUILD_DIR" || die "cannot make $OUT_DIR"
 make -C "$ROOT" -s >/dev/null || die "make failed"
 CORONET=$ROOT/host/coronet
-LOADGEN=$BUILD_DIR/build/loadgen-mem
-cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$LOADGEN" "$ROOT/bench/loadgen.c" ||
-  die "cannot build the load generator"
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
+LOADGEN=$(build_loadgen "$BUILD_DIR") || die "cannot build the load generator"
 RESULTS=$OUT_DIR/results.txt
 say() { echo "$*" | tee -a "$RESULTS"; }
 
@@ -47,21 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-stats() {
-  exec 4<>"/dev/tcp/${1%:*}/${1##*:}" || return 1
-  echo >&4
-  read -r -t 30 line <&4
-  exec 4>&-
-  echo "$line" | sed 's/lua_kib=\([0-9.]*\).*/\1/'
-}
-wait_for() {
-  local end=$(( $(date +%s) + $3 ))
-  while ! grep -q "$2" "$1" 2>/dev/null; do
-    [ "$(date +%s)" -lt "$end" ] || return 1
-    sleep 0.1
-  done
-}
+lua_kib() { stats "$1" | field lua_kib; }
 
 # measure NAME SCRIPT ARGS...: one server, CONNS idle connections
 measure() {
@@ -76,13 +62,13 @@ measure() {
   local ping=--no-ping; [ "$name" != copy ] || ping= # only copy echoes
   sleep 0.5
   local r0 l0 r1 l1
-  r0=$(rss_kib "$SPID"); l0=$(stats "$st")
+  r0=$(rss_kib "$SPID"); l0=$(lua_kib "$st")
   taskset -c 1 "$LOADGEN" idle -p "$port" -c "$CONNS" --hold 600 $ping -q \
     >"$OUT_DIR/$name.loadgen" 2>&1 &
   LPID=$!
   wait_for "$OUT_DIR/$name.loadgen" "^ready" 300 || { say "$name: load generator failed"; cleanup; return; }
   sleep 2
-  r1=$(rss_kib "$SPID"); l1=$(stats "$st")
+  r1=$(rss_kib "$SPID"); l1=$(lua_kib "$st")
   awk -v n="$name" -v r0="$r0" -v r1="$r1" -v l0="$l0" -v l1="$l1" -v c="$CONNS" \
     'BEGIN { printf "| %s | %.0f B | %.0f B | %.0f B |\n", n, (r1 - r0) * 1024 / c,
              (l1 - l0) * 1024 / c, ((r1 - r0) - (l1 - l0)) * 1024 / c }' | tee -a "$RESULTS"
@@ -97,7 +83,7 @@ for m in "${MODES[@]}"; do
   measure "$m" "$ROOT/bench/idle_server.lua" "$m"
 done
 if [ -n "$BEFORE" ]; then
-  d=$BUILD_DIR/build/before
+  d=$BUILD_DIR/before
   mkdir -p "$d/bench" "$d/scripts"
   cp "$ROOT/bench/idle_server.lua" "$d/bench/"
   git -C "$ROOT" show "$BEFORE:scripts/chat.lua" >"$d/scripts/chat.lua" ||

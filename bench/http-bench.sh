@@ -47,30 +47,16 @@ PORT=${HTTP_PORT_BASE:-$((17600 + $$ % 40 * 10))}
 . "$ROOT/bench/common.sh"
 trap cleanup EXIT
 
-# start NAME CMD...: starts a server pinned to SERVER_CPU; pid in LAST_PID.
+# start NAME CMD...: spawns a server on SERVER_CPU (pid in LAST_PID), its
+# errors to $BUILD_DIR/http-NAME.log.
 start() {
   local name=$1; shift
-  if [ "$PIN" = 1 ]; then
-    taskset -c "$SERVER_CPU" "$@" >/dev/null 2>>"$BUILD_DIR/http-$name.log" &
-  else
-    "$@" >/dev/null 2>>"$BUILD_DIR/http-$name.log" &
-  fi
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
+  spawn "$SERVER_CPU" "$@" >/dev/null 2>>"$BUILD_DIR/http-$name.log"
 }
 
 stop() {
   kill "$1" 2>/dev/null
   wait "$1" 2>/dev/null
-}
-
-wait_port() {
-  local i
-  for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
 }
 
 # proc_sum PID FILE AWK: the sum over PID and its children (nginx's

@@ -46,17 +46,11 @@ TICK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 . "$ROOT/bench/common.sh"
 trap 'cleanup; rm -f "$BUILD_DIR/io-bench-servers.$$.log"' EXIT
 
-# start CPU CMD... starts a server in the background; its pid in LAST_PID.
-# (taskset execs the command: $! is the server's own pid.)
+# start CPU CMD... spawns a server (pid in LAST_PID), its errors to the
+# servers' log.
 start() {
   local cpu=$1; shift
-  if [ "$PIN" = 1 ]; then
-    taskset -c "$cpu" "$@" >/dev/null 2>>"$BUILD_DIR/io-bench-servers.$$.log" &
-  else
-    "$@" >/dev/null 2>>"$BUILD_DIR/io-bench-servers.$$.log" &
-  fi
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
+  spawn "$cpu" "$@" >/dev/null 2>>"$BUILD_DIR/io-bench-servers.$$.log"
 }
 
 # port_block: sets PORT to the first of 6 ports nobody listens on (another
@@ -86,7 +80,6 @@ cpu_ticks() {
   awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
-field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 
 # -- Build ------------------------------------------------------------------
 mkdir -p "$BUILD_DIR" || exit 0

@@ -4,6 +4,7 @@
  *   loadgen echo -p PORT [-c CONNS] [-s SIZE] [-d SECS] [-w SECS]
  *   loadgen idle -p PORT [-c CONNS] [--hold SECS] [--no-ping]
  *   loadgen chat -p PORT [-c CLIENTS] [--rate LINES_PER_S] [-d SECS] [-w SECS]
+ *   loadgen reach -p PORT [-c CLIENTS] [--rate LINES_PER_S] [-d SECS] [-w SECS]
  *
  * echo: every connection sends one SIZE-byte message, waits until the same
  *   SIZE bytes came back (each chunk compared with what was sent), records
@@ -25,6 +26,11 @@
  *   other client once, in per-sender order. Reports deliveries per second,
  *   lost, duplicated and reordered deliveries, and latency from the
  *   scheduled send time (so a stalled sender shows up as latency).
+ * reach: CLIENTS join a chat room; client 0 says RATE lines per second; for
+ *   each line, the time until it reached half, 99% and all of the others
+ *   (the kernel's receive timestamps, so this one thread's own pace does
+ *   not count), and over the lines p50, p90 and max of "all"; the same
+ *   from this loop's read times (read_*) for comparison.
  *
  * Output: one line of key=value pairs on stdout (the last line), notes on
  * stderr. Exit status 0 when everything was delivered and verified, 1 when
@@ -56,7 +62,7 @@
 
 /* ------------------------------------------------------------ options */
 
-enum { M_ECHO, M_IDLE, M_CHAT };
+enum { M_ECHO, M_IDLE, M_CHAT, M_REACH };
 
 static struct {
     int mode;
@@ -92,6 +98,7 @@ static void usage(FILE *f) {
         "usage: loadgen echo -p PORT [-c CONNS] [-s SIZE] [-d SECS] [-w SECS]\n"
         "       loadgen idle -p PORT [-c CONNS] [--hold SECS] [--no-ping]\n"
         "       loadgen chat -p PORT [-c CLIENTS] [--rate N] [-d SECS] [-w SECS] [--drain SECS]\n"
+        "       loadgen reach -p PORT [-c CLIENTS] [--rate N] [-d SECS] [-w SECS] [--drain SECS]\n"
         "options:\n"
         "  -H, --host ADDR          IPv4 loopback address of the server (127.0.0.1)\n"
         "  -p, --port PORT          server port (required)\n"
@@ -106,8 +113,9 @@ static void usage(FILE *f) {
         "      --no-ping            idle: connect only, no round trip\n"
         "      --src-first N        bind connection i to 127.0.0.1 + N + i %% K\n"
         "      --src-count K        (spread over 127.0.0.0/8; default: no bind)\n"
-        "      --rate N             chat: lines per second, all clients together (2000)\n"
-        "      --drain S            chat: wait this long for late deliveries (3)\n"
+        "      --rate N             chat: lines per second, all clients together (2000);\n"
+        "                           reach: lines per second from client 0 (5)\n"
+        "      --drain S            chat, reach: wait this long for late deliveries (3)\n"
         "      --server-pid PID     also report the server's CPU%% and RSS over the window\n"
         "  -q, --quiet              no notes on stderr\n");
 }
@@ -585,35 +593,43 @@ static void chat_line(int i, char *line, size_t len, uint64_t t) {
     }
 }
 
-static void chat_readable(int i) {
+/* split_lines hands each complete line of the n bytes connection i just
+ * read (in rbuf) to fn, NUL-terminated and without its newline; a line
+ * cut by the end of the read waits in the connection's input buffer. */
+typedef void line_fn(int i, char *line, size_t len, uint64_t t);
+static void split_lines(int i, size_t n, uint64_t t, line_fn *fn) {
     conn_t *c = &cs[i];
-    ssize_t n = recv_some(i);
-    if (n == 0) return;
-    uint64_t t = now_ns();
     size_t start = 0;
-    for (size_t k = 0; k < (size_t)n; k++) {
+    for (size_t k = 0; k < n; k++) {
         if (rbuf[k] != '\n') continue;
         size_t part = k - start;
         if (c->inlen) {   /* the line began in an earlier read */
             size_t tot = c->inlen + part;
             if (tot < 8192) {
                 memcpy(c->in + c->inlen, rbuf + start, part);
-                chat_line(i, c->in, tot, t);
+                fn(i, c->in, tot, t);
             }
             c->inlen = 0;
         } else if (part < 8192) {
             char line[8192];
             memcpy(line, rbuf + start, part);
-            chat_line(i, line, part, t);
+            fn(i, line, part, t);
         }
         start = k + 1;
     }
-    size_t rest = (size_t)n - start;
+    size_t rest = n - start;
     if (rest) {
         if (c->inlen + rest < 8192) memcpy(c->in + c->inlen, rbuf + start, rest);
         c->inlen += rest;
         if (c->inlen >= 8192) c->inlen = 8191;   /* over-long: truncated, token kept */
     }
+}
+
+static int chat_writable(int i) { return chat_flush(i); }
+
+static void chat_readable(int i) {
+    ssize_t n = recv_some(i);
+    if (n > 0) split_lines(i, (size_t)n, now_ns(), chat_line);
 }
 
 /* ------------------------------------------------------------ main loop */
@@ -665,9 +681,12 @@ static int run_echo(void) {
     uint64_t t_begin = now_ns();
     uint64_t conn_deadline = t_begin + sec_ns(opt.connect_timeout);
     uint64_t connected_at = 0, prime_deadline = 0, warm_end = 0;
-    int primed = 0;
+    int primed = 0, started = 0;
 
-    /* connect and prime */
+    /* connect every connection, then prime: each does one round trip.
+     * (Echoing while others still connect would let the server fall
+     * behind on accepting: past its backlog the kernel drops handshakes,
+     * and those connections wait seconds for a retransmission.) */
     for (;;) {
         pump_connects();
         uint64_t t = now_ns();
@@ -687,13 +706,18 @@ static int run_echo(void) {
             connected_at = t;
             prime_deadline = t + sec_ns(opt.prime_timeout);
         }
+        if (connected_at && !started) {
+            started = 1;
+            for (int i = 0; i < opt.conns; i++)
+                if (cs[i].state == C_UP) echo_start(i, t);
+        }
         if (connected_at) {
             primed = 0;
             for (int i = 0; i < opt.conns; i++) primed += cs[i].done > 0;
             if (primed == n_up || t >= prime_deadline || stop_flag) break;
         }
         loop_once(ms_until(connected_at ? prime_deadline : conn_deadline, t, 50),
-                  echo_readable, echo_writable_first);
+                  echo_readable, connected_at ? echo_writable_first : NULL);
     }
     double connect_s = (double)(connected_at - t_begin) / 1e9;
     if (primed < n_up)
@@ -839,49 +863,48 @@ static int run_idle(void) {
     return (err.conn_fail || err.closed_by_peer || err.mismatch || (opt.ping && pinged < opt.conns)) ? 1 : 0;
 }
 
-/* chat: paced senders, every line checked at every other client */
-static int chat_writable(int i) {
-    return chat_flush(i);
-}
-
-static int run_chat(void) {
-    uint64_t t_begin = now_ns(), t;
-    uint64_t deadline = t_begin + sec_ns(opt.connect_timeout);
-    chat_sent_by = calloc((size_t)opt.conns, sizeof *chat_sent_by);
+/* room_join connects every client (with an input buffer each) and waits
+ * until the server has them all in the room: client 0 says "#SYNC#" (again
+ * every 200 ms, for late joiners) until every other client has seen it.
+ * 1 when every client did within --prime-timeout. */
+static int room_join(void (*readable)(int)) {
+    uint64_t deadline = now_ns() + sec_ns(opt.connect_timeout), t;
     for (int i = 0; i < opt.conns; i++) {
         cs[i].in = malloc(8192);
-        cs[i].next_from = calloc((size_t)opt.conns, sizeof(uint32_t));
-        if (!cs[i].in || !cs[i].next_from) { perror("malloc"); return 2; }
+        if (!cs[i].in) { perror("malloc"); exit(2); }
     }
     for (;;) {
         pump_connects();
         t = now_ns();
         if ((next_new >= opt.conns && n_connecting == 0) || t >= deadline || stop_flag) break;
-        loop_once(ms_until(deadline, t, 50), chat_readable, chat_writable);
+        loop_once(ms_until(deadline, t, 50), readable, chat_writable);
     }
     for (int i = 0; i < opt.conns; i++)
         if (cs[i].state == C_CONNECTING) { err.conn_fail++; conn_kill(i, "connect timeout"); }
-    /* membership sync: client 0 sends a marker line; when every other
-     * client has seen it, everyone has joined the room */
-    int sync_ok = 0;
-    if (cs[0].state == C_UP) {
-        out_append(&cs[0], "#SYNC#\n", 7);
-        chat_flush(0);
-        uint64_t sync_end = now_ns() + sec_ns(opt.prime_timeout);
-        uint64_t resend = now_ns() + 200000000ull;
-        while (!stop_flag && (t = now_ns()) < sync_end) {
-            int seen = 0;
-            for (int i = 1; i < opt.conns; i++) seen += cs[i].state == C_UP && cs[i].synced;
-            if (seen == n_up - 1) { sync_ok = 1; break; }
-            if (t >= resend && cs[0].state == C_UP) {   /* late joiners missed it */
-                out_append(&cs[0], "#SYNC#\n", 7);
-                chat_flush(0);
-                resend = t + 200000000ull;
-            }
-            loop_once(50, chat_readable, chat_writable);
+    uint64_t sync_end = now_ns() + sec_ns(opt.prime_timeout), resend = 0;
+    while (cs[0].state == C_UP && !stop_flag && (t = now_ns()) < sync_end) {
+        int seen = 0;
+        for (int i = 1; i < opt.conns; i++) seen += cs[i].state == C_UP && cs[i].synced;
+        if (seen == n_up - 1) return 1;
+        if (t >= resend && cs[0].state == C_UP) {
+            out_append(&cs[0], "#SYNC#\n", 7);
+            chat_flush(0);
+            resend = t + 200000000ull;
         }
+        loop_once(50, readable, chat_writable);
     }
-    if (!sync_ok) note("not every client saw the others join within %.0f s", opt.prime_timeout);
+    note("not every client saw the others join within %.0f s", opt.prime_timeout);
+    return 0;
+}
+
+static int run_chat(void) {
+    uint64_t t;
+    chat_sent_by = calloc((size_t)opt.conns, sizeof *chat_sent_by);
+    for (int i = 0; i < opt.conns; i++) {
+        cs[i].next_from = calloc((size_t)opt.conns, sizeof(uint32_t));
+        if (!cs[i].next_from) { perror("malloc"); return 2; }
+    }
+    int sync_ok = room_join(chat_readable);
 
     /* load: line k goes out at chat_t0 + k / rate, from client k % conns */
     chat_t0 = now_ns();
@@ -960,6 +983,195 @@ static int run_chat(void) {
     return (errors || lost || chat_dup || chat_reorder || !sync_ok) ? 1 : 0;
 }
 
+/* ------------------------------------------------------------ reach */
+/* Broadcast reach: client 0 says a line every 1/RATE s, "#RCH#<k>.<ns>#"
+ * with ns its CLOCK_REALTIME at the send; every other client notes when
+ * line k reached it. The time used is the kernel's receive timestamp
+ * (SO_TIMESTAMPNS: on loopback, when the server's write entered the
+ * client's socket), so this loop being busy with other clients does not
+ * count; the time this loop read the line is kept for comparison. */
+
+#define REACH_NONE UINT32_MAX
+static uint32_t *reach_k, *reach_u;   /* [line * conns + client]: µs after the send */
+static uint64_t reach_lines, reach_first, reach_got, reach_dup, reach_bad, reach_nostamp;
+static uint64_t reach_kstamp;   /* the current read's kernel timestamp, 0: none */
+
+static uint64_t real_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t reach_us(uint64_t t, uint64_t sent) {
+    uint64_t us = t > sent ? (t - sent) / 1000 : 0;
+    return us >= REACH_NONE ? REACH_NONE - 1 : (uint32_t)us;
+}
+
+static void reach_line(int i, char *line, size_t len, uint64_t t) {
+    line[len] = 0;
+    if (strstr(line, "#SYNC#")) { cs[i].synced = 1; return; }
+    char *tok = strstr(line, "#RCH#");
+    if (!tok) return;   /* welcome, joins */
+    unsigned long long k, ns;
+    if (sscanf(tok, "#RCH#%llu.%llu#", &k, &ns) != 2 || k >= reach_lines || i == 0) {
+        reach_bad++;
+        return;
+    }
+    size_t at = (size_t)k * (size_t)opt.conns + (size_t)i;
+    if (reach_k[at] != REACH_NONE) { reach_dup++; return; }
+    if (!reach_kstamp) reach_nostamp++;
+    reach_k[at] = reach_us(reach_kstamp ? reach_kstamp : t, ns);
+    reach_u[at] = reach_us(t, ns);
+    if (k >= reach_first) reach_got++;
+}
+
+/* reach_readable reads like recv_some, with the kernel's timestamp of the
+ * data (that of the last segment read) in reach_kstamp */
+static void reach_readable(int i) {
+    char ctl[CMSG_SPACE(sizeof(struct timespec))];
+    struct iovec iov = { .iov_base = rbuf, .iov_len = sizeof rbuf };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                        .msg_controllen = sizeof ctl };
+    ssize_t n = recvmsg(cs[i].fd, &m, 0);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        if (n == 0) err.eof++;
+        else if (fail_reason(errno)[0] == 'r') err.reset++;
+        else err.io_err++;
+        conn_kill(i, "recv");
+        return;
+    }
+    reach_kstamp = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        reach_kstamp = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    split_lines(i, (size_t)n, real_ns(), reach_line);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* q-quantile of n sorted values (nearest rank) */
+static uint32_t rank_q(const uint32_t *v, size_t n, double q) {
+    size_t r = (size_t)(q * (double)n + 0.999999);
+    return n ? v[(r ? r : 1) - 1] : REACH_NONE;
+}
+
+/* reach_stats: for each measured line, the time until half, 99% and all
+ * of the members had it, from table tab; then over the lines, the median
+ * of the first two and the p50, p90 and max of the third. Incomplete lines
+ * (a member never got it) count in half and 99% only; -1 is never. */
+static void reach_stats(const uint32_t *tab, uint64_t first, const char *pre) {
+    size_t m = (size_t)opt.conns - 1, nl = (size_t)(reach_lines - first), full = 0;
+    uint32_t *v = malloc(m * sizeof *v), *half = malloc(nl * sizeof *half),
+             *p99 = malloc(nl * sizeof *p99), *all = malloc(nl * sizeof *all);
+    if (!v || !half || !p99 || !all) { perror("malloc"); exit(2); }
+    for (size_t l = 0; l < nl; l++) {
+        memcpy(v, tab + (first + l) * (size_t)opt.conns + 1, m * sizeof *v);
+        qsort(v, m, sizeof *v, cmp_u32);
+        half[l] = rank_q(v, m, 0.5);
+        p99[l] = rank_q(v, m, 0.99);
+        if (v[m - 1] != REACH_NONE) all[full++] = v[m - 1];
+    }
+    qsort(half, nl, sizeof *half, cmp_u32);
+    qsort(p99, nl, sizeof *p99, cmp_u32);
+    qsort(all, full, sizeof *all, cmp_u32);
+    /* -1: never (the median line never reached half, or no line all) */
+    long long h = rank_q(half, nl, 0.5), q = rank_q(p99, nl, 0.5);
+    printf(" %shalf_us=%lld %sp99_us=%lld", pre, h == REACH_NONE ? -1 : h, pre,
+           q == REACH_NONE ? -1 : q);
+    printf(" %sall_p50_us=%lld %sall_p90_us=%lld %sall_max_us=%lld", pre,
+           full ? (long long)rank_q(all, full, 0.5) : -1, pre,
+           full ? (long long)rank_q(all, full, 0.9) : -1, pre,
+           full ? (long long)all[full - 1] : -1);
+    if (!*pre) printf(" complete_lines=%zu", full);
+    free(v), free(half), free(p99), free(all);
+}
+
+static int run_reach(void) {
+    uint64_t warm = (uint64_t)(opt.warmup * opt.rate + 0.5);
+    reach_first = warm;
+    reach_lines = warm + (uint64_t)(opt.duration * opt.rate + 0.5);
+    size_t cells = (size_t)reach_lines * (size_t)opt.conns;
+    if (reach_lines <= warm || cells > (16u << 20)) {
+        fprintf(stderr, "loadgen: reach wants 1 to %u lines x clients (rate x duration)\n",
+                16u << 20);
+        return 2;
+    }
+    reach_k = malloc(cells * sizeof *reach_k);
+    reach_u = malloc(cells * sizeof *reach_u);
+    if (!reach_k || !reach_u) { perror("malloc"); return 2; }
+    memset(reach_k, 0xff, cells * sizeof *reach_k);
+    memset(reach_u, 0xff, cells * sizeof *reach_u);
+    int sync_ok = room_join(reach_readable);
+    int one = 1, live = 0;
+    for (int i = 0; i < opt.conns; i++)
+        if (cs[i].state == C_UP &&
+            setsockopt(cs[i].fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0)
+            note("SO_TIMESTAMPNS: %s", strerror(errno));
+
+    /* line k at t0 + k / rate, from client 0; the first `warm` lines are
+     * not measured */
+    uint64_t t0 = now_ns(), t, k = 0, end;
+    double cpu0 = 0, scpu0 = -1;
+    cpustat_t k0, k1;
+    memset(&k0, 0, sizeof k0);
+    char line[128];
+    while (!stop_flag && k < reach_lines && cs[0].state == C_UP) {
+        uint64_t due = t0 + (uint64_t)((double)k * 1e9 / opt.rate);
+        if ((t = now_ns()) >= due) {
+            if (k == warm) {
+                cpu0 = self_cpu_s();
+                scpu0 = proc_cpu_s(opt.server_pid);
+                cpustat_read(&k0);
+                for (int i = 1; i < opt.conns; i++) live += cs[i].state == C_UP;
+            }
+            int len = snprintf(line, sizeof line, "reach #RCH#%llu.%llu#\n",
+                               (unsigned long long)k, (unsigned long long)real_ns());
+            if (out_append(&cs[0], line, (size_t)len) < 0) break;
+            chat_flush(0);
+            k++;
+            continue;
+        }
+        loop_once(ms_until(due, t, 20), reach_readable, chat_writable);
+    }
+    /* drain: until every live member has every measured line */
+    uint64_t want = (uint64_t)live * (reach_lines - warm), got;
+    end = now_ns() + sec_ns(opt.drain);
+    while ((got = reach_got) < want && !stop_flag && (t = now_ns()) < end)
+        loop_once(ms_until(end, t, 50), reach_readable, chat_writable);
+    double win = (double)(now_ns() - t0) / 1e9 - opt.warmup;
+    double cpu1 = self_cpu_s(), scpu1 = proc_cpu_s(opt.server_pid);
+    cpustat_read(&k1);
+    uint64_t lost = want > got ? want - got : 0;
+    printf("mode=reach clients=%d rate=%.1f lines=%llu warm_lines=%llu live=%d expected=%llu"
+           " delivered=%llu lost=%llu dup=%llu bad_token=%llu no_kstamp=%llu sync=%s",
+           opt.conns, opt.rate, (unsigned long long)(reach_lines - warm),
+           (unsigned long long)warm, live, (unsigned long long)want, (unsigned long long)got,
+           (unsigned long long)lost, (unsigned long long)reach_dup,
+           (unsigned long long)reach_bad, (unsigned long long)reach_nostamp,
+           sync_ok ? "ok" : "failed");
+    reach_stats(reach_k, warm, "");
+    reach_stats(reach_u, warm, "read_");
+    print_errors();
+    if (win > 0) {
+        printf(" lg_cpu_pct=%.0f", 100 * (cpu1 - cpu0) / win);
+        if (opt.server_pid > 0 && scpu0 >= 0 && scpu1 >= 0)
+            printf(" srv_cpu_pct=%.0f srv_rss_kib=%ld", 100 * (scpu1 - scpu0) / win,
+                   proc_rss_kib(opt.server_pid));
+        cpustat_print(&k0, &k1);
+    }
+    printf("\n");
+    fflush(stdout);
+    uint64_t errors = err.conn_fail + err.reset + err.eof + err.io_err;
+    return (errors || lost || reach_dup || !sync_ok || !live) ? 1 : 0;
+}
+
 /* ------------------------------------------------------------ main */
 
 static double num(const char *s, const char *what) {
@@ -980,6 +1192,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "echo")) opt.mode = M_ECHO;
     else if (!strcmp(argv[1], "idle")) opt.mode = M_IDLE;
     else if (!strcmp(argv[1], "chat")) opt.mode = M_CHAT;
+    else if (!strcmp(argv[1], "reach")) opt.mode = M_REACH, opt.rate = 5;
     else { usage(stderr); return 2; }
 
     enum { O_CT = 256, O_PT, O_CB, O_HOLD, O_NOPING, O_PID, O_RATE, O_DRAIN, O_SRCF,
@@ -1020,7 +1233,7 @@ int main(int argc, char **argv) {
     }
     if (optind < argc || opt.port <= 0 || opt.port > 65535 || opt.conns < 1 ||
         opt.conns > 1000000 || opt.size < 1 || opt.size > (64u << 20) ||
-        opt.connect_batch < 1 || (opt.mode == M_CHAT && (opt.conns < 2 || opt.rate <= 0)) ||
+        opt.connect_batch < 1 || (opt.mode >= M_CHAT && (opt.conns < 2 || opt.rate <= 0)) ||
         opt.src_first + opt.src_count > 0xfffffeu) {
         usage(stderr);
         return 2;
@@ -1071,7 +1284,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < opt.conns; i++) cs[i].fd = -1;
 
     if (opt.mode == M_IDLE) opt.size = 64;
-    int rc = opt.mode == M_ECHO ? run_echo() : opt.mode == M_IDLE ? run_idle() : run_chat();
+    int rc = opt.mode == M_ECHO   ? run_echo()
+             : opt.mode == M_IDLE ? run_idle()
+             : opt.mode == M_CHAT ? run_chat()
+                                  : run_reach();
     for (int i = 0; i < opt.conns; i++)
         if (cs[i].fd >= 0) close(cs[i].fd);
     return rc;

@@ -28,8 +28,8 @@ PORT=17000
 HOLD=600
 SERVER_CPU=0
 LOADGEN_CPU=1
-BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench}
-OUT_DIR=${OUT_DIR:-$BUILD_DIR/million-$(date +%Y%m%d-%H%M%S)}
+BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
+OUT_DIR=${OUT_DIR:-/tmp/coronet-bench/million-$(date +%Y%m%d-%H%M%S)}
 
 die() { echo "million: $*" >&2; exit 2; }
 
@@ -91,10 +91,10 @@ say "plan: $CONNS connections, $SERVERS coronet processes on 127.0.0.1:$PORT" \
 
 make -C "$ROOT" -s >/dev/null || die "make failed"
 CORONET=$ROOT/host/coronet
-LOADGEN=$BUILD_DIR/build/loadgen-million
-mkdir -p "$BUILD_DIR/build"
-cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$LOADGEN" "$ROOT/bench/loadgen.c" ||
-  die "cannot build the load generator"
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
+mkdir -p "$BUILD_DIR"
+LOADGEN=$(build_loadgen "$BUILD_DIR") || die "cannot build the load generator"
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   die "127.0.0.1:$PORT is in use: pick another with -p"
 fi
@@ -113,27 +113,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 now() { date +%s.%N; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 slab_kib() { awk '/^Slab/ {print $2}' /proc/meminfo; }
-
-# wait_for FILE PATTERN SECS: until FILE has a line matching PATTERN
-wait_for() {
-  local end=$(( $(date +%s) + $3 ))
-  while ! grep -q "$2" "$1" 2>/dev/null; do
-    [ "$(date +%s)" -lt "$end" ] || return 1
-    sleep 0.1
-  done
-}
-
-# stats ADDR -> the stats line of one server
-stats() {
-  local host=${1%:*} port=${1##*:} line
-  exec 4<>"/dev/tcp/$host/$port" || return 1
-  echo >&4
-  read -r -t 30 line <&4
-  exec 4>&-
-  echo "$line"
-}
 
 servers_rss() { local s=0 p; for p in "${SPIDS[@]}"; do s=$(( s + $(rss_kib "$p") )); done; echo $s; }
 

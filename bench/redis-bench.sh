@@ -11,55 +11,16 @@
 # Environment: CORONET, SERVER_CPU (0), LOADGEN_CPU (1), QUICK, ROUNDS (3),
 # REDIS_N (commands per run at depth 1: 50000; deeper runs do 10x),
 # DEPTHS ("1 16 128"). Always exits 0; says so when it cannot run.
-set -u
-
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-CORONET=${CORONET:-$ROOT/host/coronet}
-SERVER_CPU=${SERVER_CPU:-0}
-LOADGEN_CPU=${LOADGEN_CPU:-1}
-QUICK=${QUICK:-${BENCH_QUICK:-0}}
+NAME=redis-bench
+. "$(dirname "$0")/redis-common.sh"
 if [ "$QUICK" = 1 ]; then ROUNDS=${ROUNDS:-1} REDIS_N=${REDIS_N:-10000}; fi
 ROUNDS=${ROUNDS:-3}
 REDIS_N=${REDIS_N:-50000}
 DEPTHS=${DEPTHS:-"1 16 128"}
-REDIS_SERVER=$(command -v redis-server || true)
 REDIS_BENCHMARK=$(command -v redis-benchmark || true)
-
-if [ -z "$REDIS_SERVER" ] || [ -z "$REDIS_BENCHMARK" ]; then
-  echo "redis-bench: redis-server and redis-benchmark are needed (Debian: redis-server, redis-tools)"
-  exit 0
-fi
-[ -x "$CORONET" ] || (cd "$ROOT" && make -s >/dev/null 2>&1) ||
-  { echo "redis-bench: cannot build coronet"; exit 0; }
-
-DIR=$(mktemp -d /tmp/coronet-redis-bench.XXXXXX)
-SOCK=$DIR/redis.sock
-SERVER_PID=
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-PIN=0
-command -v taskset >/dev/null 2>&1 && [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ] && PIN=1
-pin() {
-  local cpu=$1; shift
-  if [ "$PIN" = 1 ]; then taskset -c "$cpu" "$@"; else "$@"; fi
-}
-
-pin "$SERVER_CPU" "$REDIS_SERVER" --port 0 --unixsocket "$SOCK" --save "" \
-  --appendonly no --dir "$DIR" --loglevel warning >"$DIR/redis.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-  [ "$(redis-cli -s "$SOCK" ping 2>/dev/null)" = PONG ] && break
-  sleep 0.05
-done
-[ "$(redis-cli -s "$SOCK" ping 2>/dev/null)" = PONG ] ||
-  { echo "redis-bench: redis-server did not start"; cat "$DIR/redis.log"; exit 0; }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+[ -n "$REDIS_BENCHMARK" ] ||
+  { echo "redis-bench: redis-benchmark is needed (Debian: redis-tools)"; exit 0; }
+start_redis "$SERVER_CPU"
 
 # rb CMD N DEPTH: redis-benchmark's requests/s
 rb() {
@@ -76,7 +37,7 @@ cn() {
 
 echo "## coronet.redis vs redis-benchmark (one connection, commands/s)"
 echo
-echo "redis-server $("$REDIS_SERVER" --version | awk '{ print $3 }' | sed 's/v=//'),"\
+echo "redis-server $(redis_version),"\
   "unix socket; server on CPU $SERVER_CPU, client on CPU $LOADGEN_CPU;" \
   "median of $ROUNDS"
 echo

@@ -86,6 +86,7 @@ function bottleneck(s, w,   cs, cl) {
 BEGIN {
     SCPU = ENVIRON["SERVER_CPU"] + 0; LCPU = ENVIRON["LOADGEN_CPU"] + 0
     DIST = (ENVIRON["DISTURBED"] != "") ? ENVIRON["DISTURBED"] + 0 : 15
+    W2P99 = (ENVIRON["W2_CHAT_P99"] != "") ? ENVIRON["W2_CHAT_P99"] + 0 : 100
     nconn = split(ENVIRON["ECHO_CONNS"], conns, " ")
     for (i = 1; i <= nconn; i++) { wl[i] = "echo_c" conns[i]; wsize[wl[i]] = ENVIRON["ECHO_SIZE"]; wconns[wl[i]] = conns[i] }
     wl[++nconn] = "bulk"; wsize["bulk"] = ENVIRON["BULK_SIZE"]; wconns["bulk"] = ENVIRON["BULK_CONNS"]
@@ -117,7 +118,7 @@ FILENAME ~ /notes\.txt$/ { if ($0 != "") note($0); next }
     if (kv["lost"] + 0 > 0) prob = prob "; " kv["lost"] " of " kv["expected"] " deliveries missing after the drain"
     if (kv["dup"] + 0 > 0) prob = prob "; " kv["dup"] " duplicated deliveries"
     if (kv["reorder"] + 0 > 0) prob = prob "; " kv["reorder"] " out-of-order deliveries"
-    if (("sync" in kv) && kv["sync"] != "ok") prob = prob "; not every chat client was in the room before the load"
+    if (("sync" in kv) && kv["sync"] != "ok") { prob = prob "; not every chat client was in the room before the load"; badsync[s, w] = 1 }
     if (w == "idle" && st != "ok") prob = prob "; " st ": " kv["pinged"] " of " kv["conns"] " connections echoed" (st == "server-died" ? " before the server died" : "")
     if (kv["closed_by_peer"] + 0 > 0) prob = prob "; server closed " kv["closed_by_peer"] " idle connections"
     if (prob != "") { note(s " " w " round " r ": " substr(prob, 3)); flagged[s, w] = 1 }
@@ -129,6 +130,82 @@ FILENAME ~ /notes\.txt$/ { if ($0 != "") note($0); next }
     }
     nround[s, w]++
     if (!((s, w) in firstseen)) { firstseen[s, w] = 1; sw[++nsw] = s SUBSEP w }
+    if (w ~ /^w2_/ && !(w in w2seen)) { w2seen[w] = 1; w2list[++nw2] = w }
+}
+
+# workers2: who ran where
+function w2name(s,   both, one) {
+    both = " (CPUs " SCPU "," LCPU ")"; one = " (CPU " SCPU ")"
+    if (s == "coronet_w2") return "**coronet --workers 2**" both
+    if (s == "coronet_chat_w2") return "**coronet chat --workers 2**" both
+    if (s == "coronet") return "coronet, 1 worker" one
+    if (s == "coronet_chat") return "coronet chat, 1 worker" one
+    if (s == "go_p2") return "Go, GOMAXPROCS=2" both
+    if (s == "go_chat_p2") return "Go chat, GOMAXPROCS=2" both
+    if (s == "go") return "Go, GOMAXPROCS=1" one
+    if (s == "go_chat") return "Go chat, GOMAXPROCS=1" one
+    return s
+}
+# the marks of a cell: ! a run had a problem, ~ every round was disturbed
+function marks(s, w) {
+    return (((s, w) in flagged) ? " !" : "") ((((s, w) in ndist) && !((s, w) in hasclean)) ? " ~" : "")
+}
+function w2_echo_table(w,   i, s, m, cor) {
+    printf "#### Echo, %s-byte ping-pong, %s connections\n\n", ENVIRON["ECHO_SIZE"], substr(w, 10)
+    cor = median("coronet_w2", w, "msgs_s")
+    printf "| server | msgs/s | coronet ×2 ÷ server | p50 | p99 | spread | errors | server CPU | loadgen CPU | CPU%d busy | CPU%d busy | others |\n", SCPU, LCPU
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (i = 1; i <= nserv[w]; i++) {
+        s = order[w, i]
+        m = median(s, w, "msgs_s")
+        if (m == "") { printf "| %s | failed | | | | | | | | | | |\n", w2name(s); continue }
+        printf "| %s | %s%s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", w2name(s),
+            rate(m), marks(s, w), ratio(cor, m), us(median(s, w, "p50_us")),
+            us(median(s, w, "p99_us")), spread(s, w, "msgs_s"), sum(s, w, "errors") + sum(s, w, "starved"),
+            pct(median(s, w, "srv_cpu_pct")), pct(median(s, w, "lg_cpu_pct")),
+            pct(median(s, w, "cpu" SCPU "_busy_pct")), pct(median(s, w, "cpu" LCPU "_busy_pct")),
+            pct(median(s, w, "others_pct"))
+    }
+    print ""
+}
+# a chat rate is kept up with: nothing lost, every client synced, p99 <= W2P99 ms
+function kept_up(s, w,   p) {
+    p = median(s, w, "p99_us")
+    return p != "" && sum(s, w, "lost") == 0 && !((s, w) in badsync) && p <= W2P99 * 1000
+}
+function w2_chat_table(   j, i, w, s, m, cor, r, best, bestd, names, nn, seen2) {
+    printf "#### Chat, %s members: capacity\n\n", ENVIRON["CHAT_CLIENTS"]
+    print "Each rate is a separate load (lines/s in total, each line to the other " (ENVIRON["CHAT_CLIENTS"] - 1) " members). *Kept up*: nothing"
+    print "lost and p99 ≤ " W2P99 " ms. Server CPU over the whole load generator run (sync, load, drain)."
+    print ""
+    print "| lines/s | server | deliveries/s | coronet ×2 ÷ server | lost | p50 | p99 | max | server CPU | loadgen CPU | kept up |"
+    print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    for (j = 1; j <= nw2; j++) {
+        w = w2list[j]
+        if (w !~ /^w2_chat_r/) continue
+        r = substr(w, 10) + 0
+        cor = median("coronet_chat_w2", w, "deliveries_s")
+        for (i = 1; i <= nserv[w]; i++) {
+            s = order[w, i]
+            if (!(s in seen2)) { seen2[s] = 1; names[++nn] = s }
+            m = median(s, w, "deliveries_s")
+            if (m == "") { printf "| %d | %s | failed | | | | | | | | |\n", r, w2name(s); continue }
+            printf "| %d | %s | %s%s | %s | %d | %s | %s | %s | %s | %s | %s |\n", r, w2name(s), rate(m),
+                marks(s, w), ratio(cor, m), sum(s, w, "lost"), us(median(s, w, "p50_us")),
+                us(median(s, w, "p99_us")), us(median(s, w, "max_us")), pct(median(s, w, "srv_cpu_pct")),
+                pct(median(s, w, "lg_cpu_pct")), kept_up(s, w) ? "yes" : "**no**"
+            if (kept_up(s, w) && r > best[s]) { best[s] = r; bestd[s] = m }
+        }
+    }
+    print ""
+    print "Highest rate kept up with, of those tried:"
+    print ""
+    for (i = 1; i <= nn; i++) {
+        s = names[i]
+        if (s in best) printf "- %s: %d lines/s (%s deliveries/s)\n", w2name(s), best[s], rate(bestd[s])
+        else printf "- %s: none of the rates tried\n", w2name(s)
+    }
+    print ""
 }
 
 function echo_table(w,   i, s, c, m, bulk, cor) {
@@ -141,9 +218,7 @@ function echo_table(w,   i, s, c, m, bulk, cor) {
         s = order[w, i]
         m = median(s, w, bulk ? "MiB_s" : "msgs_s")
         if (m == "") { printf "| %s | failed | – | – | – | – | – | – | – | – | – | – | – | – | – |\n", s; continue }
-        c = bulk ? sprintf("%.0f (%s)", m, rate(median(s, w, "msgs_s"))) : rate(m)
-        if ((s, w) in flagged) c = c " !"
-        if (((s, w) in ndist) && !((s, w) in hasclean)) c = c " ~"
+        c = (bulk ? sprintf("%.0f (%s)", m, rate(median(s, w, "msgs_s"))) : rate(m)) marks(s, w)
         printf "| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", (s == "coronet" ? "**coronet**" : s), c,
             (s == "coronet") ? "1.00×" : ratio(cor, m), us(median(s, w, "p50_us")), us(median(s, w, "p99_us")),
             us(median(s, w, "max_us")), spread(s, w, bulk ? "MiB_s" : "msgs_s"), sum(s, w, "errors") + sum(s, w, "starved"),
@@ -214,7 +289,7 @@ END {
             m = median(s, "chat", "deliveries_s")
             if (m == "") { printf "| %s | failed | | | | | | | | | | | |\n", s; continue }
             printf "| %s | %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", (s == "coronet_chat" ? "**coronet_chat**" : s),
-                rate(median(s, "chat", "sent_s")), rate(m) ((s, "chat") in flagged ? " !" : "") (((s, "chat") in ndist) && !((s, "chat") in hasclean) ? " ~" : ""),
+                rate(median(s, "chat", "sent_s")), rate(m) marks(s, "chat"),
                 (s == "coronet_chat") ? "1.00×" : ratio(cor, m), sum(s, "chat", "lost"), sum(s, "chat", "dup"),
                 us(median(s, "chat", "p50_us")), us(median(s, "chat", "p99_us")), us(median(s, "chat", "max_us")),
                 pct(median(s, "chat", "srv_cpu_pct")), pct(median(s, "chat", "lg_cpu_pct")), pct(median(s, "chat", "others_pct")), bottleneck(s, "chat")
@@ -224,6 +299,19 @@ END {
             }
         }
         print ""
+    }
+
+    # two workers
+    if (nw2 > 0) {
+        print "### Two workers"
+        print ""
+        print "coronet with `--workers 2` and Go at GOMAXPROCS=2 run on both CPUs (" SCPU " and " LCPU "), so they share CPU " LCPU " with the"
+        print "load generator; coronet with one worker and Go at GOMAXPROCS=1 are pinned to CPU " SCPU " as elsewhere. On this"
+        print "machine two workers can only gain what the load generator leaves of the second core: read the CPU columns"
+        print "(server and loadgen CPU: % of one core, a two-core server can reach 200%)."
+        print ""
+        for (j = 1; j <= nw2; j++) if (w2list[j] ~ /^w2_echo_c/) w2_echo_table(w2list[j])
+        for (j = 1; j <= nw2; j++) if (w2list[j] ~ /^w2_chat_r/) { w2_chat_table(); break }
     }
 
     # the summary: coronet ÷ each peer
@@ -279,4 +367,30 @@ END {
         for (i = 1; i <= nnotes; i++) print "- " notes[i]
         print ""
     }
+    if (ENVIRON["CHART_DATA"] != "") chart_data(ENVIRON["CHART_DATA"])
+}
+
+# chart_data: the echo sweep for bench/chart.sh, one block per server
+# (blocks apart by two blank lines, gnuplot's "index"): a header line
+# "conns NAME p50_us p99_us", then one line per connection count with the
+# medians; NaN where the server failed or the run had a problem (! cells)
+function chart_data(f,   j, i, s, w, m, ns, names, seen3) {
+    for (j = 1; j <= nconn; j++) {
+        w = wl[j]
+        if (w !~ /^echo_c/) continue
+        for (i = 1; i <= nserv[w]; i++) if (!(order[w, i] in seen3)) { seen3[order[w, i]] = 1; names[++ns] = order[w, i] }
+    }
+    for (i = 1; i <= ns; i++) {
+        s = names[i]
+        if (i > 1) printf "\n\n" > f
+        printf "conns %s p50_us p99_us\n", s > f
+        for (j = 1; j <= nconn; j++) {
+            w = wl[j]
+            if (w !~ /^echo_c/) continue
+            m = median(s, w, "msgs_s")
+            if (m == "" || ((s, w) in flagged)) printf "%s NaN NaN NaN\n", wconns[w] > f
+            else printf "%s %s %s %s\n", wconns[w], m, median(s, w, "p50_us"), median(s, w, "p99_us") > f
+        }
+    }
+    close(f)
 }

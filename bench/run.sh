@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # bench/run.sh - coronet's benchmark (`make bench`). Runs coronet and, in the
 # same run, the peer servers of ../shared/bench (C libuv, Go, Node, luv,
-# Copas, cqueues) under the same loads: echo ping-pong at 1, 100 and 2000
-# connections, 16 KiB echo, idle memory at 10000 connections, and chat
-# fan-out. Server pinned to one CPU, load generator to another. Prints
-# markdown tables with absolute numbers and coronet/peer ratios and saves
-# everything under $OUT_DIR/results-<time>/. bench/README.md explains the
-# numbers; `bench/run.sh --help` lists the options.
+# Copas, cqueues) under the same loads: echo ping-pong from 1 to 10000
+# connections, 16 KiB echo, idle memory at 10000 connections, chat
+# fan-out, and two workers against one and against Go on two cores. Server
+# pinned to one CPU, load generator to another. Then the sub-benchmarks
+# (bench/*-bench.sh, chat-sweep.sh, reach.sh, conn-memory.sh, million.sh),
+# each bounded in time; one that fails is noted and the others go on.
+# Prints markdown tables with absolute numbers and coronet/peer ratios,
+# draws the echo chart (bench/chart.sh) and saves everything under
+# $OUT_DIR/results-<time>/. bench/README.md explains the numbers;
+# `bench/run.sh --help` lists the options.
 set -u -o pipefail
 
 # NAME=VALUE arguments set the environment variables below (make style)
@@ -22,12 +26,13 @@ SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 OUT_DIR=${OUT_DIR:-/tmp/coronet-bench}
 BUILD_DIR=${BUILD_DIR:-$OUT_DIR/build}
 CORONET=${CORONET:-$ROOT/host/coronet}
-WORKLOADS=${WORKLOADS:-echo,bulk,idle,chat,io,tasks,tls,redis,http}
+ALL_WORKLOADS=echo,bulk,idle,chat,workers2,io,tasks,tls,redis,http,chat-sweep,reach,conn-memory,million
+WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
 PEERS=${PEERS:-default}
 REPEAT=${REPEAT:-2}
 DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-1}
-ECHO_CONNS=${ECHO_CONNS:-"1 100 2000"}
+ECHO_CONNS=${ECHO_CONNS:-"1 10 100 1000 2000 10000"}
 ECHO_SIZE=${ECHO_SIZE:-64}
 BULK_CONNS=${BULK_CONNS:-50}
 BULK_SIZE=${BULK_SIZE:-16384}
@@ -35,15 +40,20 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 CHAT_CLIENTS=${CHAT_CLIENTS:-100}
 CHAT_RATE=${CHAT_RATE:-2000}
 CHAT_LOADGEN=${CHAT_LOADGEN:-auto}      # auto (shared if present), shared, own
+W2_CONNS=${W2_CONNS:-"100 2000"}        # workers2: echo connections
+W2_CHAT_RATES=${W2_CHAT_RATES:-"10000 20000 40000"}   # workers2: chat lines/s
+W2_CHAT_P99=${W2_CHAT_P99:-100}         # ms: a chat rate is kept up with at p99 <= this, 0 lost
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 PORT_BASE=${PORT_BASE:-17300}
 PRIME_TIMEOUT=${PRIME_TIMEOUT:-5}
-SUB_TIMEOUT=${SUB_TIMEOUT:-120}         # seconds for io-bench.sh / tasks-bench.sh each
+SUB_TIMEOUT=${SUB_TIMEOUT:-}            # seconds for each sub-benchmark (default: its own, sub_timeout)
+MILLION_CONNS=${MILLION_CONNS:-100000}  # million: idle connections (QUICK: 20000)
+MEMORY_CONNS=${MEMORY_CONNS:-10000}     # conn-memory: idle connections (QUICK: 2000)
 DISTURBED=${DISTURBED:-15}              # others_pct from which a load counts as disturbed
 RETRIES=${RETRIES:-24}                  # extra rounds for disturbed loads, in all
 QUIET_LEFT=${QUIET_WAIT:-60}            # seconds to wait for other programs to calm down, in all
-TIME_BUDGET=${TIME_BUDGET:-570}         # seconds: past this share, no more retries or waits
+TIME_BUDGET=${TIME_BUDGET:-1500}        # seconds: past 2/3 of it, no more retries or quiet waits
 BENCH_INSTALL=${BENCH_INSTALL:-1}       # 1: apt-get missing peer runtimes when root
 QUICK=${QUICK:-${BENCH_QUICK:-0}}
 
@@ -53,13 +63,21 @@ QUICK_PEERS=c_libuv,go,go_chat
 usage() {
     cat <<EOF
 usage: bench/run.sh [options]          (make bench runs it with no options)
-  --quick               2 s loads, one round, peers $QUICK_PEERS (~2 min)
-  -w, --workloads LIST  comma list of: echo,bulk,idle,chat,io,tasks,tls,redis,
-                        http (echo = 64 B at ECHO_CONNS; bulk = 16 KiB; io,
-                        tasks, tls, redis, http = bench/io-bench.sh,
-                        bench/tasks-bench.sh, bench/tls-bench.sh,
-                        bench/redis-bench.sh + bus-redis-bench.sh,
-                        bench/http-bench.sh when present)
+  --quick               2 s loads, one round, peers $QUICK_PEERS, smaller
+                        sub-benchmarks: a smoke run of everything
+  -w, --workloads LIST  comma list of (default: all):
+                        echo      64 B ping-pong at ECHO_CONNS connections
+                        bulk      16 KiB ping-pong
+                        idle      memory per idle connection
+                        chat      chat fan-out, 100 members
+                        workers2  echo at W2_CONNS and chat at W2_CHAT_RATES:
+                                  --workers 2 and 1, Go at GOMAXPROCS 2 and 1
+                        io tasks tls redis http: bench/io-bench.sh,
+                                  tasks-bench.sh, tls-bench.sh, redis-bench.sh
+                                  + bus-redis-bench.sh, http-bench.sh
+                        chat-sweep reach conn-memory million:
+                                  bench/chat-sweep.sh, reach.sh,
+                                  conn-memory.sh, million.sh
   -p, --peers LIST      peers beside coronet: comma list, 'default', 'all' or
                         'none' (coronet alone). Names: $DEFAULT_PEERS
   -d, --duration S      measured seconds per load (default $DURATION)
@@ -70,9 +88,12 @@ usage: bench/run.sh [options]          (make bench runs it with no options)
 Environment (or NAME=VALUE arguments): OUT_DIR (/tmp/coronet-bench), BUILD_DIR, RESULTS_DIR, CORONET,
 SHARED_BENCH (../shared/bench), WARMUP ($WARMUP), ECHO_CONNS ("$ECHO_CONNS"),
 ECHO_SIZE, BULK_CONNS ($BULK_CONNS), BULK_SIZE, IDLE_CONNS ($IDLE_CONNS),
-CHAT_CLIENTS, CHAT_RATE, CHAT_LOADGEN (auto|shared|own), SERVER_CPU (0),
-LOADGEN_CPU (1), PORT_BASE, SUB_TIMEOUT, QUICK=1 (same as --quick, e.g.
-'make bench QUICK=1'), BENCH_INSTALL=0.
+CHAT_CLIENTS, CHAT_RATE, CHAT_LOADGEN (auto|shared|own), W2_CONNS
+("$W2_CONNS"), W2_CHAT_RATES ("$W2_CHAT_RATES"), W2_CHAT_P99 ($W2_CHAT_P99 ms),
+MILLION_CONNS ($MILLION_CONNS), MEMORY_CONNS ($MEMORY_CONNS), SERVER_CPU (0),
+LOADGEN_CPU (1), PORT_BASE, SUB_TIMEOUT (seconds for each sub-benchmark,
+default its own), QUICK=1 (same as --quick, e.g. 'make bench QUICK=1'),
+BENCH_INSTALL=0.
 EOF
 }
 
@@ -94,6 +115,9 @@ if [ "$QUICK" = 1 ]; then
     DURATION=${QUICK_DURATION:-2}; WARMUP=0.5; REPEAT=1
     [ "$PEERS" = default ] && PEERS=$QUICK_PEERS
     IDLE_CONNS=${QUICK_IDLE_CONNS:-$IDLE_CONNS}
+    W2_CHAT_RATES=${QUICK_W2_CHAT_RATES:-20000}
+    MILLION_CONNS=${QUICK_MILLION_CONNS:-20000}
+    MEMORY_CONNS=${QUICK_MEMORY_CONNS:-2000}
 fi
 [ "$PEERS" = default ] && PEERS=$DEFAULT_PEERS
 [ "$PEERS" = all ] && PEERS=$DEFAULT_PEERS
@@ -119,6 +143,9 @@ if [ ! -x "$LOADGEN" ] || [ "$BENCH/loadgen.c" -nt "$LOADGEN" ]; then
 fi
 
 NOTES=()
+for w in ${WORKLOADS//,/ }; do
+    has "$ALL_WORKLOADS" "$w" || NOTES+=("unknown workload '$w' ignored (known: $ALL_WORKLOADS)")
+done
 HAVE_SHARED=0
 [ -d "$SHARED/peers" ] && HAVE_SHARED=1
 if [ "$HAVE_SHARED" = 0 ] && [ -n "$PEERS" ]; then
@@ -175,13 +202,19 @@ if [ -n "$PEERS" ]; then
 fi
 
 # ---------------------------------------------------------------- servers
-# name|kind|command   kind: echo (echo, bulk, idle), idle (idle only), chat.
+# name|kind|command   kind: echo (echo, bulk, idle), idle (idle only), chat,
+# echo2 and chat2 (two cores: the workers2 workload only, pinned to both
+# SERVER_CPU and LOADGEN_CPU; the others are pinned to SERVER_CPU).
 # %PORT% is replaced by the port. Every command is exec'd, so the PID we
 # hold is the server's own (its CPU time and RSS are read from /proc).
 Q_ROOT=$(printf %q "$ROOT"); Q_SH=$(printf %q "$SHARED"); Q_B=$(printf %q "$BUILD_DIR")
 Q_CN=$(printf %q "$CORONET")
 SERVERS="coronet|echo|$Q_CN $Q_ROOT/scripts/echo.lua --listen 127.0.0.1:%PORT%
 coronet_chat|chat|$Q_CN $Q_ROOT/scripts/chat.lua --listen 127.0.0.1:%PORT%
+coronet_w2|echo2|$Q_CN $Q_ROOT/scripts/echo.lua --workers 2 --listen 127.0.0.1:%PORT%
+coronet_chat_w2|chat2|$Q_CN $Q_ROOT/scripts/chat.lua --workers 2 --listen 127.0.0.1:%PORT%
+go_p2|echo2|GOMAXPROCS=2 $Q_B/go_echo %PORT%
+go_chat_p2|chat2|GOMAXPROCS=2 $Q_B/go_chat %PORT%
 c_libuv|echo|$Q_B/c_libuv_echo %PORT%
 go|echo|GOMAXPROCS=1 $Q_B/go_echo %PORT%
 go_nosplice|idle|GOMAXPROCS=1 $Q_B/go_echo -nosplice %PORT%
@@ -198,11 +231,12 @@ server_kind() { printf '%s\n' "$SERVERS" | awk -F'|' -v n="$1" '$1 == n { print 
 # why a server cannot run here, or nothing when it can
 unavailable() {
     case $1 in
-    coronet) [ -x "$CORONET" ] || echo "no $CORONET" ;;
-    coronet_chat) [ -f "$ROOT/scripts/chat.lua" ] || echo "scripts/chat.lua does not exist yet" ;;
+    coronet|coronet_w2) [ -x "$CORONET" ] || echo "no $CORONET" ;;
+    coronet_chat|coronet_chat_w2)
+        [ -f "$ROOT/scripts/chat.lua" ] || echo "scripts/chat.lua does not exist yet" ;;
     c_libuv) [ -x "$BUILD_DIR/c_libuv_echo" ] || echo "not built (libuv development files?)" ;;
-    go|go_nosplice) [ -x "$BUILD_DIR/go_echo" ] || echo "not built (go missing?)" ;;
-    go_chat) [ -x "$BUILD_DIR/go_chat" ] || echo "not built (go missing?)" ;;
+    go|go_nosplice|go_p2) [ -x "$BUILD_DIR/go_echo" ] || echo "not built (go missing?)" ;;
+    go_chat|go_chat_p2) [ -x "$BUILD_DIR/go_chat" ] || echo "not built (go missing?)" ;;
     node|node_chat) command -v node >/dev/null || echo "node not found" ;;
     luv|copas|cqueues)
         if ! command -v luajit >/dev/null; then echo "luajit not found"
@@ -218,8 +252,17 @@ if ! command -v taskset >/dev/null || [ "$SERVER_CPU" -ge "$NCPU" ] || [ "$LOADG
     PIN=0
     NOTES+=("server and load NOT pinned (taskset missing or only $NCPU CPUs): numbers are less comparable")
 fi
-SRV_PIN=() LG_PIN=()
-[ "$PIN" = 1 ] && { SRV_PIN=(taskset -c "$SERVER_CPU"); LG_PIN=(taskset -c "$LOADGEN_CPU"); }
+LG_PIN=()
+[ "$PIN" = 1 ] && LG_PIN=(taskset -c "$LOADGEN_CPU")
+# srv_pin NAME: the taskset prefix for that server (both CPUs for the
+# two-core kinds), nothing when not pinning
+srv_pin() {
+    [ "$PIN" = 1 ] || return 0
+    case $(server_kind "$1") in
+    echo2|chat2) echo "taskset -c $SERVER_CPU,$LOADGEN_CPU" ;;
+    *) echo "taskset -c $SERVER_CPU" ;;
+    esac
+}
 ceil() { awk -v x="$1" 'BEGIN { printf "%d", x + 0.999 }'; }
 LOAD_TIMEOUT=$(( $(ceil "$DURATION") + $(ceil "$WARMUP") + PRIME_TIMEOUT + 45 ))
 
@@ -263,7 +306,8 @@ start_server() {   # name -> SRV_PID, SRV_PORT
     cmd=${cmd//%PORT%/$SRV_PORT}
     SRV_LOG=$RESULTS_DIR/raw/$name.server.log
     echo "### $(date +%T) $cmd" >>"$SRV_LOG"
-    "${SRV_PIN[@]}" bash -c "exec env $cmd" >>"$SRV_LOG" 2>&1 &
+    local pin; pin=$(srv_pin "$name")
+    $pin bash -c "exec env $cmd" >>"$SRV_LOG" 2>&1 &
     SRV_PID=$!
     for i in $(seq 1 200); do
         if ! kill -0 "$SRV_PID" 2>/dev/null; then
@@ -434,9 +478,9 @@ idle_load() {   # name round
     stop_server
 }
 
-chat_load() {   # name round
-    local name=$1 round=$2 raw=$RESULTS_DIR/raw/$1.chat.$2 out rc
-    local base="server=$name workload=chat round=$round"
+chat_load() {   # name workload round rate
+    local name=$1 wl=$2 round=$3 rate=$4 raw=$RESULTS_DIR/raw/$1.$2.$3 out rc
+    local base="server=$name workload=$wl round=$round"
     LAST_OTHERS=0
     start_server "$name" || { record "$base status=server-failed"; return; }
     local lg=$LOADGEN which=own
@@ -446,7 +490,7 @@ chat_load() {   # name round
     a=$(ticks "$SRV_PID"); t0=$(clk); s0=$(cpu_snap); c0=$(child_ticks); p0=$(all_proc_ticks)
     local extra=(--server-pid "$SRV_PID" --prime-timeout "$PRIME_TIMEOUT")
     [ "$which" = shared ] && extra=()
-    out=$(timeout "$LOAD_TIMEOUT" "${LG_PIN[@]}" "$lg" chat -c "$CHAT_CLIENTS" --rate "$CHAT_RATE" -d "$DURATION" \
+    out=$(timeout "$LOAD_TIMEOUT" "${LG_PIN[@]}" "$lg" chat -c "$CHAT_CLIENTS" --rate "$rate" -d "$DURATION" \
         -w "$WARMUP" --drain 3 "${extra[@]}" -p "$SRV_PORT" 2>"$raw.err")
     rc=$?
     t1=$(clk); b=$(ticks "$SRV_PID"); s1=$(cpu_snap); c1=$(child_ticks); p1=$(all_proc_ticks)
@@ -467,36 +511,82 @@ chat_load() {   # name round
     LAST_OTHERS=${LAST_OTHERS:-0}
     local nprob; nprob=$(log_problems | wc -l)
     record "$base $out $own_cpu chat_loadgen=$which rc=$rc server_alive=$alive srv_log_problems=$nprob"
-    log_note "$name" chat "$round"
-    log "  $name: $(printf '%s' "$out" | grep -oE '(deliveries_s|lost|dup|p99_us|errors)=[^ ]+' | tr '\n' ' ')rc=$rc ($which loadgen)"
+    log_note "$name" "$wl" "$round"
+    log "  $name: $(printf '%s' "$out $own_cpu" | grep -oE '(deliveries_s|lost|dup|p99_us|errors|srv_cpu_pct|lg_cpu_pct)=[^ ]+' | tr '\n' ' ')rc=$rc ($which loadgen)"
     stop_server
 }
 
-sub_bench() {   # label script
-    local label=$1 script=$2 raw=$RESULTS_DIR/raw/$1.txt rc
+# sub_timeout LABEL: seconds a sub-benchmark may take (SUB_TIMEOUT for all)
+sub_timeout() {
+    if [ -n "$SUB_TIMEOUT" ]; then echo "$SUB_TIMEOUT"; return; fi
+    local full quick
+    case $1 in
+    io-bench|tasks-bench|redis-bench|bus-redis-bench) full=180 quick=90 ;;
+    tls-bench|conn-memory) full=300 quick=120 ;;
+    http-bench|reach) full=420 quick=150 ;;
+    chat-sweep) full=600 quick=150 ;;
+    million) full=900 quick=240 ;;
+    *) full=300 quick=120 ;;
+    esac
+    if [ "$QUICK" = 1 ]; then echo "$quick"; else echo "$full"; fi
+}
+
+# sub_bench LABEL SCRIPT [ARGS...]: runs one sub-benchmark, bounded in time,
+# its stdout in raw/LABEL.txt (gathered into results.md), its own files in
+# LABEL/ (OUT_DIR); a failure is noted and the run goes on
+sub_bench() {
+    local label=$1 script=$2 raw=$RESULTS_DIR/raw/$1.txt rc t t0
+    shift 2
     if [ ! -x "$script" ]; then
         [ -e "$script" ] && NOTES+=("$(basename "$script") exists but is not executable: skipped")
         [ -e "$script" ] || NOTES+=("$(basename "$script") does not exist yet: skipped")
         return
     fi
-    # what is left of the time budget, but at least 30 s
-    local t=$((TIME_BUDGET - $(elapsed)))
-    [ "$t" -gt "$SUB_TIMEOUT" ] && t=$SUB_TIMEOUT
-    [ "$t" -lt 30 ] && t=30
-    log "[$label] $script (at most ${t}s)"
+    t=$(sub_timeout "$label")
+    log "[$label] $script $* (at most ${t}s)"
+    mkdir -p "$RESULTS_DIR/$label"
+    t0=$(date +%s)
     QUICK=$QUICK BENCH_QUICK=$QUICK CORONET=$CORONET BUILD_DIR=$BUILD_DIR RESULTS_DIR=$RESULTS_DIR \
-        SERVER_CPU=$SERVER_CPU LOADGEN_CPU=$LOADGEN_CPU \
-        timeout --kill-after=5 "$t" "$script" >"$raw" 2>"$RESULTS_DIR/raw/$label.err" </dev/null
+        OUT_DIR=$RESULTS_DIR/$label SHARED_BENCH=$SHARED SERVER_CPU=$SERVER_CPU LOADGEN_CPU=$LOADGEN_CPU \
+        timeout --kill-after=5 "$t" "$script" "$@" >"$raw" 2>"$RESULTS_DIR/raw/$label.err" </dev/null
     rc=$?
-    [ "$rc" = 124 ] && NOTES+=("$(basename "$script") stopped after ${t}s (SUB_TIMEOUT / TIME_BUDGET)")
+    [ "$rc" = 124 ] && NOTES+=("$(basename "$script") stopped after ${t}s (SUB_TIMEOUT)")
     [ "$rc" != 0 ] && [ "$rc" != 124 ] && NOTES+=("$(basename "$script") exited with status $rc (stderr: raw/$label.err)")
-    echo "$label rc=$rc" >>"$RESULTS_DIR/sub.txt"
+    echo "$label $rc $t $(basename "$script")" >>"$RESULTS_DIR/sub.txt"
+    log "  $label: exit status $rc after $(($(date +%s) - t0)) s, $(grep -c '^|' "$raw") table lines"
+}
+
+# sub_report: every sub-benchmark's output, in the order they ran, with
+# what went wrong when one failed (its headings one level down)
+sub_report() {
+    local label rc t script f
+    [ -s "$RESULTS_DIR/sub.txt" ] || return 0
+    while read -r label rc t script; do
+        f=$RESULTS_DIR/raw/$label.txt
+        echo "## bench/$script"
+        echo
+        case $rc in
+        0) ;;
+        124) printf '**Stopped after %s s** (its time bound); what it printed until then:\n\n' "$t" ;;
+        *) printf '**Exited with status %s**; the end of its error output (raw/%s.err):\n\n' "$rc" "$label"
+           echo '```'; tail -5 "$RESULTS_DIR/raw/$label.err"; echo '```'; echo ;;
+        esac
+        if [ ! -s "$f" ]; then echo "(no output)"
+        elif grep -q '^|' "$f"; then sed 's/^#/##/' "$f"
+        else echo '```'; cat "$f"; echo '```'; fi
+        echo
+    done <"$RESULTS_DIR/sub.txt"
 }
 
 # ---------------------------------------------------------------- plan
 # Servers: coronet first, then the selected peers that can run here.
-ECHO_SERVERS=() IDLE_SERVERS=() CHAT_SERVERS=()
-for name in coronet coronet_chat ${PEERS//,/ }; do
+ECHO_SERVERS=() IDLE_SERVERS=() CHAT_SERVERS=() W2_ECHO=() W2_CHAT=()
+# the two-core servers come with their one-core selves: Go at GOMAXPROCS=2
+# only when Go is among the peers
+W2_PEERS=
+has "$PEERS" go && W2_PEERS="$W2_PEERS go_p2"
+has "$PEERS" go_chat && W2_PEERS="$W2_PEERS go_chat_p2"
+for name in coronet coronet_chat ${PEERS//,/ } coronet_w2 coronet_chat_w2 $W2_PEERS; do
     kind=$(server_kind "$name")
     [ -n "$kind" ] || { NOTES+=("unknown peer '$name' ignored"); continue; }
     why=$(unavailable "$name")
@@ -505,9 +595,12 @@ for name in coronet coronet_chat ${PEERS//,/ }; do
     echo) ECHO_SERVERS+=("$name"); IDLE_SERVERS+=("$name") ;;
     idle) IDLE_SERVERS+=("$name") ;;
     chat) CHAT_SERVERS+=("$name") ;;
+    echo2) W2_ECHO+=("$name") ;;
+    chat2) W2_CHAT+=("$name") ;;
     esac
+    case $name in coronet|go) W2_ECHO+=("$name") ;; coronet_chat|go_chat) W2_CHAT+=("$name") ;; esac
 done
-if has "$WORKLOADS" chat && [ ${#CHAT_SERVERS[@]} -gt 0 ]; then
+if { has "$WORKLOADS" chat || has "$WORKLOADS" workers2; } && [ ${#CHAT_SERVERS[@]} -gt 0 ]; then
     if [ "$CHAT_LOADGEN" != own ] && [ -f "$SHARED/loadgen.c" ]; then
         # the brief's chat load: ../shared/bench's loadgen in its chat mode
         if [ ! -x "$BUILD_DIR/shared-loadgen" ] || [ "$SHARED/loadgen.c" -nt "$BUILD_DIR/shared-loadgen" ]; then
@@ -530,7 +623,8 @@ order() {   # round names... -> names in this round's order
     echo "pinning: server on CPU $SERVER_CPU, load generator on CPU $LOADGEN_CPU (taskset: $([ "$PIN" = 1 ] && echo yes || echo NO))"
     echo "coronet: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- host lua scripts 2>/dev/null || echo ' + uncommitted changes'), $("$CORONET" --version 2>&1 | head -1)"
     echo "peers: $(go version 2>/dev/null | awk '{ print $3 }') node-$(node -v 2>/dev/null) $(luajit -v 2>/dev/null | awk '{ print $1 "-" $2 }') libuv-$(pkg-config --modversion libuv 2>/dev/null)"
-    echo "settings: rounds=$REPEAT duration=${DURATION}s warmup=${WARMUP}s echo=${ECHO_SIZE}B@[$ECHO_CONNS] bulk=${BULK_SIZE}B@$BULK_CONNS idle=$IDLE_CONNS chat=${CHAT_CLIENTS}@${CHAT_RATE}/s"
+    echo "settings: rounds=$REPEAT duration=${DURATION}s warmup=${WARMUP}s echo=${ECHO_SIZE}B@[$ECHO_CONNS] bulk=${BULK_SIZE}B@$BULK_CONNS idle=$IDLE_CONNS chat=${CHAT_CLIENTS}@${CHAT_RATE}/s workers2=echo@[$W2_CONNS],chat@[$W2_CHAT_RATES]/s"
+    echo "workloads: $WORKLOADS"
 } >"$RESULTS_DIR/env.txt"
 log "results: $RESULTS_DIR"
 log "servers: echo [${ECHO_SERVERS[*]}] idle [${IDLE_SERVERS[*]}] chat [${CHAT_SERVERS[*]:-}]"
@@ -563,7 +657,7 @@ run_rounds() {   # workload-label fn args... (fn called as: fn server workload r
     done
 }
 echo_fn() { echo_load "$1" "$2" "$3" "$4" "$5"; }
-chat_fn() { chat_load "$1" "$3"; }
+chat_fn() { chat_load "$1" "$2" "$3" "$4"; }
 if has "$WORKLOADS" echo; then
     for c in $ECHO_CONNS; do
         WL_SERVERS=("${ECHO_SERVERS[@]}"); WL_TITLE="echo ${ECHO_SIZE} B, $c conns"
@@ -576,7 +670,20 @@ if has "$WORKLOADS" bulk; then
 fi
 if has "$WORKLOADS" chat && [ ${#CHAT_SERVERS[@]} -gt 0 ]; then
     WL_SERVERS=("${CHAT_SERVERS[@]}"); WL_TITLE="chat $CHAT_CLIENTS clients, $CHAT_RATE lines/s"
-    run_rounds chat chat_fn
+    run_rounds chat chat_fn "$CHAT_RATE"
+fi
+# two workers (and Go on two cores) share LOADGEN_CPU with the load generator
+if has "$WORKLOADS" workers2; then
+    for c in $W2_CONNS; do
+        WL_SERVERS=("${W2_ECHO[@]}"); WL_TITLE="workers2: echo ${ECHO_SIZE} B, $c conns"
+        run_rounds "w2_echo_c$c" echo_fn "$c" "$ECHO_SIZE"
+    done
+    if [ ${#W2_CHAT[@]} -gt 0 ]; then
+        for r in $W2_CHAT_RATES; do
+            WL_SERVERS=("${W2_CHAT[@]}"); WL_TITLE="workers2: chat $CHAT_CLIENTS clients, $r lines/s"
+            run_rounds "w2_chat_r$r" chat_fn "$r"
+        done
+    fi
 fi
 # idle memory is not noisy like throughput: one round
 if has "$WORKLOADS" idle; then
@@ -591,25 +698,37 @@ has "$WORKLOADS" tls && sub_bench tls-bench "$BENCH/tls-bench.sh"
 has "$WORKLOADS" redis && sub_bench redis-bench "$BENCH/redis-bench.sh"
 has "$WORKLOADS" redis && sub_bench bus-redis-bench "$BENCH/bus-redis-bench.sh"
 has "$WORKLOADS" http && sub_bench http-bench "$BENCH/http-bench.sh"
+has "$WORKLOADS" chat-sweep && sub_bench chat-sweep "$BENCH/chat-sweep.sh"
+has "$WORKLOADS" reach && sub_bench reach "$BENCH/reach.sh"
+has "$WORKLOADS" conn-memory && sub_bench conn-memory "$BENCH/conn-memory.sh" -n "$MEMORY_CONNS"
+has "$WORKLOADS" million && sub_bench million "$BENCH/million.sh" -n "$MILLION_CONNS"
 
 echo "elapsed: $(($(date +%s) - T_START))s" >>"$RESULTS_DIR/env.txt"
 printf '%s\n' "${NOTES[@]}" >"$RESULTS_DIR/notes.txt"
+CHART=
+if has "$WORKLOADS" echo; then
+    if CHART=$("$BENCH/chart.sh" "$RESULTS_DIR" 2>"$RESULTS_DIR/raw/chart.err"); then
+        log "chart: $CHART"
+    else
+        CHART=
+        echo "bench/chart.sh failed: $(tail -1 "$RESULTS_DIR/raw/chart.err")" >>"$RESULTS_DIR/notes.txt"
+    fi
+fi
 
 # ---------------------------------------------------------------- report
 {
     ECHO_CONNS="$ECHO_CONNS" ECHO_SIZE="$ECHO_SIZE" BULK_SIZE="$BULK_SIZE" BULK_CONNS="$BULK_CONNS" \
     IDLE_CONNS="$IDLE_CONNS" CHAT_CLIENTS="$CHAT_CLIENTS" CHAT_RATE="$CHAT_RATE" REPEAT="$REPEAT" \
     DURATION="$DURATION" WARMUP="$WARMUP" SERVER_CPU="$SERVER_CPU" LOADGEN_CPU="$LOADGEN_CPU" \
-    DISTURBED="$DISTURBED" \
+    DISTURBED="$DISTURBED" W2_CHAT_P99="$W2_CHAT_P99" \
         awk -f "$BENCH/report.awk" "$RESULTS_DIR/env.txt" "$RESULTS_DIR/notes.txt" "$RES"
-    for label in io-bench tasks-bench tls-bench redis-bench bus-redis-bench http-bench; do
-        f=$RESULTS_DIR/raw/$label.txt
-        [ -s "$f" ] || continue
-        echo "## bench/$label.sh"
+    if [ -n "$CHART" ]; then
+        echo "### Chart: echo against connections (bench/chart.sh)"
         echo
-        if grep -q '^|' "$f"; then cat "$f"; else echo '```'; cat "$f"; echo '```'; fi
+        echo "![64-byte echo: round trips per second and round-trip time against connections](charts/echo.svg)"
         echo
-    done
+    fi
+    sub_report
 } >"$RESULTS_DIR/results.md"
 cat "$RESULTS_DIR/results.md"
 log "saved: $RESULTS_DIR/results.md (every measured value: results.txt; logs: raw/)"

@@ -159,6 +159,15 @@ int cn_timer_stop(cn_timers_t *ts, cn_timer_t *t);
 
 /* -- Connections (cn_conn.c) ------------------------------------------- */
 
+/* cn_stream_t is a TCP or Unix-domain stream handle, seen as each of the
+** libuv types it is. */
+typedef union {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} cn_stream_t;
+
 enum {
   CN_CONN_READING = 1 << 0, /* uv_read_start is active */
   CN_CONN_CLOSED = 1 << 1,  /* this side closed: operations fail */
@@ -172,12 +181,7 @@ enum {
 };
 
 struct cn_conn_s {
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  cn_stream_t h;
   cn_worker_t *w;
   cn_buf_t in, out;
   size_t inflight; /* leading bytes of out owned by wreq */
@@ -509,6 +513,7 @@ struct cn_worker_s {
   uv_check_t check;
   uv_idle_t idle;
   int tasks_ref; /* registry: coroutine -> task */
+  int describe_ref; /* registry: describes error values (cn_sched.c) */
   void (*after_run)(cn_worker_t *w); /* after each resume (flushes writes) */
   cn_sched_stats_t stats;
   cn_timers_t timers;
@@ -607,6 +612,8 @@ void cn_bus_wait(cn_worker_t *w, cn_waiter_t *wt);
 void cn_bus_unwait(void *w, cn_waiter_t *wt);
 void cn_bus_kick(cn_worker_t *w);
 void cn_bus_worker_close(cn_worker_t *w);
+cn_bus_msg_t *cn_bus_msg_new(const char *topic, size_t tlen, const void *p,
+                             size_t n);
 void cn_bus_msg_ref(cn_bus_msg_t *m);
 void cn_bus_msg_unref(cn_bus_msg_t *m);
 void cn_bus_set_bridge(const cn_bus_bridge_t *b);
@@ -681,12 +688,18 @@ typedef struct cn_busredis_stats_s {
   uint64_t outages;   /* times the bus went down */
   uint64_t unconfirmed; /* sent, Redis's answer not in yet */
   size_t outbox;      /* messages waiting for Redis */
+  uint64_t queued;    /* messages this process queued for Redis so far */
+  uint64_t settled;   /* every one numbered up to this has its fate:
+                         Redis took it, or it is counted lost/dropped */
   char where[264];    /* Redis's address */
 } cn_busredis_stats_t;
 
 int cn_busredis_start(const char *url);
 void cn_busredis_stop(void);
 void cn_busredis_stats(cn_busredis_stats_t *st);
+const char *cn_busredis_url(void);
+int cn_busredis_publish(const char *topic, size_t tlen, const void *p,
+                        size_t n);
 
 /* -- Shared dictionaries (cn_shared.c) -------------------------------- */
 
@@ -748,6 +761,9 @@ void cn_sched_set_end(cn_task_t *t, cn_end_cb cb);
 void cn_sched_set_data(cn_task_t *t, void *data);
 void *cn_sched_data(cn_task_t *t);
 void cn_sched_log_error(cn_task_t *t, const char *where);
+void cn_sched_set_describe(struct lua_State *L);
+uint32_t cn_sched_tag(cn_task_t *t);
+void cn_sched_set_tag(cn_task_t *t, uint32_t tag);
 struct lua_State *cn_sched_thread(cn_task_t *t);
 cn_task_t *cn_sched_task(struct lua_State *L, const char *what);
 cn_waiter_t *cn_sched_waiter(cn_task_t *t);

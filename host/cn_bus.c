@@ -79,7 +79,9 @@ static void bus_init(void) { uv_rwlock_init(&bus.lock); }
 /* -- Messages ---------------------------------------------------------- */
 
 
-static cn_bus_msg_t *msg_new(const char *topic, size_t tlen, const void *p,
+/* cn_bus_msg_new returns a message of topic with bytes p[0..n), holding
+** one reference, or NULL when memory runs out. */
+cn_bus_msg_t *cn_bus_msg_new(const char *topic, size_t tlen, const void *p,
                              size_t n) {
   cn_bus_msg_t *m = malloc(sizeof *m + tlen + 1 + n);
   if (m == NULL)
@@ -109,14 +111,6 @@ void cn_bus_msg_unref(cn_bus_msg_t *m) {
 /* -- Topics (under the bus lock) ----------------------------------------- */
 
 
-static uint32_t hash_bytes(const char *s, size_t n) {
-  uint32_t h = 2166136261u;
-  while (n-- > 0)
-    h = (h ^ (uint8_t)*s++) * 16777619u;
-  return h;
-}
-
-
 static topic_t **topic_slot(const char *name, size_t len, uint32_t h) {
   topic_t **p;
   if (bus.nbuckets == 0)
@@ -130,7 +124,7 @@ static topic_t **topic_slot(const char *name, size_t len, uint32_t h) {
 
 
 static topic_t *topic_find(const char *name, size_t len) {
-  topic_t **p = topic_slot(name, len, hash_bytes(name, len));
+  topic_t **p = topic_slot(name, len, cn_hash_bytes(name, len));
   return p != NULL ? *p : NULL;
 }
 
@@ -156,7 +150,7 @@ static int topics_grow(void) {
 
 
 static topic_t *topic_get(const char *name, size_t len) {
-  uint32_t h = hash_bytes(name, len);
+  uint32_t h = cn_hash_bytes(name, len);
   topic_t **p = topic_slot(name, len, h), *t;
   if (p != NULL && *p != NULL)
     return *p;
@@ -289,7 +283,7 @@ int cn_bus_publish(cn_worker_t *from, const char *topic, size_t tlen,
   for (wt = t != NULL ? t->wts : NULL; wt != NULL; wt = wt->next) {
     if (wt->bw->w == from)
       continue;
-    if (m == NULL && (m = msg_new(topic, tlen, p, n)) == NULL) {
+    if (m == NULL && (m = cn_bus_msg_new(topic, tlen, p, n)) == NULL) {
       uv_rwlock_rdunlock(&bus.lock);
       return CN_ENOMEM;
     }
@@ -298,7 +292,7 @@ int cn_bus_publish(cn_worker_t *from, const char *topic, size_t tlen,
     count++;
   }
   if (from != NULL && bus.bridge.publish != NULL) {
-    if (m == NULL && (m = msg_new(topic, tlen, p, n)) == NULL) {
+    if (m == NULL && (m = cn_bus_msg_new(topic, tlen, p, n)) == NULL) {
       uv_rwlock_rdunlock(&bus.lock);
       return CN_ENOMEM;
     }

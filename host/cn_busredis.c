@@ -25,6 +25,7 @@
 #include "cn.h"
 
 #define MAGIC "\0cb1"
+#define MAGIC_ECHO "\0cb2" /* delivered to the origin too */
 #define MAGIC_LEN 4
 #define ORIGIN_LEN 8
 #define HEAD_LEN (MAGIC_LEN + ORIGIN_LEN)
@@ -49,6 +50,14 @@ typedef struct topic_s {
   char name[];
 } topic_t;
 
+/* A message waiting in the outbox; echo: it goes to the origin's
+** subscribers too, through Redis (cn_busredis_publish). */
+typedef struct {
+  cn_bus_msg_t *m;
+  uint64_t seq; /* its number among what the process queued */
+  int echo;
+} out_t;
+
 typedef struct change_s {
   struct change_s *next;
   int on;
@@ -58,12 +67,7 @@ typedef struct change_s {
 
 /* One connection to Redis, driven by the bridge's loop. */
 typedef struct {
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
+  cn_stream_t h;
   uv_connect_t creq;
   uv_write_t wreq;
   int kind;
@@ -77,8 +81,6 @@ typedef struct {
   size_t inflight; /* leading bytes of out owned by wreq */
   cn_resp_t p;     /* frames replies as they arrive */
   size_t fed;
-  uint64_t pending;  /* publisher: messages sent, not yet answered (atomic:
-                        the stats read it) */
   uint64_t last_rx;  /* loop time of the last byte received */
   uint64_t ping_at;  /* loop time of the unanswered PING, or 0 */
 } link_t;
@@ -88,6 +90,7 @@ static struct {
   cn_addr_t addr;
   char where[sizeof(((cn_addr_t *)0)->host) + 8]; /* for logs */
   char user[CN_REDIS_USER], password[CN_REDIS_PASSWORD];
+  char url[512]; /* as --bus gave it */
   char prefix[40];
   size_t plen;
   char origin[ORIGIN_LEN];
@@ -112,9 +115,12 @@ static struct {
   cn_resp_t dec; /* decodes whole replies */
   /* shared with the workers: under lock */
   uv_mutex_t lock;
-  cn_bus_msg_t **ring; /* the outbox */
+  out_t *ring; /* the outbox */
   size_t rcap, rhead, rcount, rbytes;
   change_t *changes, *changes_tail;
+  uint64_t seq;  /* messages queued so far: the last one's number */
+  uint64_t *fly; /* the numbers of those in flight to Redis, oldest first */
+  size_t fly_cap, fly_head, fly_n;
   int stopping;
   /* counters: atomic */
   uint64_t published, received, dropped, lost, outages;
@@ -129,7 +135,7 @@ static uint64_t now_ms(void) { return uv_now(&br.loop); }
 
 
 static void outbox_drop_oldest(void) {
-  cn_bus_msg_t *m = br.ring[br.rhead];
+  cn_bus_msg_t *m = br.ring[br.rhead].m;
   br.rhead = (br.rhead + 1) % br.rcap;
   br.rcount--;
   br.rbytes -= m->len;
@@ -138,44 +144,74 @@ static void outbox_drop_oldest(void) {
 }
 
 
+/* ring_grow doubles (first: from none) the ring *ring of n elements of
+** elem bytes, its oldest at *head, into a new array, oldest first.
+** Returns 0, or -1 without memory (the ring stays as it was). */
+static int ring_grow(void **ring, size_t *cap, size_t *head, size_t n,
+                     size_t elem, size_t first) {
+  size_t size = *cap ? *cap * 2 : first, i;
+  char *r = malloc(size * elem);
+  const char *old = *ring;
+  if (r == NULL)
+    return -1;
+  for (i = 0; i < n; i++)
+    memcpy(r + i * elem, old + (*head + i) % *cap * elem, elem);
+  free(*ring);
+  *ring = r;
+  *cap = size;
+  *head = 0;
+  return 0;
+}
+
+
 /* outbox_push queues a reference to m, dropping the oldest messages past
 ** the bounds; returns 0, or -1 if m itself could not be kept. */
-static int outbox_push(cn_bus_msg_t *m) {
+static int outbox_push(cn_bus_msg_t *m, int echo) {
+  void *ring = br.ring;
   if (m->len > OUTBOX_BYTES)
     return -1;
-  if (br.rcount == br.rcap && br.rcap < OUTBOX_MSGS) {
-    size_t cap = br.rcap ? br.rcap * 2 : 256, i;
-    cn_bus_msg_t **r = malloc(cap * sizeof *r);
-    if (r != NULL) {
-      for (i = 0; i < br.rcount; i++)
-        r[i] = br.ring[(br.rhead + i) % br.rcap];
-      free(br.ring);
-      br.ring = r;
-      br.rcap = cap;
-      br.rhead = 0;
-    }
-  }
+  if (br.rcount == br.rcap && br.rcap < OUTBOX_MSGS &&
+      ring_grow(&ring, &br.rcap, &br.rhead, br.rcount, sizeof *br.ring,
+                256) == 0)
+    br.ring = ring;
   if (br.rcap == 0)
     return -1;
   while (br.rcount > 0 &&
          (br.rcount == br.rcap || br.rbytes + m->len > OUTBOX_BYTES))
     outbox_drop_oldest();
   cn_bus_msg_ref(m);
-  br.ring[(br.rhead + br.rcount) % br.rcap] = m;
+  br.ring[(br.rhead + br.rcount) % br.rcap].m = m;
+  br.ring[(br.rhead + br.rcount) % br.rcap].seq = br.seq;
+  br.ring[(br.rhead + br.rcount) % br.rcap].echo = echo;
   br.rcount++;
   br.rbytes += m->len;
   return 0;
 }
 
 
-/* outbox_take moves up to max waiting messages into out; returns the
-** count. */
-static size_t outbox_take(cn_bus_msg_t **out, size_t max) {
+/* fly_push notes that message seq is in flight; returns -1 without
+** memory. */
+static int fly_push(uint64_t seq) {
+  void *fly = br.fly;
+  if (br.fly_n == br.fly_cap) {
+    if (ring_grow(&fly, &br.fly_cap, &br.fly_head, br.fly_n, sizeof *br.fly,
+                  1024) < 0)
+      return -1;
+    br.fly = fly;
+  }
+  br.fly[(br.fly_head + br.fly_n++) % br.fly_cap] = seq;
+  return 0;
+}
+
+
+/* outbox_take moves up to max waiting messages into out, in flight from
+** now on; returns the count. */
+static size_t outbox_take(out_t *out, size_t max) {
   size_t n = 0;
   uv_mutex_lock(&br.lock);
-  while (n < max && br.rcount > 0) {
+  while (n < max && br.rcount > 0 && fly_push(br.ring[br.rhead].seq) == 0) {
     out[n] = br.ring[br.rhead];
-    br.rbytes -= out[n]->len;
+    br.rbytes -= out[n].m->len;
     br.rhead = (br.rhead + 1) % br.rcap;
     br.rcount--;
     n++;
@@ -185,16 +221,46 @@ static size_t outbox_take(cn_bus_msg_t **out, size_t max) {
 }
 
 
+/* landed takes the oldest message in flight off: Redis answered it. */
+static void landed(void) {
+  uv_mutex_lock(&br.lock);
+  if (br.fly_n > 0) {
+    br.fly_head = (br.fly_head + 1) % br.fly_cap;
+    br.fly_n--;
+  }
+  uv_mutex_unlock(&br.lock);
+}
+
+
+/* grounded forgets every message in flight (the link failed); returns
+** how many there were. */
+static uint64_t grounded(void) {
+  uint64_t n;
+  uv_mutex_lock(&br.lock);
+  n = br.fly_n;
+  br.fly_n = 0;
+  uv_mutex_unlock(&br.lock);
+  return n;
+}
+
+
 /* -- Hooks the bus calls (workers' threads, under the bus lock) ------- */
+
+
+/* queue puts m in the outbox and wakes the bridge. */
+static void queue(cn_bus_msg_t *m, int echo) {
+  uv_mutex_lock(&br.lock);
+  br.seq++;
+  if (outbox_push(m, echo) < 0)
+    __atomic_add_fetch(&br.dropped, 1, __ATOMIC_RELAXED);
+  uv_mutex_unlock(&br.lock);
+  uv_async_send(&br.async); /* libuv coalesces these */
+}
 
 
 static void hook_publish(void *ud, cn_bus_msg_t *m) {
   (void)ud;
-  uv_mutex_lock(&br.lock);
-  if (outbox_push(m) < 0)
-    __atomic_add_fetch(&br.dropped, 1, __ATOMIC_RELAXED);
-  uv_mutex_unlock(&br.lock);
-  uv_async_send(&br.async); /* libuv coalesces these */
+  queue(m, 0);
 }
 
 
@@ -322,11 +388,11 @@ static void put_command(link_t *l, const char *name, size_t n) {
 }
 
 
-static void put_publish(link_t *l, const cn_bus_msg_t *m) {
+static void put_publish(link_t *l, const cn_bus_msg_t *m, int echo) {
   put_command(l, "PUBLISH", 3);
   put_channel(l, m->bytes, m->tlen);
   put_head(l, CN_RESP_BULK, HEAD_LEN + m->len);
-  put(l, MAGIC, MAGIC_LEN);
+  put(l, echo ? MAGIC_ECHO : MAGIC, MAGIC_LEN);
   put(l, br.origin, ORIGIN_LEN);
   put(l, cn_bus_msg_data(m), m->len);
   put(l, "\r\n", 2);
@@ -439,7 +505,7 @@ static void on_ready(link_t *l) {
 }
 
 
-/* -- Replies ---------------------------------------------------------------- */
+/* -- Replies ------------------------------------------------------------- */
 
 /* A reply as its hooks see it: its type, and its first strings (the
 ** reply's own, or its elements') as spans of the flat bytes. */
@@ -503,7 +569,10 @@ static int is(const reply_t *r, int i, const char *word) {
 static void deliver(const char *chan, size_t clen, const char *p, size_t n) {
   if (clen < br.plen || memcmp(chan, br.prefix, br.plen) != 0)
     return;
-  if (n >= HEAD_LEN && memcmp(p, MAGIC, MAGIC_LEN) == 0) {
+  if (n >= HEAD_LEN && memcmp(p, MAGIC_ECHO, MAGIC_LEN) == 0) {
+    p += HEAD_LEN; /* for every process, its origin too */
+    n -= HEAD_LEN;
+  } else if (n >= HEAD_LEN && memcmp(p, MAGIC, MAGIC_LEN) == 0) {
     if (memcmp(p + MAGIC_LEN, br.origin, ORIGIN_LEN) == 0)
       return; /* ours: local subscribers had it at once */
     p += HEAD_LEN;
@@ -515,13 +584,6 @@ static void deliver(const char *chan, size_t clen, const char *p, size_t n) {
 }
 
 
-/* confirmed counts a reply to one of the PUBLISH commands in flight. */
-static void confirmed(link_t *l) {
-  if (l->pending > 0)
-    __atomic_sub_fetch(&l->pending, 1, __ATOMIC_RELAXED);
-}
-
-
 /* on_reply acts on a whole reply; returns -1 when the link failed. */
 static int on_reply(link_t *l, const reply_t *r) {
   const char *what = l->kind == L_SUB ? "subscriber" : "publisher";
@@ -530,7 +592,7 @@ static int on_reply(link_t *l, const reply_t *r) {
       fail("%s: %.*s", what, (int)r->sl[0], r->s[0]);
       return -1;
     }
-    confirmed(l); /* a PUBLISH refused */
+    landed(); /* a PUBLISH refused */
     __atomic_add_fetch(&br.lost, 1, __ATOMIC_RELAXED);
     return 0;
   }
@@ -539,7 +601,7 @@ static int on_reply(link_t *l, const reply_t *r) {
     return 0;
   }
   if (r->type == CN_RESP_INT && l->kind == L_PUB) {
-    confirmed(l);
+    landed();
     __atomic_add_fetch(&br.published, 1, __ATOMIC_RELAXED);
   } else if (r->type == CN_RESP_STATUS && is(r, 0, "PONG") && !l->ready) {
     on_ready(l);
@@ -750,14 +812,14 @@ static void close_links(void) {
 static void fail(const char *fmt, ...) {
   char why[256];
   va_list ap;
-  uint64_t pending = br.link[L_PUB].pending;
+  uint64_t pending;
   if (br.resetting)
     return;
   br.resetting = 1;
   va_start(ap, fmt);
   vsnprintf(why, sizeof why, fmt, ap);
   va_end(ap);
-  __atomic_store_n(&br.link[L_PUB].pending, 0, __ATOMIC_RELAXED);
+  pending = grounded();
   if (br.up) {
     br.up = 0;
     __atomic_store_n(&br.status_up, 0, __ATOMIC_RELAXED);
@@ -782,22 +844,21 @@ static void fail(const char *fmt, ...) {
 }
 
 
-/* -- The bridge's loop ------------------------------------------------------- */
+/* -- The bridge's loop --------------------------------------------------- */
 
 
 /* pump encodes waiting messages onto the publisher link while it is up
 ** and not too far behind. */
 static void pump(void) {
   link_t *l = &br.link[L_PUB];
-  cn_bus_msg_t *batch[BATCH];
+  out_t batch[BATCH];
   size_t n, i;
   while (br.up && l->out.len < OUT_HWM &&
          (n = outbox_take(batch, BATCH)) > 0) {
     for (i = 0; i < n; i++) {
-      put_publish(l, batch[i]);
-      cn_bus_msg_unref(batch[i]);
+      put_publish(l, batch[i].m, batch[i].echo);
+      cn_bus_msg_unref(batch[i].m);
     }
-    __atomic_add_fetch(&l->pending, n, __ATOMIC_RELAXED);
   }
   link_write(l);
 }
@@ -828,10 +889,9 @@ static void apply(void) {
 static int drained(void) {
   size_t waiting;
   uv_mutex_lock(&br.lock);
-  waiting = br.rcount;
+  waiting = br.rcount + br.fly_n;
   uv_mutex_unlock(&br.lock);
-  return waiting == 0 && br.link[L_PUB].out.len == 0 &&
-         br.link[L_PUB].pending == 0;
+  return waiting == 0;
 }
 
 
@@ -927,6 +987,9 @@ int cn_busredis_start(const char *url) {
   memset(&br, 0, sizeof br);
   if (cn_redis_url_parse(url, &u) < 0 || cn_addr_parse(u.dial, &br.addr) < 0)
     return CN_EADDR;
+  if (strlen(url) >= sizeof br.url)
+    return CN_EADDR;
+  strcpy(br.url, url);
   memcpy(br.user, u.user, sizeof br.user);
   memcpy(br.password, u.password, sizeof br.password);
   if (br.addr.family == AF_UNIX)
@@ -978,8 +1041,9 @@ void cn_busredis_stop(void) {
   uv_thread_join(&br.thread);
   uv_loop_close(&br.loop);
   for (i = 0; i < br.rcount; i++)
-    cn_bus_msg_unref(br.ring[(br.rhead + i) % br.rcap]);
+    cn_bus_msg_unref(br.ring[(br.rhead + i) % br.rcap].m);
   free(br.ring);
+  free(br.fly);
   while ((c = br.changes) != NULL) {
     br.changes = c->next;
     free(c);
@@ -997,6 +1061,28 @@ void cn_busredis_stop(void) {
 }
 
 
+/* cn_busredis_publish sends topic's message p[0..n) to every subscriber
+** of every process through Redis, this process's included (they get it
+** in Redis's order, after what Redis had before it, not at once). Never
+** blocks: it waits in the outbox like any other. Returns 0, CN_ECLOSED
+** without --bus, or CN_ENOMEM. */
+int cn_busredis_publish(const char *topic, size_t tlen, const void *p,
+                        size_t n) {
+  cn_bus_msg_t *m;
+  if (!br.started)
+    return CN_ECLOSED;
+  if ((m = cn_bus_msg_new(topic, tlen, p, n)) == NULL)
+    return CN_ENOMEM;
+  queue(m, 1);
+  cn_bus_msg_unref(m);
+  return 0;
+}
+
+
+/* cn_busredis_url returns the URL --bus gave, or NULL without --bus. */
+const char *cn_busredis_url(void) { return br.started ? br.url : NULL; }
+
+
 /* cn_busredis_stats fills st; st->configured is 0 without --bus. */
 void cn_busredis_stats(cn_busredis_stats_t *st) {
   memset(st, 0, sizeof *st);
@@ -1009,9 +1095,16 @@ void cn_busredis_stats(cn_busredis_stats_t *st) {
   st->dropped = __atomic_load_n(&br.dropped, __ATOMIC_RELAXED);
   st->lost = __atomic_load_n(&br.lost, __ATOMIC_RELAXED);
   st->outages = __atomic_load_n(&br.outages, __ATOMIC_RELAXED);
-  st->unconfirmed = __atomic_load_n(&br.link[L_PUB].pending, __ATOMIC_RELAXED);
   uv_mutex_lock(&br.lock);
+  st->unconfirmed = br.fly_n;
   st->outbox = br.rcount;
+  st->queued = br.seq;
+  if (br.fly_n > 0)
+    st->settled = br.fly[br.fly_head] - 1;
+  else if (br.rcount > 0)
+    st->settled = br.ring[br.rhead].seq - 1;
+  else
+    st->settled = br.seq;
   uv_mutex_unlock(&br.lock);
   snprintf(st->where, sizeof st->where, "%s", br.where);
 }

@@ -30,8 +30,9 @@ struct cn_task_s {
   uint64_t conn_id;  /* the connection it serves, for logs (0: none) */
   uint64_t op_start; /* loop ms at which the running operation began */
   uint64_t since;    /* ns: when it parked or became ready */
-  int nargs;         /* values on co's stack for the next resume */
   uint32_t parks;    /* counts its parks: names the current one */
+  uint32_t tag;      /* the owner's number (coronet.lifecycle: version) */
+  uint16_t nargs;    /* values on co's stack for the next resume */
   uint8_t state;     /* CN_TASK_* */
   uint8_t kind;      /* CN_TASK_SPAWNED, ... */
   uint8_t wait;      /* CN_WAIT_* of the current or last park */
@@ -129,6 +130,7 @@ void cn_sched_init(cn_worker_t *w) {
   uv_idle_init(&w->loop, &w->idle);
   lua_newtable(L);
   w->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  w->describe_ref = LUA_NOREF;
 }
 
 
@@ -203,7 +205,7 @@ cn_task_t *cn_sched_spawn(lua_State *L, int nargs) {
   lua_insert(L, -(nargs + 2)); /* thread below function and arguments */
   lua_xmove(L, co, nargs + 1);
   t->co = co;
-  t->nargs = nargs;
+  t->nargs = (uint16_t)nargs;
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
   lua_pushvalue(L, -2);
   lua_pushlightuserdata(L, t);
@@ -231,6 +233,8 @@ void cn_sched_set_conn_id(cn_task_t *t, uint64_t id) {
 
 
 void *cn_sched_data(cn_task_t *t) { return t->data; }
+uint32_t cn_sched_tag(cn_task_t *t) { return t->tag; }
+void cn_sched_set_tag(cn_task_t *t, uint32_t tag) { t->tag = tag; }
 lua_State *cn_sched_thread(cn_task_t *t) { return t->co; }
 cn_waiter_t *cn_sched_waiter(cn_task_t *t) { return &t->waiter; }
 uint64_t cn_sched_task_id(cn_task_t *t) { return t->id; }
@@ -359,7 +363,7 @@ int cn_sched_wake_with(cn_task_t *t, lua_State *from, int n) {
   lua_settop(t->co, 0);
   lua_pushboolean(t->co, 1);
   lua_xmove(from, t->co, n);
-  t->nargs = n + 1;
+  t->nargs = (uint16_t)(n + 1);
   return ready(t);
 }
 
@@ -403,15 +407,71 @@ const char *cn_sched_wait_name(int wait) {
 /* -- Running ----------------------------------------------------------- */
 
 
+/* cn_sched_set_describe makes the function on top of L (popped) what
+** cn_sched_log_error calls to describe an error value that is not a
+** string: describe(e) -> string, never raising. */
+void cn_sched_set_describe(lua_State *L) {
+  cn_worker_t *w = cn_worker_self();
+  luaL_unref(L, LUA_REGISTRYINDEX, w->describe_ref);
+  w->describe_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+
+/* describe pushes on L a description of the value on top of co. */
+static const char *describe(cn_worker_t *w, lua_State *L, lua_State *co) {
+  const char *s;
+  if (lua_type(co, -1) == LUA_TSTRING) {
+    lua_pushstring(L, lua_tostring(co, -1));
+    return lua_tostring(L, -1);
+  }
+  if (w->describe_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->describe_ref);
+    lua_pushvalue(co, -1);
+    lua_xmove(co, L, 1);
+    if (lua_pcall(L, 1, 1, 0) == 0 && (s = lua_tostring(L, -1)) != NULL)
+      return s;
+    lua_pop(L, 1);
+  }
+  lua_pushstring(L, lua_isnil(co, -1) ? "nil" : luaL_typename(co, -1));
+  return lua_tostring(L, -1);
+}
+
+
+/* traceback pushes on L the traceback of co, which ended with msg. A
+** task's frames outlive its error, but not where the top one stood when
+** the VM itself raised (an arithmetic error, the task slice's hook): that
+** frame's line is taken from msg ("src:line: ..."). */
+static void traceback(lua_State *L, lua_State *co, const char *msg) {
+  const char *all, *tb, *colon = strchr(msg, ':'), *end;
+  size_t src;
+  luaL_traceback(L, co, NULL, 0);
+  all = lua_tostring(L, -1);
+  if (colon == NULL || (tb = strchr(all, '\n')) == NULL || tb[1] != '\t')
+    return;
+  tb += 2; /* the top frame's line */
+  src = (size_t)(colon - msg);
+  end = colon + 1 + strspn(colon + 1, "0123456789");
+  if (end == colon + 1 || *end != ':' || strncmp(tb, msg, src) != 0 ||
+      strncmp(tb + src, ": in ", 5) != 0)
+    return;
+  lua_pushlstring(L, all, (size_t)(tb - all));
+  lua_pushlstring(L, msg, (size_t)(end - msg)); /* src:line */
+  lua_pushstring(L, tb + src);
+  lua_concat(L, 3);
+  lua_remove(L, -2);
+}
+
+
 /* cn_sched_log_error logs the error on top of ended task t's stack (as
-** lua_resume left it) with a traceback; where is added to the message. */
+** lua_resume left it: its frames are still there) with a traceback; where
+** is added to the message. */
 void cn_sched_log_error(cn_task_t *t, const char *where) {
-  lua_State *co = t->co;
-  const char *msg = lua_tostring(co, -1);
-  if (msg == NULL)
-    msg = lua_isnil(co, -1) ? "nil" : luaL_typename(co, -1);
-  luaL_traceback(co, co, NULL, 0);
-  cn_log(CN_LOG_ERROR, "%s%s\n%s", msg, where, lua_tostring(co, -1));
+  lua_State *co = t->co, *L = t->w->L;
+  int top = lua_gettop(L);
+  const char *msg = describe(t->w, L, co);
+  traceback(L, co, msg);
+  cn_log(CN_LOG_ERROR, "%s%s\n%s", msg, where, lua_tostring(L, -1));
+  lua_settop(L, top);
 }
 
 

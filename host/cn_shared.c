@@ -117,14 +117,6 @@ const char *cn_shared_name(const cn_shared_t *d) { return d->name; }
 /* -- Entries (under the dictionary's lock) ------------------------------ */
 
 
-static uint32_t hash_key(const char *k, size_t n) {
-  uint32_t h = 2166136261u;
-  while (n-- > 0)
-    h = (h ^ (uint8_t)*k++) * 16777619u;
-  return h;
-}
-
-
 static size_t entry_cost(size_t klen, size_t vlen) {
   return sizeof(entry_t) + klen + vlen;
 }
@@ -182,7 +174,7 @@ static entry_t *find(cn_shared_t *d, const char *k, size_t n, uint64_t now) {
   entry_t *e;
   if (d->nbuckets == 0)
     return NULL;
-  e = *slot(d, k, n, hash_key(k, n));
+  e = *slot(d, k, n, cn_hash_bytes(k, n));
   if (e != NULL && expired(e, now)) {
     entry_remove(d, e);
     return NULL;
@@ -234,7 +226,7 @@ static int store(cn_shared_t *d, entry_t *old, const char *k, size_t n,
                  uint64_t now) {
   size_t vlen = v->type == CN_SHARED_STRING ? v->len : 0;
   size_t cost = entry_cost(n, vlen);
-  uint32_t h = hash_key(k, n);
+  uint32_t h = cn_hash_bytes(k, n);
   entry_t *e;
   int rc;
   if (cost > d->capacity)

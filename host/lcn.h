@@ -11,9 +11,15 @@
 #define LCN_CONN_MT "coronet.conn"
 
 int lcn_fail(lua_State *L, int err);
+int lcn_ok(lua_State *L, int rc);
+int lcn_argerror(lua_State *L, int narg, const char *fname, const char *msg);
+int lcn_option(lua_State *L, int idx, const char *def,
+               const char *const names[], int narg, const char *fname);
 void lcn_op_done(void);
 void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
                lua_CFunction gc, lua_CFunction tostring);
+int lcn_lib(lua_State *L, const luaL_Reg *funcs, const char *tname,
+            lua_CFunction gc);
 size_t lcn_data_len(lua_State *L, int idx);
 int lcn_data_spans(lua_State *L, int idx, size_t off, size_t n,
                    int (*fn)(void *ud, const char *p, size_t k), void *ud);
@@ -34,6 +40,8 @@ uint64_t lcn_deadline_in(lua_State *L, double seconds);
 uint64_t lcn_deadline_at(lua_State *L, double t);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
+cn_conn_t *lcn_open_conn(lua_State *L, int idx);
+cn_conn_t *lcn_reader_conn(lua_State *L, int idx);
 void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
 cn_tls_conf_t *lcn_tls_conf(lua_State *L, int idx);
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
@@ -43,11 +51,19 @@ void lcn_net_version_end(lua_State *L, int version, int ok);
 extern const cn_hooks_t lcn_host_hooks;
 
 /* Reads through LuaJIT's FFI (lua/coronet/conn.lua): box is a connection
-** object's payload; out[0] the length of the bytes returned, out[1] what
-** lcn_conn_ffi_drop must consume. */
-const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
-                               size_t max, int line, size_t *out);
-const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out);
+** object's payload. Each returns 1 and lends n bytes at p when it can
+** answer at once (lcn_conn_ffi_drop then consumes drop bytes), else 0.
+** They return an int, which the FFI gives Lua as a number (a pointer
+** would be compared through a metamethod: a C call, see coronet.wait). */
+typedef struct lcn_span_s {
+  const char *p;
+  size_t n, drop;
+} lcn_span_t;
+
+int lcn_conn_ffi_delim(void *box, const char *d, size_t dlen, size_t max,
+                       lcn_span_t *out);
+int lcn_conn_ffi_line(void *box, size_t max, lcn_span_t *out);
+int lcn_conn_ffi_read(void *box, size_t n, lcn_span_t *out);
 void lcn_conn_ffi_drop(void *box, size_t n);
 
 int luaopen_coronet_sched(lua_State *L);

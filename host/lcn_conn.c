@@ -38,17 +38,62 @@ static void on_close(cn_conn_t *c) {
 }
 
 
+/* handler_box returns the connection object that ended task t's first
+** frame (its handler, called with the connection) still holds, or NULL.
+** The frames of a task that failed are still on its stack. */
+static conn_box *handler_box(cn_task_t *t) {
+  lua_State *co = cn_sched_thread(t);
+  lua_Debug ar;
+  int lo = 0, hi = 1;
+  conn_box *b = NULL;
+  while (lua_getstack(co, hi, &ar)) { /* the first frame is the deepest */
+    lo = hi;
+    hi *= 2;
+  }
+  while (hi - lo > 1) {
+    int mid = lo + (hi - lo) / 2;
+    if (lua_getstack(co, mid, &ar))
+      lo = mid;
+    else
+      hi = mid;
+  }
+  if (!lua_getstack(co, lo, &ar) || lua_getlocal(co, &ar, 1) == NULL)
+    return NULL;
+  if (lua_getmetatable(co, -1)) {
+    luaL_getmetatable(co, LCN_CONN_MT);
+    if (lua_rawequal(co, -1, -2))
+      b = lua_touserdata(co, -3);
+    lua_pop(co, 2);
+  }
+  lua_pop(co, 1);
+  return b;
+}
+
+
+/* owner_where writes " (conn ID from PEER)" for the connection task t
+** owns (c, or, once c is closed, its Lua object) into buf. */
+static void owner_where(cn_task_t *t, cn_conn_t *c, char *buf, size_t size) {
+  char peer[CN_ADDRSTRLEN] = "?";
+  uint64_t id = cn_sched_task_conn_id(t);
+  conn_box *b;
+  if (c != NULL) {
+    cn_conn_addr(c, 0, peer, sizeof peer);
+  } else if ((b = handler_box(t)) != NULL) {
+    id = b->id;
+    if (b->peer.sin6_family != 0)
+      cn_addr_format((const struct sockaddr *)&b->peer, peer, sizeof peer);
+  }
+  snprintf(buf, size, " (conn %llu from %s)", (unsigned long long)id, peer);
+}
+
+
 /* owner_end is the end hook of a task that owns a connection: it logs an
 ** error that escaped the handler and closes the connection. */
 static void owner_end(cn_task_t *t, int status) {
   cn_conn_t *c = cn_sched_data(t);
   if (status != 0) {
-    char where[CN_ADDRSTRLEN + 48] = "", peer[CN_ADDRSTRLEN] = "?";
-    if (c != NULL) {
-      cn_conn_addr(c, 0, peer, sizeof peer);
-      snprintf(where, sizeof where, " (conn %llu from %s)",
-               (unsigned long long)c->id, peer);
-    }
+    char where[CN_ADDRSTRLEN + 48];
+    owner_where(t, c, where, sizeof where);
     cn_sched_log_error(t, where);
   }
   if (c != NULL) {
@@ -209,7 +254,8 @@ static int conn_read(lua_State *L) {
   lua_Integer n = luaL_optinteger(L, 2, CN_BLOCK_DATA);
   if (c == NULL)
     return 2;
-  luaL_argcheck(L, n > 0, 2, "size must be positive");
+  if (n <= 0)
+    lcn_argerror(L, 1, "read", "size must be positive");
   if (read_busy(L, c))
     return 2;
   c->skip = 0;
@@ -232,7 +278,8 @@ static int read_exact(lua_State *L, int consume, const char *what) {
   lua_Integer n = luaL_checkinteger(L, 2);
   if (c == NULL)
     return 2;
-  luaL_argcheck(L, n >= 0, 2, "size must not be negative");
+  if (n < 0)
+    lcn_argerror(L, 1, what, "size must not be negative");
   if (read_busy(L, c))
     return 2;
   if (c->in.len < (size_t)n)
@@ -321,9 +368,10 @@ static int read_delim(lua_State *L, cn_conn_t *c, const char *d, size_t dlen,
 }
 
 
-static size_t opt_max(lua_State *L, int idx) {
+static size_t opt_max(lua_State *L, int idx, const char *fname) {
   lua_Integer max = luaL_optinteger(L, idx, 0);
-  luaL_argcheck(L, max >= 0, idx, "maximum must not be negative");
+  if (max < 0)
+    lcn_argerror(L, idx - 1, fname, "maximum must not be negative");
   return max > 0 ? (size_t)max : cn_worker_self()->cfg->read_hwm;
 }
 
@@ -334,7 +382,7 @@ static size_t opt_max(lua_State *L, int idx) {
 ** "line too long" and is discarded through its newline. */
 static int conn_read_line(lua_State *L) {
   cn_conn_t *c = check_conn(L, 1);
-  size_t max = opt_max(L, 2);
+  size_t max = opt_max(L, 2, "read_line");
   if (c == NULL || read_busy(L, c))
     return 2;
   return read_delim(L, c, "\n", 1, max, 1, "conn:read_line");
@@ -347,10 +395,11 @@ static int conn_read_until(lua_State *L) {
   cn_conn_t *c = check_conn(L, 1);
   size_t dlen;
   const char *d = luaL_checklstring(L, 2, &dlen);
-  size_t max = opt_max(L, 3);
+  size_t max = opt_max(L, 3, "read_until");
   if (c == NULL)
     return 2;
-  luaL_argcheck(L, dlen > 0 && dlen <= 8, 2, "delimiter must be 1 to 8 bytes");
+  if (dlen == 0 || dlen > 8)
+    lcn_argerror(L, 1, "read_until", "delimiter must be 1 to 8 bytes");
   if (read_busy(L, c))
     return 2;
   return read_delim(L, c, d, dlen, max, 0, "conn:read_until");
@@ -387,47 +436,60 @@ static cn_conn_t *ffi_conn(void *box) {
 }
 
 
-/* lcn_conn_ffi_delim serves read_line (line 1: max does not count a "\r"
-** before the "\n", which is dropped too) and read_until(d): the bytes
-** before the next d, when a whole piece of at most max bytes (0: the read
-** high-water mark) is buffered in one block. */
-const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
-                               size_t max, int line, size_t *out) {
+/* ffi_delim serves read_line (line 1: max does not count a "\r" before
+** the "\n", which is dropped too) and read_until(d): the bytes before the
+** next d, when a whole piece of at most max bytes (0: the read high-water
+** mark) is buffered in one block. */
+static int ffi_delim(void *box, const char *d, size_t dlen, size_t max,
+                     int line, lcn_span_t *out) {
   cn_conn_t *c = ffi_conn(box);
   const char *p;
   int64_t at;
   size_t n;
   if (c == NULL || c->skip || dlen == 0 || dlen > sizeof c->dlim)
-    return NULL;
+    return 0;
   if ((at = cn_buf_find(&c->in, c->scanned, d, dlen)) < 0)
-    return NULL;
+    return 0;
   if ((p = cn_buf_span(&c->in, (size_t)at)) == NULL)
-    return NULL;
+    return 0;
   n = (size_t)at;
   if (line && n > 0 && p[n - 1] == '\r')
     n--;
   if (n > (max > 0 ? max : c->w->cfg->read_hwm))
-    return NULL; /* line too long: the classic path says so */
-  out[0] = n;
-  out[1] = (size_t)at + dlen;
-  return p;
+    return 0; /* line too long: the classic path says so */
+  out->p = p;
+  out->n = n;
+  out->drop = (size_t)at + dlen;
+  return 1;
+}
+
+
+int lcn_conn_ffi_delim(void *box, const char *d, size_t dlen, size_t max,
+                       lcn_span_t *out) {
+  return ffi_delim(box, d, dlen, max, 0, out);
+}
+
+
+int lcn_conn_ffi_line(void *box, size_t max, lcn_span_t *out) {
+  return ffi_delim(box, "\n", 1, max, 1, out);
 }
 
 
 /* lcn_conn_ffi_read serves read(n): up to n bytes, when some are buffered
 ** and those returned lie in one block. */
-const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out) {
+int lcn_conn_ffi_read(void *box, size_t n, lcn_span_t *out) {
   cn_conn_t *c = ffi_conn(box);
   const char *p;
   if (c == NULL || c->in.len == 0 || n == 0)
-    return NULL;
+    return 0;
   if (n > c->in.len)
     n = c->in.len;
   if ((p = cn_buf_span(&c->in, n)) == NULL)
-    return NULL;
+    return 0;
   c->skip = 0;
-  out[0] = out[1] = n;
-  return p;
+  out->p = p;
+  out->n = out->drop = n;
+  return 1;
 }
 
 

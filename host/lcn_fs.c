@@ -186,7 +186,7 @@ static int parse_mode(lua_State *L, int idx) {
   case 'r': flags = 0; break;
   case 'w': flags = O_CREAT | O_TRUNC; break;
   case 'a': flags = O_CREAT | O_APPEND; break;
-  default: return luaL_argerror(L, idx, "invalid mode");
+  default: return lcn_argerror(L, idx, "open", "invalid mode");
   }
   for (m++; *m != '\0'; m++) {
     if (*m == '+')
@@ -194,7 +194,7 @@ static int parse_mode(lua_State *L, int idx) {
     else if (*m == 'x' && (flags & O_TRUNC))
       excl = O_EXCL;
     else if (*m != 'b')
-      return luaL_argerror(L, idx, "invalid mode");
+      return lcn_argerror(L, idx, "open", "invalid mode");
   }
   if (rw)
     flags |= O_RDWR;
@@ -317,7 +317,8 @@ static int file_read(lua_State *L) {
   int k;
   if (b == NULL)
     return 2;
-  luaL_argcheck(L, n > 0, 2, "size must be positive");
+  if (n <= 0)
+    lcn_argerror(L, 1, "read", "size must be positive");
   if ((k = busy(L, b, CN_EBUSYR, "file:read")) > 0)
     return k;
   f = b->f;
@@ -402,7 +403,7 @@ static int file_write(lua_State *L) {
 static int file_seek(lua_State *L) {
   static const char *const names[] = {"set", "cur", "end", NULL};
   file_box *b = check_file(L, 1);
-  int whence = luaL_checkoption(L, 2, "cur", names), rc;
+  int whence = lcn_option(L, 2, "cur", names, 1, "seek"), rc;
   lua_Number off = luaL_optnumber(L, 3, 0), base;
   cn_file_t *f;
   int64_t at;

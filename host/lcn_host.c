@@ -23,6 +23,77 @@ int lcn_fail(lua_State *L, int err) {
 }
 
 
+/* lcn_ok pushes true when rc is not negative, else nil and rc's message;
+** returns how many values it pushed. */
+int lcn_ok(lua_State *L, int rc) {
+  if (rc < 0)
+    return lcn_fail(L, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* lcn_argerror raises "bad argument #narg to 'fname' (msg)" from a binding
+** that a Lua function of coronet wraps (a method made by coronet.blocking,
+** or a module function that calls it, not as a tail call), which LuaJIT
+** would name after the wrapper's local: fname names the Lua function (a
+** "conn:" or "fs." before it is dropped), narg counts the arguments it
+** takes (a method's after self), and the position is that of the code
+** that called it, not the wrapper's. */
+int lcn_argerror(lua_State *L, int narg, const char *fname, const char *msg) {
+  const char *dot = strpbrk(fname, ":.");
+  luaL_where(L, 2);
+  lua_pushfstring(L, "bad argument #%d to '%s' (%s)", narg,
+                  dot != NULL ? dot + 1 : fname, msg);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+
+/* lcn_option returns the index in names (NULL-terminated) of the string
+** at idx, or of def when idx is nil or none; anything else raises as
+** lcn_argerror(L, narg, fname, ...) does. */
+int lcn_option(lua_State *L, int idx, const char *def,
+               const char *const names[], int narg, const char *fname) {
+  const char *s = lua_isnoneornil(L, idx) ? def : lua_tostring(L, idx);
+  int i;
+  if (s == NULL)
+    return lcn_argerror(L, narg, fname,
+                        lua_pushfstring(L, "string expected, got %s",
+                                        luaL_typename(L, idx)));
+  for (i = 0; names[i] != NULL; i++)
+    if (strcmp(s, names[i]) == 0)
+      return i;
+  return lcn_argerror(L, narg, fname,
+                      lua_pushfstring(L, "invalid option '%s'", s));
+}
+
+
+/* lcn_open_conn returns the connection at idx (raising if idx holds none),
+** or NULL after pushing nil, "closed" when this side has closed it. */
+cn_conn_t *lcn_open_conn(lua_State *L, int idx) {
+  cn_conn_t *c = lcn_to_conn(L, idx);
+  if (c == NULL || (c->flags & CN_CONN_CLOSED)) {
+    lcn_fail(L, CN_ECLOSED);
+    return NULL;
+  }
+  return c;
+}
+
+
+/* lcn_reader_conn is lcn_open_conn for a read: NULL after pushing nil,
+** "busy reading" also when another task reads the connection or a pump
+** takes its input. */
+cn_conn_t *lcn_reader_conn(lua_State *L, int idx) {
+  cn_conn_t *c = lcn_open_conn(L, idx);
+  if (c != NULL && (c->reader != NULL || c->pump_out != NULL)) {
+    lcn_fail(L, CN_EBUSYR);
+    return NULL;
+  }
+  return c;
+}
+
+
 /* lcn_op_done ends the running task's blocking operation, if any: its
 ** deadline timer stops. Every blocking call does it when it returns a
 ** result rather than parking. */
@@ -58,8 +129,24 @@ void lcn_class(lua_State *L, const char *tname, const luaL_Reg *methods,
 }
 
 
+/* lcn_lib is the whole of most luaopen_ functions: it makes the metatable
+** tname (unless NULL) of a kind of userdata without methods, with __gc gc
+** (unless NULL), and pushes a new table of funcs, the module; returns 1. */
+int lcn_lib(lua_State *L, const luaL_Reg *funcs, const char *tname,
+            lua_CFunction gc) {
+  if (tname != NULL) {
+    lcn_class(L, tname, NULL, gc, NULL);
+    lua_pop(L, 2);
+  }
+  lua_newtable(L);
+  luaL_register(L, NULL, funcs);
+  return 1;
+}
+
+
 /* lcn_data_len returns the byte length of the string, or table of strings
-** (a writev's fragments), at idx; raises on any other fragment. */
+** (a writev's fragments), at idx; raises on any other fragment (for the
+** write methods: see lcn_argerror). */
 size_t lcn_data_len(lua_State *L, int idx) {
   size_t total = 0, len, i, n;
   if (lua_type(L, idx) != LUA_TTABLE) {
@@ -70,8 +157,9 @@ size_t lcn_data_len(lua_State *L, int idx) {
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, (int)i);
     if (lua_tolstring(L, -1, &len) == NULL)
-      luaL_error(L, "bad argument #1 to 'write' (fragment %d is a %s)",
-                 (int)i, luaL_typename(L, -1));
+      lcn_argerror(L, 1, "write", lua_pushfstring(L, "fragment %d is a %s",
+                                                  (int)i,
+                                                  luaL_typename(L, -1)));
     total += len;
     lua_pop(L, 1);
   }
@@ -649,6 +737,20 @@ static void count_alloc(cn_worker_t *w, lua_State *L) {
 }
 
 
+/* -- Driving the garbage collector ---------------------------------------- */
+
+/* A whole cycle after a burst runs in slices of about GC_SLICE_NS, one per
+** loop iteration, from an idle handle (the loop polls without blocking
+** meanwhile), so that no turn waits long for it; only LuaJIT's atomic phase
+** (see README, Limits) is one piece. Under memory pressure the cycle runs
+** at once instead. */
+#define GC_SLICE_NS 1000000
+#define GC_SLICE_KB 64 /* work per lua_gc step: a few tens of us */
+
+static __thread uv_idle_t gc_idle; /* runs the slices while it is active */
+static __thread size_t gc_from; /* the heap when the sliced cycle began */
+
+
 static int gc_full(lua_State *L) {
   lua_gc(L, LUA_GCCOLLECT, 0);
   return 0;
@@ -661,23 +763,64 @@ static int gc_step(lua_State *L) {
 }
 
 
-/* host_idle runs while the loop is mostly idle, and at the end of a turn
-** near the memory bound: a whole GC cycle once the heap has doubled since
-** the last one (a burst is over) if full_ok, after the memory bound
-** refused a task, or when it grew near the bound; else a small step. __gc metamethods run inside:
-** protected. */
-static void host_idle(cn_worker_t *w, int full_ok) {
-  lua_State *L = w->L;
-  size_t used = w->lua_bytes, limit = w->cfg->lua_memory;
-  int full = w->lua_refused ||
-             (full_ok && used > (1 << 20) && used > 2 * w->lua_after_full) ||
-             (used > limit / 4 * 3 && used > w->lua_after_full + limit / 8);
-  if (lua_cpcall(L, full ? gc_full : gc_step, NULL) != 0) {
+/* gc_slice steps the collector for about GC_SLICE_NS; sets *done (its
+** light userdata argument) once a cycle finished. */
+static int gc_slice(lua_State *L) {
+  int *done = lua_touserdata(L, 1);
+  uint64_t end = uv_hrtime() + GC_SLICE_NS;
+  do
+    *done = lua_gc(L, LUA_GCSTEP, GC_SLICE_KB);
+  while (!*done && uv_hrtime() < end);
+  return 0;
+}
+
+
+/* gc_run runs f (gc_full, gc_step or gc_slice) protected: __gc
+** metamethods run inside. */
+static void gc_run(lua_State *L, lua_CFunction f, void *ud) {
+  if (lua_cpcall(L, f, ud) != 0) {
     cn_log(CN_LOG_WARN, "garbage collection: %s", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
-  if (full)
+}
+
+
+static void gc_idle_cb(uv_idle_t *h) {
+  cn_worker_t *w = h->data;
+  int done = 1;
+  gc_run(w->L, gc_slice, &done);
+  if (done) { /* a heap that grew meanwhile was marked mid-burst: the */
+    uv_idle_stop(h); /* next idle tick may collect it again */
+    w->lua_after_full = w->lua_bytes < gc_from ? w->lua_bytes : gc_from;
+  }
+}
+
+
+/* host_idle runs while the loop is mostly idle, and at the end of a turn
+** near the memory bound. Once the heap has doubled since the last whole
+** cycle (a burst is over) it starts a whole cycle in slices (gc_idle_cb),
+** whether or not a timer is due soon (full_ok): a slice delays it by a
+** millisecond at most. After the memory bound refused a task, or when the
+** heap grew near the bound, it collects at once; else it takes a small
+** step. */
+static void host_idle(cn_worker_t *w, int full_ok) {
+  lua_State *L = w->L;
+  size_t used = w->lua_bytes, limit = w->cfg->lua_memory;
+  int slicing = uv_is_active((uv_handle_t *)&gc_idle);
+  (void)full_ok;
+  if (w->lua_refused ||
+      (used > limit / 4 * 3 && used > w->lua_after_full + limit / 8)) {
+    uv_idle_stop(&gc_idle);
+    gc_run(L, gc_full, NULL);
     w->lua_after_full = w->lua_bytes;
+  } else if (slicing) {
+    return; /* a whole cycle is under way */
+  } else if (used > (1 << 20) && used > 2 * w->lua_after_full) {
+    gc_from = used;
+    uv_idle_start(&gc_idle, gc_idle_cb);
+  } else {
+    gc_run(L, gc_step, NULL);
+  }
   w->lua_refused = 0;
 }
 
@@ -731,6 +874,9 @@ static int host_start(cn_worker_t *w) {
   }
   spawn_main(w, main_end);
   w->lua_after_full = w->lua_bytes; /* the first cycle waits for twice that */
+  uv_idle_init(&w->loop, &gc_idle);
+  uv_unref((uv_handle_t *)&gc_idle); /* a cycle never keeps the loop up */
+  gc_idle.data = w;
   return 0;
 }
 
@@ -754,6 +900,8 @@ static void host_serve(cn_worker_t *w, cn_listener_t *l) {
 
 
 static void host_close(cn_worker_t *w) {
+  if (gc_idle.data == w)
+    uv_idle_stop(&gc_idle); /* the loop closes the handle */
   if (w->L != NULL)
     lua_close(w->L);
   w->L = NULL;

@@ -35,22 +35,6 @@ static parser_t *check_parser(lua_State *L, int idx) {
 }
 
 
-/* check_conn returns the open connection at idx that no other task reads,
-** or NULL after pushing nil, err. */
-static cn_conn_t *check_conn(lua_State *L, int idx) {
-  cn_conn_t *c = lcn_to_conn(L, idx);
-  if (c == NULL || (c->flags & CN_CONN_CLOSED)) {
-    lcn_fail(L, CN_ECLOSED);
-    return NULL;
-  }
-  if (c->reader != NULL || c->pump_out != NULL) {
-    lcn_fail(L, CN_EBUSYR);
-    return NULL;
-  }
-  return c;
-}
-
-
 static uint64_t opt_field(lua_State *L, const char *k, double dflt,
                           double scale) {
   double v;
@@ -328,7 +312,7 @@ static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
 ** then close. partial says that part of a head had come when the read
 ** failed ("timeout": 408). */
 static int http_read_head(lua_State *L) {
-  cn_conn_t *c = check_conn(L, 1);
+  cn_conn_t *c = lcn_reader_conn(L, 1);
   parser_t *P = check_parser(L, 2);
   int rc;
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -440,7 +424,7 @@ static void took(parser_t *P, size_t n) {
 ** (pushing them unless discard), or reports the end or a failure, or
 ** parks. */
 static int body_step(lua_State *L, int discard) {
-  cn_conn_t *c = check_conn(L, 1);
+  cn_conn_t *c = lcn_reader_conn(L, 1);
   parser_t *P = check_parser(L, 2);
   lua_Integer max = luaL_optinteger(L, 3, CN_BLOCK_DATA);
   int64_t n;
@@ -529,9 +513,5 @@ static const luaL_Reg funcs[] = {
 
 /* luaopen_coronet_http returns the functions above. */
 int luaopen_coronet_http(lua_State *L) {
-  lcn_class(L, PARSER_MT, NULL, NULL, NULL);
-  lua_pop(L, 2);
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
-  return 1;
+  return lcn_lib(L, funcs, PARSER_MT, NULL);
 }

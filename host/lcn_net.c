@@ -437,10 +437,7 @@ static const luaL_Reg funcs[] = {{"dial", net_dial},
 
 
 int luaopen_coronet_net(lua_State *L) {
-  lcn_class(L, DIAL_MT, NULL, dial_gc, NULL);
   lcn_class(L, LISTENER_MT, listener_methods, NULL, listener_tostring);
-  lua_pop(L, 4);
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
-  return 1;
+  lua_pop(L, 2);
+  return lcn_lib(L, funcs, DIAL_MT, dial_gc);
 }

@@ -1,5 +1,6 @@
 /* lcn_proc.c: Lua binding of child processes (cn_proc.c). The table-shaped
 ** API is in lua/coronet/process.lua. */
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,7 @@ static int stdio_mode(lua_State *L, int t, const char *name, int def) {
   static const char *const modes[] = {"null", "inherit", "pipe", NULL};
   int m;
   lua_getfield(L, t, name);
-  m = lua_isnil(L, -1) ? def : luaL_checkoption(L, -1, NULL, modes);
+  m = lua_isnil(L, -1) ? def : lcn_option(L, -1, NULL, modes, 1, "spawn");
   lua_pop(L, 1);
   return m;
 }
@@ -151,22 +152,33 @@ static int proc_wait(lua_State *L) {
 }
 
 
-/* proc:kill([signal]) -> true | nil, err; signal is a number or a name
-** ("TERM" default, "KILL", "INT", "HUP", "USR1", "USR2", "STOP", "CONT") */
-static int proc_kill(lua_State *L) {
+/* check_signal returns the signal at idx: a number (a whole one), a name
+** ("TERM", "KILL", "INT", "HUP", "USR1", "USR2", "STOP", "CONT", "QUIT")
+** or nil for TERM; raises, for proc:kill, on anything else. */
+static int check_signal(lua_State *L, int idx) {
   static const char *const names[] = {"TERM", "KILL", "INT",  "HUP", "USR1",
                                       "USR2", "STOP", "CONT", "QUIT", NULL};
   static const int nums[] = {SIGTERM, SIGKILL, SIGINT,  SIGHUP, SIGUSR1,
                              SIGUSR2, SIGSTOP, SIGCONT, SIGQUIT};
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, idx);
+    if (!(n >= -INT_MAX && n <= INT_MAX) || n != (lua_Number)(int)n)
+      lcn_argerror(L, 1, "kill", "invalid signal number");
+    return (int)n;
+  }
+  if (!lua_isnoneornil(L, idx) && lua_type(L, idx) != LUA_TSTRING)
+    lcn_argerror(L, 1, "kill",
+                 lua_pushfstring(L, "signal name or number expected, got %s",
+                                 luaL_typename(L, idx)));
+  return nums[lcn_option(L, idx, "TERM", names, 1, "kill")];
+}
+
+
+/* proc:kill([signal]) -> true | nil, err; signal as check_signal takes it,
+** "TERM" by default. */
+static int proc_kill(lua_State *L) {
   proc_box *b = check_proc(L);
-  int sig = lua_type(L, 2) == LUA_TNUMBER
-              ? (int)lua_tointeger(L, 2)
-              : nums[luaL_checkoption(L, 2, "TERM", names)];
-  int rc = cn_proc_kill(b->p, sig);
-  if (rc < 0)
-    return lcn_fail(L, rc);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lcn_ok(L, cn_proc_kill(b->p, check_signal(L, 2)));
 }
 
 

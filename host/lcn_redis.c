@@ -298,22 +298,6 @@ static int failed(lua_State *L, resp_box *rb, cn_conn_t *c, int err) {
 }
 
 
-/* open_conn returns the open connection at idx, or NULL after pushing nil,
-** "closed" (or "busy reading" when another task reads it). */
-static cn_conn_t *open_conn(lua_State *L, int idx) {
-  cn_conn_t *c = lcn_to_conn(L, idx);
-  if (c == NULL || (c->flags & CN_CONN_CLOSED)) {
-    lcn_fail(L, CN_ECLOSED);
-    return NULL;
-  }
-  if (c->reader != NULL || c->pump_out != NULL) {
-    lcn_fail(L, CN_EBUSYR);
-    return NULL;
-  }
-  return c;
-}
-
-
 /* read(resp, conn, out, i, n [, pushq]) -> n + 1 | false, i | nil, err
 ** Reads replies into out[i..n]. With pushq, a RESP3 push that arrives
 ** first is appended to pushq instead. Parks when the next reply is not
@@ -323,7 +307,7 @@ static cn_conn_t *open_conn(lua_State *L, int idx) {
 ** reply); a read timeout: nil, "timeout". */
 static int redis_read(lua_State *L) {
   resp_box *rb = check_resp(L, 1);
-  cn_conn_t *c = open_conn(L, 2);
+  cn_conn_t *c = lcn_reader_conn(L, 2);
   int i = (int)luaL_checkinteger(L, 4), n = (int)luaL_checkinteger(L, 5);
   int pushq = lua_istable(L, 6), progress = 0, type, rc, top;
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -410,17 +394,13 @@ static int redis_send(lua_State *L) {
       return luaL_error(L, "bad argument #%d to '%s' (string expected, got "
                         "%s)", i - 2, cmd, luaL_typename(L, i));
   }
-  c = lcn_to_conn(L, 1);
-  if (c == NULL || (c->flags & CN_CONN_CLOSED))
-    return lcn_fail(L, CN_ECLOSED);
+  if ((c = lcn_open_conn(L, 1)) == NULL)
+    return 2;
   err = cn_conn_write(c, head, cn_resp_header(head, CN_RESP_ARRAY,
                                               (size_t)(top - 1)));
   for (i = 2; i <= top && err == 0; i++)
     err = push_arg(L, c, i);
-  if (err < 0)
-    return lcn_fail(L, err);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lcn_ok(L, err);
 }
 
 
@@ -512,10 +492,7 @@ static const luaL_Reg funcs[] = {{"new", redis_new},
 ** null is the sentinel a Redis null becomes inside aggregates, error_mt
 ** the metatable of error replies; lua/coronet/redis.lua dresses both. */
 int luaopen_coronet_redis(lua_State *L) {
-  lcn_class(L, RESP_MT, NULL, NULL, NULL);
-  lua_pop(L, 2);
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
+  lcn_lib(L, funcs, RESP_MT, NULL);
   lua_newtable(L); /* null */
   lua_newtable(L); /* error_mt */
   lua_pushvalue(L, -2);

@@ -103,6 +103,31 @@ static int l_wake_park(lua_State *L) {
 }
 
 
+/* wake_node(node [, v]) -> bool
+** wake_park(node[1], node[2], node [, v]): a waiter node (coronet.chan,
+** coronet.sync) is an array whose first two items are a task's handle
+** and the token of its park; the task wakes with true, node [, v]. (Fewer
+** arguments on the waker's stack: see coronet.wait.) */
+static int l_wake_node(lua_State *L) {
+  cn_task_t *t;
+  uint32_t token;
+  int n = lua_isnoneornil(L, 2) ? 1 : 2;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_rawgeti(L, 1, 1);
+  lua_rawgeti(L, 1, 2);
+  t = lua_type(L, -2) == LUA_TLIGHTUSERDATA ? cn_sched_lookup(L, -2) : NULL;
+  token = (uint32_t)lua_tonumber(L, -1);
+  lua_settop(L, 2);
+  lua_pushvalue(L, 1); /* the task gets true, node [, v] */
+  if (n == 2)
+    lua_pushvalue(L, 2);
+  lua_pushboolean(L, t != NULL && cn_sched_parked_as(t) == token &&
+                       cn_sched_wake_with(t, L, n));
+  return 1;
+}
+
+
 /* current() -> the running task's coroutine, or nil */
 static int l_current(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
@@ -131,6 +156,33 @@ static int l_now(lua_State *L) {
 static int l_alive(lua_State *L) {
   lua_pushboolean(L, cn_sched_lookup(L, 1) != NULL);
   return 1;
+}
+
+
+/* tag([task [, v]]) -> number
+** The number task (default: the running one) is tagged with, 0 if none
+** (coronet.lifecycle keeps its script version there); v sets it. Raises
+** outside a task when task is not given, and for a task that ended. */
+static int l_tag(lua_State *L) {
+  cn_task_t *t;
+  if (lua_isnoneornil(L, 1))
+    t = cn_sched_task(L, "tag");
+  else if ((t = check_task(L, 1)) == NULL)
+    return luaL_argerror(L, 1, "task ended");
+  if (!lua_isnoneornil(L, 2))
+    cn_sched_set_tag(t, (uint32_t)luaL_checkinteger(L, 2));
+  lua_pushinteger(L, (lua_Integer)cn_sched_tag(t));
+  return 1;
+}
+
+
+/* set_describe(fn): fn(e) -> string describes an error value that is not
+** a string, when a task that ended with it is logged. */
+static int l_set_describe(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  cn_sched_set_describe(L);
+  return 0;
 }
 
 
@@ -337,6 +389,24 @@ static int l_timer_start(lua_State *L) {
 }
 
 
+/* timer_arm(channel, seconds [, period]) -> channel
+** Gives channel a new node (channel.node), started as timer_start does:
+** one call instead of two, at the bottom of a timer's making, so that a
+** task waiting on a new timer needs no deeper stack (lua/coronet/time.lua,
+** coronet.wait). The caller checked the numbers. */
+static int l_timer_arm(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 3);
+  l_timer(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 1, "node");
+  lua_insert(L, 1); /* node, channel, seconds, period */
+  l_timer_start(L);
+  lua_pushvalue(L, 2);
+  return 1;
+}
+
+
 /* timer_stop(node) -> bool: true if this stopped a pending node. */
 static int l_timer_stop(lua_State *L) {
   lua_pushboolean(L, ltimer_stop(L, luaL_checkudata(L, 1, TIMER_MT)));
@@ -365,15 +435,19 @@ static const luaL_Reg funcs[] = {
   {"unpark", l_unpark},
   {"wake", l_wake},
   {"wake_park", l_wake_park},
+  {"wake_node", l_wake_node},
   {"current", l_current},
   {"now", l_now},
   {"alive", l_alive},
+  {"tag", l_tag},
+  {"set_describe", l_set_describe},
   {"stats", l_stats},
   {"tasks", l_tasks},
   {"exit", l_exit},
   {"timer_init", l_timer_init},
   {"timer", l_timer},
   {"timer_start", l_timer_start},
+  {"timer_arm", l_timer_arm},
   {"timer_stop", l_timer_stop},
   {"timer_pending", l_timer_pending},
   {"timers", l_timers},

@@ -77,14 +77,6 @@ static void check_value(lua_State *L, const char *fname, int idx,
 }
 
 
-static int push_result(lua_State *L, int rc) {
-  if (rc < 0)
-    return lcn_fail(L, rc);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-
 /* dict:get(key) -> value | nil */
 static int dict_get(lua_State *L) {
   cn_shared_t *d = check_dict(L);
@@ -123,7 +115,7 @@ static int store(lua_State *L, const char *fname, int mode) {
     if (lua_type(L, 4) != LUA_TNUMBER || ttl < 0)
       bad_arg(L, fname, 4, "ttl must be a number of seconds, 0 or more");
   }
-  return push_result(L, cn_shared_set(d, k, n, &v, ttl, mode));
+  return lcn_ok(L, cn_shared_set(d, k, n, &v, ttl, mode));
 }
 
 
@@ -175,7 +167,7 @@ static int dict_delete(lua_State *L) {
   size_t n;
   const char *k = check_key(L, "delete", &n);
   cn_shared_val_t v = {CN_SHARED_NIL, 0, NULL, 0};
-  return push_result(L, cn_shared_set(d, k, n, &v, 0, CN_SHARED_SET));
+  return lcn_ok(L, cn_shared_set(d, k, n, &v, 0, CN_SHARED_SET));
 }
 
 

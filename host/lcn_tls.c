@@ -258,16 +258,6 @@ static int tls_conf_wait(lua_State *L) {
 /* -- Connections -------------------------------------------------------- */
 
 
-static cn_conn_t *open_conn(lua_State *L) {
-  cn_conn_t *c = lcn_to_conn(L, 1);
-  if (c == NULL || (c->flags & CN_CONN_CLOSED)) {
-    lcn_fail(L, CN_ECLOSED);
-    return NULL;
-  }
-  return c;
-}
-
-
 /* start(conn, conf [, name, alpn, verify]) -> true | nil, err | false
 ** Makes conn a TLS connection: a server when conf is a server's, else a
 ** client asking for name (SNI and the certificate check) and alpn
@@ -275,7 +265,7 @@ static cn_conn_t *open_conn(lua_State *L) {
 ** conn has still to send leaves as plaintext first: until it has, the
 ** task parks and false is returned; call again after the wake. */
 static int tls_start(lua_State *L) {
-  cn_conn_t *c = open_conn(L);
+  cn_conn_t *c = lcn_open_conn(L, 1);
   cn_tls_conf_t *f = ((conf_box *)luaL_checkudata(L, 2, CONF_MT))->f;
   cn_tls_client_t cl;
   int rc;
@@ -302,10 +292,7 @@ static int tls_start(lua_State *L) {
   cl.name = luaL_optstring(L, 3, NULL);
   cl.alpn = luaL_optstring(L, 4, NULL);
   cl.verify = lua_isnoneornil(L, 5) || lua_toboolean(L, 5);
-  if ((rc = cn_tls_start(c, f, cn_tls_conf_server(f) ? NULL : &cl)) < 0)
-    return lcn_fail(L, rc);
-  lua_pushboolean(L, 1);
-  return 1;
+  return lcn_ok(L, cn_tls_start(c, f, cn_tls_conf_server(f) ? NULL : &cl));
 }
 
 
@@ -313,7 +300,7 @@ static int tls_start(lua_State *L) {
 ** true once conn's handshake finished; its error if it failed; else the
 ** task parks (at most timeout seconds) and false is returned. */
 static int tls_handshake(lua_State *L) {
-  cn_conn_t *c = open_conn(L);
+  cn_conn_t *c = lcn_open_conn(L, 1);
   double timeout = luaL_optnumber(L, 2, 0);
   cn_task_t *t;
   uint64_t start;
@@ -357,7 +344,7 @@ static void set_string(lua_State *L, const char *k, const char *v) {
 ** What conn's finished handshake negotiated; alpn, sni and peer (the
 ** subject of the peer's certificate) only when there are. */
 static int tls_info(lua_State *L) {
-  cn_conn_t *c = open_conn(L);
+  cn_conn_t *c = lcn_open_conn(L, 1);
   cn_tls_info_t i;
   int rc;
   if (c == NULL)
@@ -388,9 +375,6 @@ static const luaL_Reg funcs[] = {{"conf", tls_conf},
 
 int luaopen_coronet_tls(lua_State *L) {
   lcn_class(L, CONF_MT, NULL, conf_gc, NULL);
-  lcn_class(L, JOB_MT, NULL, job_gc, NULL);
-  lua_pop(L, 4);
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
-  return 1;
+  lua_pop(L, 2);
+  return lcn_lib(L, funcs, JOB_MT, job_gc);
 }

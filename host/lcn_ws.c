@@ -163,17 +163,15 @@ static int data_frame(lua_State *L, cn_conn_t *c, ws_reader *R,
 ** (1007) and the close code to send. timeout in seconds bounds the
 ** read. */
 static int ws_read_frame(lua_State *L) {
-  cn_conn_t *c = lcn_to_conn(L, 1);
+  cn_conn_t *c = lcn_reader_conn(L, 1);
   ws_reader *R = luaL_checkudata(L, 2, READER_MT);
   lua_Number t = luaL_optnumber(L, 3, 0);
   uint64_t timeout = t > 0 ? (uint64_t)(t * 1000 + 0.5) : 0;
   uint8_t hb[CN_WS_MAX_HEADER];
   cn_ws_frame_t f;
   int rc;
-  if (c == NULL || (c->flags & CN_CONN_CLOSED))
-    return lcn_fail(L, CN_ECLOSED);
-  if (c->reader != NULL)
-    return lcn_fail(L, CN_EBUSYR);
+  if (c == NULL)
+    return 2;
   rc = cn_ws_parse(&f, hb, cn_buf_copyout(&c->in, 0, hb, sizeof hb),
                    R->max - R->msg_len);
   if (rc == 0)
@@ -290,9 +288,5 @@ static const luaL_Reg funcs[] = {
 
 /* luaopen_coronet_ws returns the functions above. */
 int luaopen_coronet_ws(lua_State *L) {
-  lcn_class(L, READER_MT, NULL, NULL, NULL);
-  lua_pop(L, 2);
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
-  return 1;
+  return lcn_lib(L, funcs, READER_MT, NULL);
 }

@@ -183,6 +183,10 @@ function env.acked()
   end
 end
 
+-- With --bus on Redis, the room spans processes (chat_redis.lua).
+local cluster = require "chat_redis"
+cluster.attach(env, info, TOPIC)
+
 if st.room then
   st.room.env = env -- the room outlived a reload: new wiring
 else
@@ -217,9 +221,13 @@ local function pump(prev, done)
   if prev then prev:recv() end
   local sub, tick, now = st.sub, coronet.ticker(1), coronet.now
   local on, k, t0 = true, 0, now()
+  local function each_second()
+    Room.tick(room)
+    cluster.tick(room)
+  end
   local cases = {
     { recv = sub, fn = function(msg) return msg end },
-    { recv = tick, fn = function() Room.tick(room) end },
+    { recv = tick, fn = each_second },
     { recv = coronet.superseded(), fn = function() on = false end },
   }
   while on do
@@ -243,7 +251,7 @@ local function pump(prev, done)
       end
     end
     if tick:recv(0) then
-      Room.tick(room)
+      each_second()
     end
     if msg then
       Room.deliver(room, msg)
@@ -315,6 +323,7 @@ local function converse(m, conn, dec, src)
   end
   m.transport.group:remove(conn)
   Room.leave(room, m, why)
+  if not st.stopping then cluster.settle() end
 end
 
 -- serve(conn [, tr, src]) is a member's session: lines from src (default

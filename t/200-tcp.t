@@ -561,6 +561,35 @@ t.test("a bad argument to a connection method names the method and the "
   l:close()
 end)
 
+-- cleanup: values of the right type that the host refuses said "bad
+-- argument #2 to 'raw'" at a line inside coronet
+t.test("a bad value to a connection or file method names the method and "
+  .. "the caller's line", function()
+  local l = assert(net.listen("127.0.0.1:0", function(c) c:read() end))
+  local c = assert(net.dial(l:addr(), { timeout = 10 }))
+  local f = assert(require("coronet.fs").open("/dev/null"))
+  for _, case in ipairs {
+    { function() c:read(-1) end, "read", "size must be positive" },
+    { function() c:read_full(-1) end, "read_full", "size must not be negative" },
+    { function() c:peek(-1) end, "peek", "size must not be negative" },
+    { function() c:read_line(-1) end, "read_line",
+      "maximum must not be negative" },
+    { function() c:read_until("") end, "read_until",
+      "delimiter must be 1 to 8 bytes" },
+    { function() c:read_until("\n", -1) end, "read_until",
+      "maximum must not be negative", 2 },
+    { function() c:write({ "a", {} }) end, "write", "fragment 2 is a table" },
+    { function() f:read(0) end, "read", "size must be positive" },
+    { function() f:seek("middle") end, "seek", "invalid option 'middle'" },
+    { function() f:write({ true }) end, "write", "fragment 1 is a boolean" },
+  } do
+    util.bad_arg(t, case[1], case[4] or 1, case[2], case[3], case[2])
+  end
+  f:close()
+  c:close()
+  l:close()
+end)
+
 t.test("no connection or block is left after the tests above", function()
   t.ok(settle(0, 0), "connections and blocks back to zero")
   local st = coronet.stats()

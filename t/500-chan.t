@@ -299,6 +299,23 @@ t.test("bad arguments raise", function()
   t.ok(not chan.is_chan({}), "and a table that is not one")
 end)
 
+-- cleanup: recv("x") and send(v, "x") said "attempt to compare string
+-- with number" from inside coronet.chan
+t.test("a timeout that is not a number raises naming recv or send", function()
+  local ch = chan_new(1)
+  util.bad_arg(t, function() ch:recv("x") end, 1, "recv",
+    "number expected, got string", "recv('x') on an empty channel")
+  util.bad_arg(t, function() ch:send(1, {}) end, 2, "send",
+    "number expected, got table", "send(1, {}) with room")
+  ch:send(1)
+  util.bad_arg(t, function() ch:send(2, "x") end, 2, "send",
+    "number expected, got string", "send(2, 'x') on a full channel")
+  util.bad_arg(t, function() ch:recv(true) end, 1, "recv",
+    "number expected, got boolean", "recv(true) with a value ready")
+  t.is(ch:len(), 1, "nothing was taken or added")
+  t.is(queued(ch.recvq) + queued(ch.sendq), 0, "and no waiter is left")
+end)
+
 t.test("recv and send block inside the script's own coroutines too",
   function()
   local ch = chan_new()

@@ -45,7 +45,7 @@ end
 t.test("a task woken by a channel send runs in the same loop turn", function()
   local ch, back = chan(), chan()
   spawn(function()
-    for _ = 1, 1000 do back:send(ch:recv()) end
+    for _ = 1, 1000 do back:send((ch:recv())) end
   end)
   sleep(0.01) -- the echo task waits on ch
   local t0 = stats().turns

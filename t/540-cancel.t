@@ -246,7 +246,7 @@ t.test("a wait group's wait takes a timeout", function()
   local ok, err = wg:wait(0.02)
   t.ok(ok == nil and err == "timeout", "wait times out while the count is 1")
   local out = chan(1)
-  spawn(function() out:send(wg:wait(5)) end)
+  spawn(function() out:send((wg:wait(5))) end)
   settle()
   wg:done()
   t.is(out:recv(5), true, "a waiter wakes when the count reaches zero")
@@ -254,6 +254,19 @@ t.test("a wait group's wait takes a timeout", function()
   t.is(#wg.waiters, 0, "the timed-out waiter left the list")
   local bad = pcall(function() wg:done() end)
   t.ok(not bad, "done below zero raises")
+end)
+
+-- cleanup: wait("x") said "attempt to compare string with number"
+t.test("a wait group's wait with a timeout that is not a number raises",
+  function()
+  local wg = coronet.waitgroup()
+  util.bad_arg(t, function() wg:wait("x") end, 1, "wait",
+    "number expected, got string", "wait('x') at a count of zero")
+  wg:add(1)
+  util.bad_arg(t, function() wg:wait({}) end, 1, "wait",
+    "number expected, got table", "wait({}) at a count of one")
+  t.is(#wg.waiters, 0, "and leaves no waiter behind")
+  wg:done()
 end)
 
 t.test("a dial given up by its timeout leaves nothing behind", function()

@@ -5,7 +5,8 @@
 -- #13), a byte-per-segment relay. Every test runs twice, on one server
 -- per round: one worker, then two (issue #8: one room over both workers;
 -- the round checks that members were served by each); each test leaves
--- the room empty, and the round ends by checking that it is.
+-- the room empty, and the round ends by checking that it is. A third
+-- round spreads the members over two processes sharing a Redis (--bus).
 local t = require "lib.tap"
 local chat = require "lib.chat"
 local scratch = require "lib.scratch"
@@ -306,8 +307,15 @@ test("through a byte-per-segment relay every line still arrives whole",
     r.close()
   end)
 
-for round = 1, 2 do
-  s = chat.start(server.path("scripts/chat.lua"), round)
+-- Round 3 (issue #9): members over two processes sharing a Redis (--bus),
+-- taken in turn.
+local pair = require "lib.chat_pair"
+for round = 1, pair.available() and 3 or 2 do
+  if round == 3 then
+    s = pair.start(2)
+  else
+    s = chat.start(server.path("scripts/chat.lua"), round)
+  end
   for _, tc in ipairs(tests) do
     t.test(tc[1] .. format(" (round %d)", round), tc[2], 30)
   end
@@ -316,6 +324,7 @@ for round = 1, 2 do
     local m = chat.must_join(s)
     t.is(m:who(), "* 1 here: " .. m.name, "only the newcomer is there")
     quit_all(m)
+    if s.pair then return s:check(t) end
     chat.check_spread(s, round)
     local errs = chat.odd_lines(s)
     t.is(#errs, 0, "the server logged nothing but its start")

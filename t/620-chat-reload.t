@@ -58,6 +58,7 @@ for round = 1, 2 do
     local d = scratch.dir("chat")
     local path, chat_lua = d:copy(server.path("scripts/chat.lua"), "chat.lua")
     d:copy(server.path("scripts/chat_proto.lua"), "chat_proto.lua")
+    d:copy(server.path("scripts/chat_redis.lua"), "chat_redis.lua")
     local _, source = d:copy(server.path("scripts/chat_room.lua"),
       "chat_room.lua")
     d:write("chat_room.lua", version(source, 1))

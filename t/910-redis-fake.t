@@ -180,7 +180,9 @@ end)
 t.test("a large reply in pieces is framed once and decoded once", function()
   local n = 20000
   local parts = { "*" .. n .. "\r\n" }
-  for i = 1, n do parts[#parts + 1] = "$6\r\n" .. ("%06d"):format(i) .. "\r\n" end
+  for i = 1, n do
+    parts[#parts + 1] = "$6\r\n" .. ("%06d"):format(i) .. "\r\n"
+  end
   local wire = concat(parts)
   local l = fake(function(c)
     for i = 1, #wire, 1000 do

@@ -32,8 +32,12 @@ t.test("two processes exchange messages in order, and none arrives twice",
   function()
   local sa, sb = br.subscribe(a, "chat"), br.subscribe(b, "chat")
   t.ok(br.wait_numsub(rc, "chat", 2), "Redis has one subscription from each")
-  local join_a = util.spawn_wg(function() return br.publish(a, "chat", 2000, "a") end)
-  local join_b = util.spawn_wg(function() return br.publish(b, "chat", 2000, "b") end)
+  local join_a = util.spawn_wg(function()
+    return br.publish(a, "chat", 2000, "a")
+  end)
+  local join_b = util.spawn_wg(function()
+    return br.publish(b, "chat", 2000, "b")
+  end)
   for _, s in ipairs { { sa, "A" }, { sb, "B" } } do
     local got = { a = {}, b = {} }
     local n = 0

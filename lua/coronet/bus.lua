@@ -30,6 +30,7 @@ local setmetatable, type, error, tostring = setmetatable, type, error,
 local Chan, offer = chan.Chan, chan.offer
 local recv, close = Chan.recv, Chan.close
 local take, wait, yield = c.take, coronet.wait, coronet.yield
+local argcheck = coronet.argcheck
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -117,22 +118,12 @@ local function catch_up()
   if delivered + dropped > 0 then c.count(delivered, dropped) end
 end
 
-local function check_topic(topic, fname)
-  if type(topic) ~= "string" then
-    error("bad argument #1 to '" .. fname .. "' (string expected, got "
-      .. type(topic) .. ")", 3)
-  end
-end
-
 -- publish(topic, msg) sends msg (a string, any bytes) to every
 -- subscription of topic on every worker. Never blocks: a subscription
 -- that is full drops its oldest message instead.
 function _M.publish(topic, msg)
-  check_topic(topic, "publish")
-  if type(msg) ~= "string" then
-    error("bad argument #2 to 'publish' (string expected, got "
-      .. type(msg) .. ")", 2)
-  end
+  argcheck(topic, "string", 1, "publish")
+  argcheck(msg, "string", 2, "publish")
   if dispatching then catch_up() end
   local list = topics[topic]
   if list then
@@ -156,13 +147,10 @@ end
 -- subscribe(topic [, {size = N}]) -> subscription to the messages
 -- published to topic from now on; at most size (default 4096) wait.
 function _M.subscribe(topic, opts)
-  check_topic(topic, "subscribe")
+  argcheck(topic, "string", 1, "subscribe")
   local size = DEFAULT_SIZE
   if opts ~= nil then
-    if type(opts) ~= "table" then
-      error("bad argument #2 to 'subscribe' (table expected, got "
-        .. type(opts) .. ")", 2)
-    end
+    argcheck(opts, "table", 2, "subscribe")
     size = opts.size or size
     if type(size) ~= "number" or size < 1 or size % 1 ~= 0 then
       error("bad argument #2 to 'subscribe' (size must be a positive "
@@ -236,6 +224,46 @@ _M.stats = c.stats
 -- received, dropped, lost, outages, outbox, unconfirmed, redis}; "local"
 -- without it.
 -- See host/cn_busredis.c.
-_M.status = require("coronet.c.busredis").status
+local busredis = require "coronet.c.busredis"
+_M.status = busredis.status
+
+-- redis_url() -> the Redis URL given to --bus (password included), or nil:
+-- for scripts that keep state beside the bus (coronet.redis).
+_M.redis_url = busredis.url
+
+local redis_up, redis_publish = busredis.up, busredis.publish
+local progress = busredis.progress
+
+-- flush([timeout]) -> true | false: with --bus, waits (at most timeout
+-- seconds, default 1) until every message this process published so far
+-- is settled: taken by Redis, or counted as lost; false if it was not in
+-- time (Redis is down, or slow). Without --bus: true at once.
+function _M.flush(timeout)
+  local queued, settled = progress()
+  if not queued then return true end
+  local deadline = coronet.now() + (timeout or 1)
+  while settled < queued do
+    if coronet.now() >= deadline then return false end
+    coronet.sleep(0.001)
+    _, settled = progress()
+  end
+  return true
+end
+
+-- publish_ordered(topic, msg): as publish, but with --bus and Redis up,
+-- the subscribers of every process, this one's too, get msg through
+-- Redis: all of them see the topic's ordered messages, whichever process
+-- published them, in one same order (at the cost of the round trip for
+-- this process's own). Without --bus, or while the bus is down, it is
+-- publish.
+function _M.publish_ordered(topic, msg)
+  if redis_up() then
+    argcheck(topic, "string", 1, "publish_ordered")
+    argcheck(msg, "string", 2, "publish_ordered")
+    redis_publish(topic, msg)
+    return
+  end
+  return _M.publish(topic, msg)
+end
 
 return _M

@@ -13,21 +13,18 @@ local sched = require "coronet.c.sched"
 local setmetatable, type, error, tostring = setmetatable, type, error, tostring
 local random = math.random
 local isyieldable = coroutine.isyieldable
-local park, unpark, wake = sched.park, sched.unpark, sched.wake_park
+local park, wake = sched.park, sched.wake_node
 local CHANNEL = sched.waits.channel
 
 -- coronet (the init module) requires this one while it loads, after
--- making itself known; wait is defined by then.
+-- making itself known; PARK and cannot_block are defined by then.
 local coronet = require "coronet"
-local PARK, co_yield = coronet.PARK, coroutine.yield
+local PARK, co_yield, cannot_block = coronet.PARK, coroutine.yield,
+  coronet.cannot_block
+local argcheck = coronet.argcheck
 
--- suspend yields the task that block parked (block checked that it can):
--- straight to the scheduler from its own coroutine, else PARK up through
--- the coroutines it resumed (see coronet.wait).
-local function suspend(own)
-  if own then return co_yield() end
-  return co_yield(PARK)
-end
+-- A task waits with few frames on its stack (see coronet.wait): the
+-- waiting halves below are tail calls, and park and yield happen in them.
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -40,15 +37,16 @@ local CLOSED = {} -- what a sender wakes with, and what a receiver's node
 
 -- -- Wait queues (doubly linked, so a timed-out waiter leaves in O(1)) --
 
--- A node is an array (one allocation): its queue (false once unlinked),
--- the nodes before and after it, the waiting task's handle and park token,
--- the value a sender offers, its select case and whether that case sends.
-local Q, PREV, NEXT, CO, TOK, VAL, CASE, SEND = 1, 2, 3, 4, 5, 6, 7, 8
+-- A node is an array (one allocation): the waiting task's handle and park
+-- token (first: sched.wake_node wakes it), its queue (false once
+-- unlinked), the nodes before and after it, the value a sender offers,
+-- its select case and whether that case sends.
+local CO, TOK, Q, PREV, NEXT, VAL, CASE, SEND = 1, 2, 3, 4, 5, 6, 7, 8
 
 -- push queues a new waiter node at the tail of q and returns it.
 local function push(q, co, tok, val, case, send)
   local tail = q.tail
-  local n = { q, tail or false, false, co, tok, val, case or false,
+  local n = { co, tok, q, tail or false, false, val, case or false,
     send or false }
   if tail then tail[NEXT] = n else q.head = n end
   q.tail = n
@@ -69,25 +67,6 @@ function _M.queued(q)
   local k, n = 0, q.head
   while n do k, n = k + 1, n[NEXT] end
   return k
-end
-
--- block parks the running task (until timeout seconds, or for good when
--- timeout is nil) and returns the park's token, the task's coroutine and
--- whether the caller runs in it; it raises, naming what, when Lua cannot
--- yield here. The caller queues its nodes after block and then calls
--- suspend(own). Nodes name the task's own coroutine, which is what
--- wake takes, even when the code runs in a coroutine the task resumed,
--- and the token: should that coroutine be abandoned while parked, its
--- node can no longer wake the task in some later wait.
-local function block(what, timeout)
-  local _, token, co, own = park(timeout, CHANNEL) -- raises outside tasks
-  if not isyieldable() then
-    unpark()
-    error(what .. ": cannot block here: Lua cannot yield across a C call "
-      .. "(a table.sort comparator, a string.gsub callback or a __gc "
-      .. "metamethod)", 3)
-  end
-  return token, co, own
 end
 
 -- -- The buffer ---------------------------------------------------------
@@ -119,7 +98,7 @@ local function try_recv(ch)
     local s = sq.head
     while s do -- the buffer has room again: a waiting sender's value
       unlink(s)
-      if wake(s[CO], s[TOK], s) then
+      if wake(s) then
         put(ch, s[VAL])
         break
       end
@@ -130,29 +109,10 @@ local function try_recv(ch)
   local s = sq.head
   while s do -- unbuffered: take straight from a waiting sender
     unlink(s)
-    if wake(s[CO], s[TOK], s) then return true, s[VAL], true end
+    if wake(s) then return true, s[VAL], true end
     s = sq.head
   end
   if ch.closed then return true, nil, false end
-  return false
-end
-
--- try_send -> true when v went to a waiting receiver or into the buffer;
--- false when the caller would have to wait. Raises on a closed channel.
-local function try_send(ch, v, level)
-  if ch.closed then error("send on closed channel", level + 1) end
-  local rq = ch.recvq
-  local r = rq.head
-  while r do
-    unlink(r)
-    r[VAL] = v -- the receiver takes it from its node
-    if wake(r[CO], r[TOK], r) then return true end
-    r = rq.head
-  end
-  if ch.count < ch.capacity then
-    put(ch, v)
-    return true
-  end
   return false
 end
 
@@ -160,7 +120,7 @@ end
 -- (false on a closed channel). For timers and tickers.
 function _M.offer(ch, v)
   if ch.closed then return false end
-  return try_send(ch, v, 1)
+  return Chan.send(ch, v, 0) == true
 end
 
 -- -- Channels -------------------------------------------------------------
@@ -188,16 +148,12 @@ local function is_chan(x)
 end
 _M.is_chan = is_chan
 
--- ch:send(v [, timeout]) -> true | nil, "timeout"
--- Parks while the buffer is full (unbuffered: until a receiver takes v).
--- v may be nil. Sending on a closed channel, or one closed while the
--- sender waits, raises "send on closed channel".
-function Chan:send(v, timeout)
-  if try_send(self, v, 2) then return true end
-  if timeout and timeout <= 0 then return nil, "timeout" end
-  local tok, co, own = block("chan:send", timeout)
-  local n = push(self.sendq, co, tok, v)
-  local woke, _, closed = suspend(own)
+-- send_wait parks the sender (a tail call from send, which checked).
+local function send_wait(ch, v, timeout)
+  local _, tok, co = park(timeout, CHANNEL)
+  if not isyieldable() then cannot_block("chan:send", 3) end
+  local n = push(ch.sendq, co, tok, v)
+  local woke, _, closed = co_yield(PARK)
   if not woke then
     unlink(n)
     return nil, "timeout"
@@ -206,24 +162,56 @@ function Chan:send(v, timeout)
   return true
 end
 
+-- ch:send(v [, timeout]) -> true | nil, "timeout"
+-- Parks while the buffer is full (unbuffered: until a receiver takes v).
+-- v may be nil. Sending on a closed channel, or one closed while the
+-- sender waits, raises "send on closed channel".
+function Chan:send(v, timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    argcheck(timeout, "number?", 2, "send")
+  end
+  if self.closed then error("send on closed channel", 2) end
+  local r = self.recvq.head
+  while r do
+    unlink(r)
+    r[VAL] = v
+    if wake(r) then return true end
+    r = self.recvq.head
+  end
+  if self.count < self.capacity then
+    put(self, v)
+    return true
+  end
+  if timeout and timeout <= 0 then return nil, "timeout" end
+  return send_wait(self, v, timeout)
+end
+
+-- recv_wait parks the receiver (a tail call from recv, which checked).
+local function recv_wait(ch, timeout)
+  local _, tok, co = park(timeout, CHANNEL)
+  if not isyieldable() then cannot_block("chan:recv", 3) end
+  local n = push(ch.recvq, co, tok)
+  if not co_yield(PARK) then
+    unlink(n)
+    return nil, false, "timeout"
+  end
+  local v = n[VAL]
+  if v == CLOSED then return nil, false end
+  return v, true
+end
+
 -- ch:recv([timeout]) -> v, true | nil, false | nil, false, "timeout"
 -- Parks until a value comes; ok is false once the channel is closed and
 -- drained. With a timeout (seconds; 0 polls) it gives up after that long
 -- with a third value, "timeout".
 function Chan:recv(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    argcheck(timeout, "number?", 1, "recv")
+  end
   local got, v, ok = try_recv(self)
   if got then return v, ok end
   if timeout and timeout <= 0 then return nil, false, "timeout" end
-  local tok, co, own = block("chan:recv", timeout)
-  local n = push(self.recvq, co, tok)
-  local woke = suspend(own)
-  if not woke then
-    unlink(n)
-    return nil, false, "timeout"
-  end
-  local rv = n[VAL]
-  if rv == CLOSED then return nil, false end
-  return rv, true
+  return recv_wait(self, timeout)
 end
 
 -- ch:close(): no more sends. Receivers get what is buffered, then nil,
@@ -237,13 +225,13 @@ function Chan:close()
   while n do
     unlink(n)
     n[VAL] = CLOSED
-    wake(n[CO], n[TOK], n)
+    wake(n)
     n = rq.head
   end
   n = sq.head
   while n do
     unlink(n)
-    wake(n[CO], n[TOK], n, CLOSED)
+    wake(n, CLOSED)
     n = sq.head
   end
 end
@@ -307,6 +295,34 @@ local function chosen(c, i, ...)
   return i, ...
 end
 
+-- select_wait parks the task on the n cases (with a timeout of tmo s,
+-- case tcase, if given) and runs the case that wakes it; a tail call from
+-- select, which found none ready.
+local function select_wait(cases, n, tmo, tcase)
+  local _, tok, me = park(tmo, CHANNEL)
+  if not isyieldable() then cannot_block("select", 3) end
+  local nodes = {}
+  for i = 1, n do
+    local c = cases[i]
+    if c.recv then
+      nodes[#nodes + 1] = push(c.recv.recvq, me, tok, nil, i)
+    elseif c.send then
+      nodes[#nodes + 1] = push(c.send.sendq, me, tok, c.value, i, true)
+    end
+  end
+  local woke, node, closed = co_yield(PARK)
+  for k = 1, #nodes do unlink(nodes[k]) end
+  if not woke then return chosen(cases[tcase], tcase) end
+  local i = node[CASE]
+  if node[SEND] then
+    if closed == CLOSED then error("send on closed channel", 2) end
+    return chosen(cases[i], i)
+  end
+  local v = node[VAL]
+  if v == CLOSED then return chosen(cases[i], i, nil, false) end
+  return chosen(cases[i], i, v, true)
+end
+
 -- select(cases) waits until one case can proceed, runs it, and returns
 -- what its fn returns (without fn: the case's index, then v, ok for a
 -- receive). Cases:
@@ -333,7 +349,8 @@ function _M.select(cases)
       local got, v, ok = try_recv(ch)
       if got then return chosen(c, i, v, ok) end
     elseif c.send then
-      if try_send(c.send, c.value, 2) then return chosen(c, i) end
+      if c.send.closed then error("send on closed channel", 2) end
+      if Chan.send(c.send, c.value, 0) then return chosen(c, i) end
     elseif ch == nil and c.send == nil then
       if c.timeout ~= nil then
         if not tmo or c.timeout < tmo then tmo, tcase = c.timeout, i end
@@ -344,7 +361,7 @@ function _M.select(cases)
   end
   if dflt then return chosen(cases[dflt], dflt) end
   if tmo and tmo <= 0 then return chosen(cases[tcase], tcase) end
-  local nodes, m = {}, 0
+  local m = 0
   for i = 1, n do
     local c = cases[i]
     if c.recv or c.send then m = m + 1 end
@@ -352,26 +369,7 @@ function _M.select(cases)
   if m == 0 and not tmo then
     error("select: nothing to wait for (every case is disabled)", 2)
   end
-  local tok, me, own = block("select", tmo)
-  for i = 1, n do
-    local c = cases[i]
-    if c.recv then
-      nodes[#nodes + 1] = push(c.recv.recvq, me, tok, nil, i)
-    elseif c.send then
-      nodes[#nodes + 1] = push(c.send.sendq, me, tok, c.value, i, true)
-    end
-  end
-  local woke, node, closed = suspend(own)
-  for k = 1, #nodes do unlink(nodes[k]) end
-  if not woke then return chosen(cases[tcase], tcase) end
-  local i = node[CASE]
-  if node[SEND] then
-    if closed == CLOSED then error("send on closed channel", 2) end
-    return chosen(cases[i], i)
-  end
-  local v = node[VAL]
-  if v == CLOSED then return chosen(cases[i], i, nil, false) end
-  return chosen(cases[i], i, v, true)
+  return select_wait(cases, n, tmo, tcase)
 end
 
 return _M

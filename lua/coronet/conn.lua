@@ -4,10 +4,14 @@
 local C = require "coronet.c.conn"
 local coronet = require "coronet"
 local ipairs, setmetatable = ipairs, setmetatable
-local wait = coronet.wait
 
 local methods = C.methods
 local _M = { metatable = C.metatable, methods = methods }
+local raw_read, raw_line, raw_until = methods.read, methods.read_line,
+  methods.read_until
+local retry, cannot_block, PARK = coronet.retry, coronet.cannot_block,
+  coronet.PARK
+local isyieldable, co_yield = coroutine.isyieldable, coroutine.yield
 
 -- The methods that may wait; conn:write(data) -> count | nil, err,
 -- count_queued takes a string or a table of strings, sent in one writev.
@@ -27,13 +31,18 @@ end
 -- which give the same answers.
 local ffi = require "ffi"
 ffi.cdef [[
-const char *lcn_conn_ffi_delim(void *box, const char *d, size_t dlen,
-                               size_t max, int line, size_t *out);
-const char *lcn_conn_ffi_read(void *box, size_t n, size_t *out);
+typedef struct lcn_span_s { const char *p; size_t n, drop; } lcn_span_t;
+int lcn_conn_ffi_delim(void *box, const char *d, size_t dlen, size_t max,
+                       lcn_span_t *out);
+int lcn_conn_ffi_line(void *box, size_t max, lcn_span_t *out);
+int lcn_conn_ffi_read(void *box, size_t n, lcn_span_t *out);
 void lcn_conn_ffi_drop(void *box, size_t n);
 ]]
 local H, fstring = ffi.C, ffi.string
-local out = ffi.new("size_t[2]")
+-- (looked up once: each ffi.C.name in interpreted code is a C call)
+local ffi_read, ffi_line, ffi_delim, ffi_drop = H.lcn_conn_ffi_read,
+  H.lcn_conn_ffi_line, H.lcn_conn_ffi_delim, H.lcn_conn_ffi_drop
+local out = ffi.new("lcn_span_t")
 local getmetatable, type = getmetatable, type
 local MT = C.metatable
 local BLOCK = C.block_size
@@ -41,11 +50,11 @@ local BLOCK = C.block_size
 local slow_read, slow_line, slow_until = methods.read, methods.read_line,
   methods.read_until
 
--- take returns the bytes the host lent at p as a string, and has the host
--- drop them.
-local function take(self, p)
-  local s = fstring(p, out[0])
-  H.lcn_conn_ffi_drop(self, out[1])
+-- take returns the bytes the host lent (out) as a string, and has the
+-- host drop them.
+local function take(self)
+  local s = fstring(out.p, out.n)
+  ffi_drop(self, out.drop)
   return s
 end
 
@@ -54,18 +63,21 @@ local function size_ok(x, least)
   return type(x) == "number" and x >= least and x < 1e15
 end
 
+-- Past the fast path, good arguments go straight to the host (retry, a
+-- tail call: no frame on the task's stack while it waits), others to the
+-- blocking method, which checks them.
 function methods.read(self, n)
   if getmetatable(self) == MT and (n == nil or size_ok(n, 1)) then
-    local p = H.lcn_conn_ffi_read(self, n or BLOCK, out)
-    if p ~= nil then return take(self, p) end
+    if ffi_read(self, n or BLOCK, out) == 1 then return take(self) end
+    return retry(raw_read, self, n)
   end
   return slow_read(self, n)
 end
 
 function methods.read_line(self, max)
   if getmetatable(self) == MT and (max == nil or size_ok(max, 0)) then
-    local p = H.lcn_conn_ffi_delim(self, "\n", 1, max or 0, 1, out)
-    if p ~= nil then return take(self, p) end
+    if ffi_line(self, max or 0, out) == 1 then return take(self) end
+    return retry(raw_line, self, max)
   end
   return slow_line(self, max)
 end
@@ -73,8 +85,10 @@ end
 function methods.read_until(self, delim, max)
   if getmetatable(self) == MT and type(delim) == "string"
     and (max == nil or size_ok(max, 0)) then
-    local p = H.lcn_conn_ffi_delim(self, delim, #delim, max or 0, 0, out)
-    if p ~= nil then return take(self, p) end
+    if ffi_delim(self, delim, #delim, max or 0, out) == 1 then
+      return take(self)
+    end
+    return retry(raw_until, self, delim, max)
   end
   return slow_until(self, delim, max)
 end
@@ -90,23 +104,49 @@ end
 -- close; skipped counts the over-long lines that loop passed over.
 local ended = setmetatable({}, { __mode = "k" }) -- conn -> {err, skipped}
 
-function methods.lines(self, max)
-  local skipped = 0
-  if ended[self] then ended[self] = nil end
-  return function()
-    while true do
-      local line, err = self:read_line(max)
-      if line then return line end
-      if err ~= "line too long" then
-        if err ~= "eof" and err ~= "closed" or skipped > 0 then
-          ended[self] = { err ~= "eof" and err ~= "closed" and err or nil,
-            skipped }
-        end
-        return nil
-      end
-      skipped = skipped + 1
-    end
+-- lines_end ends a lines() loop of self that skipped over-long lines
+-- (st.skipped) at err.
+local function lines_end(self, st, err)
+  if err ~= "eof" and err ~= "closed" or st.skipped > 0 then
+    ended[self] = { err ~= "eof" and err ~= "closed" and err or nil,
+      st.skipped }
   end
+  return nil
+end
+
+-- slow_next is a lines() step for what the fast path does not take
+-- (another kind of object, a bad max): through self:read_line.
+local function slow_next(self, max, st)
+  local line, err = self:read_line(max)
+  if line then return line end
+  if err ~= "line too long" then return lines_end(self, st, err) end
+  st.skipped = st.skipped + 1
+  return slow_next(self, max, st)
+end
+
+-- On a connection, each step of the loop is the iterator itself, calling
+-- itself in tail position (as it waits, and past over-long lines), so
+-- that a loop waits with the iterator's frame alone on the task's stack.
+function methods.lines(self, max)
+  if ended[self] then ended[self] = nil end
+  local st = { skipped = 0 }
+  if getmetatable(self) ~= MT or (max ~= nil and not size_ok(max, 0)) then
+    return function() return slow_next(self, max, st) end
+  end
+  local function step()
+    if ffi_line(self, max or 0, out) == 1 then return take(self) end
+    local line, err = raw_line(self, max)
+    if line then return line end
+    if line == false then
+      if not isyieldable() then cannot_block("conn:lines", 3) end
+      co_yield(PARK)
+      return step()
+    end
+    if err ~= "line too long" then return lines_end(self, st, err) end
+    st.skipped = st.skipped + 1
+    return step()
+  end
+  return step
 end
 
 function methods.lines_error(self)
@@ -117,15 +157,23 @@ end
 
 local pump, pump_wait = C.pump, C.pump_wait
 
+-- copy_wait waits for the pump p, calling itself in tail position (no
+-- frame of its own on the task's stack while it waits).
+local function copy_wait(p)
+  if not isyieldable() then cannot_block("copy", 3) end
+  co_yield(PARK)
+  local n, err = pump_wait(p)
+  if n == false then return copy_wait(err) end
+  if n == nil then return 0, err end
+  return n, err
+end
+
 -- copy(dst, src [, limit]) moves src's input to dst inside the host, with
 -- no Lua string per chunk, until src's EOF (returns the count), an error
 -- (count, err) or limit bytes.
 function _M.copy(dst, src, limit)
   local n, err = pump(dst, src, limit)
-  while n == false do
-    wait("copy")
-    n, err = pump_wait(err)
-  end
+  if n == false then return copy_wait(err) end
   if n == nil then return 0, err end
   return n, err
 end

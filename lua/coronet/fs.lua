@@ -7,7 +7,7 @@ local conn = require "coronet.conn"
 local io_ = require "coronet.io"
 local type, error, getmetatable, ipairs = type, error, getmetatable, ipairs
 local concat = table.concat
-local wait = coronet.wait
+local wait, argcheck = coronet.wait, coronet.argcheck
 
 local _M = { _VERSION = "0.1.0" }
 local methods = C.methods
@@ -35,20 +35,13 @@ local function finish(x, req)
   return x, req
 end
 
-local function check_path(path, fname)
-  if type(path) ~= "string" then
-    error("bad argument #1 to '" .. fname .. "' (string expected, got "
-      .. type(path) .. ")", 3)
-  end
-end
-
 -- open(path [, mode [, perm]]) -> file | nil, err
 -- mode as Lua's io.open: "r" (default), "w", "a", with "+" to read and
 -- write, "x" after "w" to fail if the file exists; perm (default 0666,
 -- less the umask) for a file it creates. In append mode writes go to the
 -- end; reads and seek use their own position.
 function _M.open(path, mode, perm)
-  check_path(path, "open")
+  argcheck(path, "string", 1, "open")
   return finish(C.open(path, mode, perm))
 end
 
@@ -60,30 +53,27 @@ end
 -- but a regular file, or the OS's reason ("no such file or directory",
 -- "too many open files").
 function _M.open_under(path, root)
-  check_path(path, "open_under")
-  if type(root) ~= "string" then
-    error("bad argument #2 to 'open_under' (string expected, got "
-      .. type(root) .. ")", 2)
-  end
+  argcheck(path, "string", 1, "open_under")
+  argcheck(root, "string", 2, "open_under")
   return finish(C.open_under(path, root))
 end
 
 -- stat(path) -> {size=, type=, mode=, mtime=, atime=, ctime=, ...}
 -- type is "file", "directory", "link", "fifo", "socket", "char", "block".
 function _M.stat(path)
-  check_path(path, "stat")
+  argcheck(path, "string", 1, "stat")
   return finish(C.stat(path))
 end
 
 -- remove(path) -> true | nil, err (a file, not a directory)
 function _M.remove(path)
-  check_path(path, "remove")
+  argcheck(path, "string", 1, "remove")
   return finish(C.remove(path))
 end
 
 -- read_file(path) -> contents | nil, err
 function _M.read_file(path)
-  check_path(path, "read_file")
+  argcheck(path, "string", 1, "read_file")
   local f, err = _M.open(path, "r")
   if not f then return nil, err end
   local parts, n = {}, 0
@@ -102,7 +92,7 @@ end
 -- write_file(path, data [, mode]) -> true | nil, err
 -- data is a string or a table of strings; mode "w" (default) or "a".
 function _M.write_file(path, data, mode)
-  check_path(path, "write_file")
+  argcheck(path, "string", 1, "write_file")
   local f, err = _M.open(path, mode or "w")
   if not f then return nil, err end
   local ok, werr = f:write(data)

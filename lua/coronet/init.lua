@@ -8,35 +8,43 @@ local SLEEP = sched.waits.sleep
 
 local _M = { _VERSION = "0.1.0" }
 
-local current, running = sched.current, coroutine.running
-
--- PARK is what a coroutine that a task resumed yields when a host call
--- parked the task inside it; the resume wrappers in coronet.boot pass it
--- up to the task's own coroutine, which yields to the scheduler.
+-- PARK is what a task yields when a host call parked it. The scheduler
+-- ignores what a task's own coroutine yields; a coroutine that the task
+-- resumed passes it up (the resume wrappers in coronet.boot), so that the
+-- task's own coroutine yields to the scheduler.
 local PARK = setmetatable({}, { __tostring = function() return "PARK" end })
 _M.PARK = PARK
 
+-- A task's stack holds the frames of its park while it waits, and LuaJIT
+-- doubles a coroutine's first stack (47 slots) for good when a C function
+-- is called more than 20 slots up it. So the parking paths here keep few
+-- frames (tail calls, no helper between a park and its yield): a handler
+-- or a task's function that parks directly keeps the small stack.
+
+-- cannot_block(what, level) undoes the running task's park and raises,
+-- at level, that Lua cannot yield here. For coronet's own modules.
+local function cannot_block(what, level)
+  unpark()
+  error(what .. ": cannot block here: Lua cannot yield across a C call "
+    .. "(a table.sort comparator, a string.gsub callback or a __gc "
+    .. "metamethod)", level)
+end
+_M.cannot_block = cannot_block
+
 -- wait yields the running task after a host call parked it, and returns
 -- what the scheduler resumes it with. what names the call in the error
--- raised when Lua cannot yield here; own, when known (park() returns it),
--- says whether this runs in the task's own coroutine. For coronet's own
--- modules.
-local function wait(what, own)
-  if not isyieldable() then
-    unpark()
-    error(what .. ": cannot block here: Lua cannot yield across a C call "
-      .. "(a table.sort comparator, a string.gsub callback or a __gc "
-      .. "metamethod)", 3)
-  end
-  if own == nil then own = running() == current() end
-  if own then return co_yield() end
+-- raised (at the caller's caller) when Lua cannot yield here. For
+-- coronet's own modules.
+local function wait(what)
+  if not isyieldable() then cannot_block(what, 4) end
   return co_yield(PARK)
 end
 _M.wait = wait
 
 -- argcheck(v, want, i, name) raises "bad argument #i to 'name'" at the
 -- caller's caller unless v is of type want ("number", "string"; a "?"
--- after it allows nil; "data" is a string or a table of strings).
+-- after it allows nil; "data" is a string or a table of strings). For
+-- coronet's own modules.
 local function argcheck(v, want, i, name)
   local t = type(v)
   if t == want or (t == "nil" and want:sub(-1) == "?")
@@ -48,25 +56,40 @@ local function argcheck(v, want, i, name)
     .. (want == "data" and "string" or want:gsub("%?$", "")) .. " expected, "
     .. "got " .. t .. ")", 3)
 end
+_M.argcheck = argcheck
+
+local names = setmetatable({}, { __mode = "k" }) -- host call -> "conn:read"
+
+-- retry(raw, self, a, b) calls raw(self, a, b), a host call that returns
+-- false when it parked the task, until it has a result. A write also
+-- returns how far it got (false, offset), and is called again with it in
+-- b. Called in tail position (as it calls itself), retry takes its
+-- caller's frame. For coronet's own modules, with host calls that
+-- blocking() has seen.
+local function retry(raw, self, a, b)
+  local x, y, z = raw(self, a, b)
+  if x ~= false then return x, y, z end
+  if not isyieldable() then cannot_block(names[raw], 3) end
+  co_yield(PARK)
+  if y ~= nil then b = y end
+  return retry(raw, self, a, b)
+end
+_M.retry = retry
 
 -- blocking(methods, name, prefix [, a, b]) turns methods[name], a host
 -- call that returns false when it parked the task, into the blocking
--- method: it waits and asks again until there is a result. Writes also
--- carry how far they got: the host returns false, offset, and is called
--- again with it. a and b, when given, are the types of the method's
--- arguments (see argcheck): a wrong one is reported naming the method at
--- the caller's line. For coronet's own modules.
+-- method: it waits and asks again until there is a result (see retry).
+-- write(data) carries how far it got.
+-- a and b, when given, are the types of the method's arguments (see
+-- argcheck): a wrong one is reported naming the method at the caller's
+-- line. For coronet's own modules.
 function _M.blocking(methods, name, prefix, a_type, b_type)
-  local raw, what = methods[name], prefix .. ":" .. name
+  local raw = methods[name]
+  names[raw] = prefix .. ":" .. name
   if name == "write" then
     methods.write = function(self, data)
       if type(data) ~= "string" then argcheck(data, "data", 1, "write") end
-      local n, err, done = raw(self, data)
-      while n == false do
-        wait(what)
-        n, err, done = raw(self, data, err) -- err: the offset so far
-      end
-      return n, err, done
+      return retry(raw, self, data)
     end
     return
   end
@@ -75,17 +98,11 @@ function _M.blocking(methods, name, prefix, a_type, b_type)
       argcheck(a, a_type, 1, name)
       if b_type then argcheck(b, b_type, 2, name) end
     end
-    local x, y, z = raw(self, a, b)
-    while x == false do
-      wait(what)
-      x, y, z = raw(self, a, b)
-    end
-    return x, y, z
+    return retry(raw, self, a, b)
   end
 end
 
-local host = require "coronet.c.host"
-local traceback, xpcall, spawn = debug.traceback, xpcall, sched.spawn
+local spawn = sched.spawn
 local pcall, getmetatable, pairs, sort, concat, format =
   pcall, getmetatable, pairs, table.sort, table.concat, string.format
 
@@ -122,49 +139,18 @@ local function describe(e)
 end
 _M._describe = describe
 
--- catch keeps an error's message and the traceback where it was raised.
--- It must not fail: a failing message handler loses the error (xpcall
--- then returns the handler's own error, which run() still describes).
-local CAUGHT = {}
-local function catch(e)
-  local ok, tb = pcall(traceback, "", 3)
-  tb = ok and tb:sub(2, (tb:find("\n\t%[C%]: in function 'xpcall'") or 0) - 1)
-    or "(no traceback)"
-  return { [CAUGHT] = true, msg = describe(e), tb = tb }
-end
+sched.set_describe(describe)
 
--- failure(e) -> the message and traceback of what xpcall caught.
-local function failure(e)
-  if type(e) ~= "table" or not e[CAUGHT] then -- out of memory, or the
-    return describe(e), "(no traceback)"    -- message handler failed
-  end
-  return e.msg, e.tb
-end
-
--- run(fn, ...) runs fn under xpcall; returns nil, or the error's message
--- and traceback.
-local function run(fn, ...)
-  local ok, e = xpcall(fn, catch, ...)
-  if ok then return nil end
-  return failure(e)
-end
-
--- _run_task and _run_handler are what tasks run: fn(...) or handler(conn)
--- under xpcall, logging an error once with its traceback (and the
--- connection's id and peer) so that it ends only this task.
-local function run_task(fn, ...)
-  local msg, tb = run(fn, ...)
-  if msg then host.log("error", msg .. "\n" .. tb) end
-end
+-- _run_handler is what handler tasks run: handler(conn), as a tail call,
+-- so that the handler is the first frame of its task (no frame of its
+-- own: see wait). An error that ends a task is logged by the host, once,
+-- with its traceback (and the connection's id and peer): it ends only
+-- that task.
+local handler_tag -- coronet.lifecycle.handler_tag, once loaded
 
 function _M._run_handler(handler, conn)
-  local ok, e = xpcall(handler, catch, conn)
-  if ok then return end
-  local msg, tb = failure(e)
-  if msg then
-    host.log("error", msg .. " (conn " .. tostring(conn:id()) .. " from "
-      .. tostring(conn:remote_addr() or "?") .. ")\n" .. tb)
-  end
+  handler_tag(handler)
+  return handler(conn)
 end
 
 local inherit -- coronet.lifecycle.inherit, once loaded
@@ -177,7 +163,7 @@ function _M.spawn(fn, ...)
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn)
       .. ")", 2)
   end
-  local co = spawn(run_task, fn, ...)
+  local co = spawn(fn, ...)
   inherit(co)
   return co
 end
@@ -194,16 +180,13 @@ function _M.sleep(s)
   local deadline = now() + s
   repeat
     park(deadline - now(), SLEEP)
-  until not wait("sleep") or now() >= deadline
+    if not isyieldable() then cannot_block("sleep", 3) end
+  until not co_yield(PARK) or now() >= deadline
 end
 
 -- yield() lets every other ready task run once, then carries on.
 function _M.yield()
-  if running() == current() then
-    co_yield()
-  else
-    co_yield(PARK)
-  end
+  co_yield(PARK)
 end
 
 -- stats() returns counts of this worker's tasks, connections and buffer
@@ -270,8 +253,7 @@ _M.shared = require "coronet.c.shared"
 -- took over from the caller's (hot reload): background tasks of an old
 -- version select on it to end themselves. See coronet/lifecycle.lua.
 local lifecycle = require "coronet.lifecycle"
-inherit = lifecycle.inherit
-lifecycle.set_trampoline(_M._run_handler)
+inherit, handler_tag = lifecycle.inherit, lifecycle.handler_tag
 _M.stopping = lifecycle.stopping
 _M.superseded = lifecycle.superseded
 

@@ -8,38 +8,26 @@
 local chan = require "coronet.chan"
 local sched = require "coronet.c.sched"
 local host = require "coronet.c.host"
-local setmetatable, pairs, getinfo, getlocal =
-  setmetatable, pairs, debug.getinfo, debug.getlocal
-local current = sched.current
+local setmetatable, pairs = setmetatable, pairs
+local current, tag = sched.current, sched.tag
 
 local _M = {}
-local weak = { __mode = "k" }
-local version_of = setmetatable({}, weak) -- task coroutine -> version
-local handler_version = setmetatable({}, weak) -- handler -> version
+-- A task's version is the number its host record is tagged with
+-- (sched.tag; 0 until known): no Lua table entry per task.
+local handler_version = setmetatable({}, { __mode = "k" }) -- handler -> v
 local main_of = {}  -- version -> the coroutine of its main chunk, while it runs
 local failed = {}   -- version -> why its main chunk failed to listen
 local chans = {}    -- version -> its superseded() channel, while open
 local newest, active = 0, 0
 local stopping_ch, stopped
-local run_handler -- coronet._run_handler: the first frame of handler tasks
 
-_M.version_of = version_of
-
--- task_version(co) -> the version task co belongs to. A handler task not
--- seen yet is found by its first frame, _run_handler(handler, conn).
+-- task_version(co) -> the version task co belongs to: the one it was
+-- tagged with, else (a task started by no version's code, such as a
+-- handler of no known version) the active one, for good.
 local function task_version(co)
   if co == nil then return active end
-  local v = version_of[co]
-  if v then return v end
-  local depth = 1
-  while getinfo(co, depth + 1, "f") do depth = depth + 1 end
-  local first = getinfo(co, depth, "f")
-  if first and first.func == run_handler then
-    local _, handler = getlocal(co, depth, 1)
-    v = handler_version[handler]
-  end
-  v = v or active
-  version_of[co] = v
+  local v = tag(co)
+  if v == 0 then v = tag(co, active) end
   return v
 end
 _M.task_version = task_version
@@ -47,7 +35,14 @@ _M.task_version = task_version
 -- inherit(co) makes the new task co belong to the running task's version.
 function _M.inherit(co)
   local parent = current()
-  if parent then version_of[co] = task_version(parent) end
+  if parent then tag(co, task_version(parent)) end
+end
+
+-- handler_tag(handler): the running task, a handler task starting,
+-- belongs to handler's version (coronet._run_handler calls it).
+function _M.handler_tag(handler)
+  local v = handler_version[handler]
+  if v then tag(nil, v) end
 end
 
 -- own(handler) makes handler's tasks belong to the running task's version.
@@ -87,7 +82,7 @@ end
 -- it is one (net.listen makes such listeners the version's own).
 function _M.main_version()
   local co = current()
-  local v = co and version_of[co]
+  local v = co and tag(co)
   if v and main_of[v] == co then return v end
 end
 
@@ -102,12 +97,12 @@ end
 -- gave handler) means it takes over, unless one of its listens failed.
 function _M.begin(co)
   newest = newest + 1
-  version_of[co] = newest
+  tag(co, newest)
   main_of[newest] = co
 end
 
 function _M.finish(co, ok, handler)
-  local v = version_of[co]
+  local v = tag(co)
   local err = failed[v]
   main_of[v], failed[v] = nil, nil
   if err then ok = false end
@@ -128,7 +123,5 @@ function _M.stop()
   stopped = true
   if stopping_ch and not stopping_ch:is_closed() then stopping_ch:close() end
 end
-
-function _M.set_trampoline(f) run_handler = f end
 
 return _M

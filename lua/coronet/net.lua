@@ -5,7 +5,7 @@ local coronet = require "coronet"
 local tls = require "coronet.tls"
 local lifecycle = require "coronet.lifecycle"
 local type, error = type, error
-local wait, now = coronet.wait, coronet.now
+local wait, now, argcheck = coronet.wait, coronet.now, coronet.argcheck
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -46,14 +46,8 @@ end
 -- says why: "dial tls://h:443: tls: certificate verify failed: hostname
 -- mismatch".
 function _M.dial(addr, opts)
-  if type(addr) ~= "string" then
-    error("bad argument #1 to 'dial' (string expected, got " .. type(addr)
-      .. ")", 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'dial' (table expected, got " .. type(opts)
-      .. ")", 2)
-  end
+  argcheck(addr, "string", 1, "dial")
+  argcheck(opts, "table?", 2, "dial")
   local plain = addr:match("^tls://(.*)$")
   if plain then return dial_tls(addr, plain, opts) end
   local timeout = opts and opts.timeout
@@ -73,10 +67,7 @@ dial = _M.dial
 -- its numeric addresses ("127.0.0.1", "::1"), as getaddrinfo orders them.
 -- err names the host: "lookup nowhere.invalid: unknown node or service".
 function _M.lookup(host, timeout)
-  if type(host) ~= "string" then
-    error("bad argument #1 to 'lookup' (string expected, got " .. type(host)
-      .. ")", 2)
-  end
+  argcheck(host, "string", 1, "lookup")
   local r, err = C.lookup(host, timeout)
   while r == false do
     wait("lookup")
@@ -120,14 +111,8 @@ end
 -- handler gets its connection at once; reads wait for the handshake.
 -- listener:addr() then starts with "tls://" too.
 function _M.listen(addr, handler, opts)
-  if type(addr) ~= "string" then
-    error("bad argument #1 to 'listen' (string expected, got " .. type(addr)
-      .. ")", 2)
-  end
-  if type(handler) ~= "function" then
-    error("bad argument #2 to 'listen' (function expected, got "
-      .. type(handler) .. ")", 2)
-  end
+  argcheck(addr, "string", 1, "listen")
+  argcheck(handler, "function", 2, "listen")
   local conf, err
   local plain = addr:match("^tls://(.*)$")
   if plain then

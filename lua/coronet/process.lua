@@ -2,8 +2,8 @@
 -- (Readers and Writers like any other).
 local C = require "coronet.c.proc"
 local coronet = require "coronet"
-local setmetatable, type, error = setmetatable, type, error
-local wait = coronet.wait
+local setmetatable = setmetatable
+local wait, argcheck = coronet.wait, coronet.argcheck
 
 local _M = { _VERSION = "0.1.0" }
 local Proc = {}
@@ -16,10 +16,7 @@ Proc.__index = Proc
 -- A child still running when coronet exits gets SIGTERM, unless it was
 -- started with detached = true.
 function _M.spawn(opts)
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'spawn' (table expected, got " .. type(opts)
-      .. ")", 2)
-  end
+  argcheck(opts, "table", 1, "spawn")
   local h, pid, stdin, stdout, stderr = C.spawn(opts)
   if not h then return nil, pid end
   return setmetatable({ _h = h, pid = pid, stdin = stdin, stdout = stdout,
@@ -28,6 +25,7 @@ end
 
 -- proc:wait([timeout]) -> exit_code, signal | nil, "timeout"
 function Proc:wait(timeout)
+  argcheck(timeout, "number?", 1, "wait")
   local h = self._h
   local code, sig = h:wait(timeout)
   while code == false do
@@ -37,9 +35,11 @@ function Proc:wait(timeout)
   return code, sig
 end
 
--- proc:kill([signal]) -> true | nil, err ("TERM" by default)
+-- proc:kill([signal]) -> true | nil, err ("TERM" by default; a number,
+-- or "KILL", "INT", "HUP", "USR1", "USR2", "STOP", "CONT", "QUIT")
 function Proc:kill(sig)
-  return self._h:kill(sig)
+  local ok, err = self._h:kill(sig) -- not a tail call: a bad signal raises
+  return ok, err                    -- at the caller's line (lcn_argerror)
 end
 
 return _M

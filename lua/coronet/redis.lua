@@ -21,7 +21,7 @@ local type, error, select, tostring = type, error, select, tostring
 local pairs, ipairs = pairs, ipairs
 local setmetatable, getmetatable, pcall = setmetatable, getmetatable, pcall
 local remove, concat = table.remove, table.concat
-local wait, now = coronet.wait, coronet.now
+local wait, now, argcheck = coronet.wait, coronet.now, coronet.argcheck
 local send, read, idle, new_parser = C.send, C.read, C.idle, C.new
 
 local _M = { _VERSION = "0.1.0" }
@@ -40,11 +40,6 @@ error_mt.__tostring = function(e) return e.err end
 -- pipeline's results, an EXEC's), else false.
 function _M.is_error(v)
   return type(v) == "table" and getmetatable(v) == error_mt and v.err
-end
-
-local function argerror(n, fname, want, v)
-  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname,
-    want, type(v)), 3)
 end
 
 -- A table whose missing string keys become methods that run the command
@@ -119,7 +114,7 @@ end
 -- are strings (binary safe) or numbers. Also as r:CMD(...) for any
 -- command: r:get(k), r:set(k, v, "EX", 10), r:hgetall(k).
 function Redis:call(cmd, ...)
-  if type(cmd) ~= "string" then argerror(1, "call", "string", cmd) end
+  argcheck(cmd, "string", 1, "call")
   local conn, why = usable(self)
   if not conn then return nil, why end
   local ok, err = send(conn, cmd, ...)
@@ -135,7 +130,7 @@ local pipe_mt = { __index = Pipe }
 -- p:call(cmd, ...) (or p:CMD(...)) queues a command; returns its index in
 -- the results.
 function Pipe:call(cmd, ...)
-  if type(cmd) ~= "string" then argerror(1, "call", "string", cmd) end
+  argcheck(cmd, "string", 1, "call")
   if self.err then return nil end
   local ok, err = send(self.conn, cmd, ...)
   if not ok then
@@ -153,7 +148,7 @@ end
 -- connection is closed (its queued commands' replies would be unread)
 -- and the error goes on up.
 function Redis:pipeline(fn)
-  if type(fn) ~= "function" then argerror(1, "pipeline", "function", fn) end
+  argcheck(fn, "function", 1, "pipeline")
   local conn, why = usable(self)
   if not conn then return nil, why end
   local p = setmetatable({ conn = conn, n = 0, err = false }, pipe_mt)
@@ -253,7 +248,7 @@ local function subscription(r, cmd, kind, set, adding, ...)
   local n = select("#", ...)
   for i = 1, n do
     local name = select(i, ...)
-    if type(name) ~= "string" then argerror(i, kind, "string", name) end
+    argcheck(name, "string", i, kind)
   end
   if adding and n == 0 then
     error(("bad argument #1 to '%s' (string expected, got no value)")
@@ -325,9 +320,7 @@ function Redis:next_message(timeout)
     local m = message(self, remove(q, 1))
     if m then return m end
   end
-  if timeout ~= nil and type(timeout) ~= "number" then
-    argerror(1, "next_message", "number", timeout)
-  end
+  argcheck(timeout, "number?", 1, "next_message")
   if not self.conn then return nil, "closed" end
   if self.nsub == 0 then return nil, "not subscribed" end
   if self.busy then return nil, "busy" end
@@ -350,9 +343,7 @@ end
 -- A command that times out closes the connection: its reply would
 -- otherwise be taken for the next command's.
 function Redis:set_timeout(t)
-  if t ~= nil and type(t) ~= "number" then
-    argerror(1, "set_timeout", "number", t)
-  end
+  argcheck(t, "number?", 1, "set_timeout")
   self.timeout = t and t > 0 and t or false
   if self.conn then self.conn:set_timeout(self.timeout or 0) end
   return self
@@ -419,10 +410,8 @@ end
 -- and max_depth (nesting, 32). A pooled connection to the same server
 -- with the same identity is reused when there is one (r:release).
 function _M.connect(addr, opts)
-  if type(addr) ~= "string" then argerror(1, "connect", "string", addr) end
-  if opts ~= nil and type(opts) ~= "table" then
-    argerror(2, "connect", "table", opts)
-  end
+  argcheck(addr, "string", 1, "connect")
+  argcheck(opts, "table?", 2, "connect")
   local o = opts or {}
   local dial, user, password, db = C.parse_url(addr)
   if not dial then return nil, "bad address '" .. addr .. "'" end

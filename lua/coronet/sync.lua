@@ -3,9 +3,11 @@ local sched = require "coronet.c.sched"
 local setmetatable, type, error, tostring = setmetatable, type, error,
   tostring
 local table_remove = table.remove
-local park, unpark, wake = sched.park, sched.unpark, sched.wake_park
-local isyieldable = coroutine.isyieldable
-local wait = require("coronet").wait
+local park, wake = sched.park, sched.wake_node
+local isyieldable, co_yield = coroutine.isyieldable, coroutine.yield
+local coronet = require "coronet"
+local PARK, cannot_block, argcheck = coronet.PARK, coronet.cannot_block,
+  coronet.argcheck
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -37,7 +39,7 @@ function WaitGroup:add(delta)
     self.waiters = {}
     for i = 1, #ws do
       local w = ws[i]
-      if w.co then wake(w.co, w.tok) end -- co is nil once it timed out
+      if w[1] then wake(w) end -- w[1] is false once it timed out
     end
   end
 end
@@ -52,23 +54,18 @@ end
 -- wg:count() -> the counter
 function WaitGroup:count() return self.n end
 
--- wg:wait([timeout]) -> true | nil, "timeout"
--- Parks until the counter is zero (at once if it is), or timeout seconds.
-function WaitGroup:wait(timeout)
-  if self.n == 0 then return true end
-  if timeout and timeout <= 0 then return nil, "timeout" end
-  local _, tok, co, own = park(timeout)
-  if not isyieldable() then
-    unpark()
-    error("waitgroup:wait: cannot block here: Lua cannot yield across a C "
-      .. "call", 2)
-  end
-  local w = { co = co, tok = tok }
-  local ws = self.waiters
+-- wait_for parks the task until wg's counter is zero, or timeout
+-- seconds; a tail call from wait (no frame of its own while it waits).
+-- Its waiter is a node {task, token} (see sched.wake_node).
+local function wait_for(wg, timeout)
+  local _, tok, co = park(timeout)
+  if not isyieldable() then cannot_block("waitgroup:wait", 3) end
+  local w = { co, tok }
+  local ws = wg.waiters
   ws[#ws + 1] = w
-  if wait("waitgroup:wait", own) then return true end
-  w.co = nil -- add() skips it if it already took the list
-  ws = self.waiters
+  if co_yield(PARK) then return true end
+  w[1] = false -- add() skips it if it already took the list
+  ws = wg.waiters
   for i = #ws, 1, -1 do
     if ws[i] == w then
       table_remove(ws, i)
@@ -76,6 +73,17 @@ function WaitGroup:wait(timeout)
     end
   end
   return nil, "timeout"
+end
+
+-- wg:wait([timeout]) -> true | nil, "timeout"
+-- Parks until the counter is zero (at once if it is), or timeout seconds.
+function WaitGroup:wait(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    argcheck(timeout, "number?", 1, "wait")
+  end
+  if self.n == 0 then return true end
+  if timeout and timeout <= 0 then return nil, "timeout" end
+  return wait_for(self, timeout)
 end
 
 return _M

@@ -12,8 +12,8 @@ local sched = require "coronet.c.sched"
 local chan = require "coronet.chan"
 local setmetatable, type, error, tostring = setmetatable, type, error,
   tostring
-local new_node, start, stop, pending = sched.timer, sched.timer_start,
-  sched.timer_stop, sched.timer_pending
+local arm, start, stop = sched.timer_arm, sched.timer_start,
+  sched.timer_stop
 local offer, new_chan, Chan = chan.offer, chan.new, chan.Chan
 
 local _M = { _VERSION = "0.1.0" }
@@ -54,13 +54,11 @@ local function check_period(p, what)
 end
 
 -- new makes a channel of kind mt that owns a timer node started to fire
--- s seconds from now (then every period seconds).
+-- s seconds from now (then every period seconds). Its callers call it in
+-- tail position, and it makes its C call in tail position: a task that
+-- waits on a new timer right away keeps a small stack (see coronet.wait).
 local function new(mt, s, period)
-  local t = new_chan(1, mt)
-  local node = new_node()
-  t.node = node
-  start(node, t, s, period)
-  return t
+  return arm(new_chan(1, mt), s, period)
 end
 
 -- -- Timers -----------------------------------------------------------------

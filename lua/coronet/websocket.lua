@@ -13,7 +13,7 @@ local setmetatable, type, error, tostring, pairs, ipairs = setmetatable,
 local find, sub, lower, format, char = string.find, string.sub,
   string.lower, string.format, string.char
 local concat, floor = table.concat, math.floor
-local now = coronet.now
+local now, argcheck = coronet.now, coronet.argcheck
 local frame, head, utf8 = C.frame, C.head, C.utf8
 
 local _M = { _VERSION = "0.1.0" }
@@ -154,10 +154,7 @@ end
 -- ws:send(data [, "binary"]) -> #data | nil, err: one message, text
 -- (which must be UTF-8) unless "binary".
 function WS:send(data, kind)
-  if type(data) ~= "string" then
-    error("bad argument #1 to 'send' (string expected, got " .. type(data)
-      .. ")", 2)
-  end
+  argcheck(data, "string", 1, "send")
   if self.close_sent or self.done then return nil, "closed" end
   local op = TEXT
   if kind == "binary" then
@@ -356,10 +353,7 @@ end
 -- handshake, protocols = {...} (Sec-WebSocket-Protocol), origin, and
 -- handshake_timeout (seconds, default 10).
 function _M.dial(url, opts)
-  if type(url) ~= "string" then
-    error("bad argument #1 to 'dial' (string expected, got " .. type(url)
-      .. ")", 2)
-  end
+  argcheck(url, "string", 1, "dial")
   local o = http.options(DEFAULTS, opts, "dial")
   local scheme, host, port, target = http.parse_url(url)
   if not scheme then return nil, host end

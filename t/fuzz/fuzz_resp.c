@@ -9,12 +9,11 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* libuv's headers need POSIX types */
 #endif
-#include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cn_buf.h"
 #include "cn_resp.h"
+#include "fuzz.h"
 
 typedef struct {
   uint64_t hash;     /* of every event, in order */
@@ -33,8 +32,8 @@ static void mix(trace_t *t, uint64_t v) {
 
 /* counted notes that an element ended inside the open aggregates. */
 static void counted(trace_t *t) {
-  if (t->depth > 0 && --t->left[t->depth - 1] < 0)
-    abort(); /* more elements than declared */
+  if (t->depth > 0)
+    FUZZ_CHECK(--t->left[t->depth - 1] >= 0); /* no more than declared */
 }
 
 
@@ -42,8 +41,7 @@ static int on_value(void *ud, int type, int64_t n) {
   trace_t *t = ud;
   mix(t, (uint64_t)type);
   mix(t, (uint64_t)n);
-  if (t->in_string)
-    abort();
+  FUZZ_CHECK(!t->in_string);
   switch (type) {
   case CN_RESP_INT:
   case CN_RESP_BOOL:
@@ -55,8 +53,7 @@ static int on_value(void *ud, int type, int64_t n) {
   case CN_RESP_PUSH:
   case CN_RESP_MAP:
   case CN_RESP_ATTR:
-    if (n < 0 || t->depth >= CN_RESP_MAX_DEPTH)
-      abort();
+    FUZZ_CHECK(n >= 0 && t->depth < CN_RESP_MAX_DEPTH);
     t->left[t->depth++] =
       type == CN_RESP_MAP || type == CN_RESP_ATTR ? 2 * n : n;
     return 0;
@@ -71,10 +68,11 @@ static int on_value(void *ud, int type, int64_t n) {
 static int on_data(void *ud, const char *p, size_t n) {
   trace_t *t = ud;
   size_t i;
-  if (!t->in_string || n == 0)
-    abort();
-  if (t->want >= 0 && (t->want -= (int64_t)n) < 0)
-    abort(); /* more bytes than declared */
+  FUZZ_CHECK(t->in_string && n > 0);
+  if (t->want >= 0) {
+    t->want -= (int64_t)n;
+    FUZZ_CHECK(t->want >= 0); /* no more bytes than declared */
+  }
   for (i = 0; i < n; i++)
     mix(t, (unsigned char)p[i]);
   return 0;
@@ -85,14 +83,12 @@ static int on_end(void *ud, int type) {
   trace_t *t = ud;
   mix(t, 0x100u + (unsigned)type);
   if (t->in_string) {
-    if (t->want > 0)
-      abort(); /* fewer bytes than declared */
+    FUZZ_CHECK(t->want <= 0); /* no fewer bytes than declared */
     t->in_string = 0;
     counted(t);
     return 0;
   }
-  if (t->depth == 0 || t->left[t->depth - 1] != 0)
-    abort(); /* ended with elements missing */
+  FUZZ_CHECK(t->depth > 0 && t->left[t->depth - 1] == 0); /* all there */
   t->depth--;
   if (type != CN_RESP_ATTR) /* an attribute does not count */
     counted(t);
@@ -139,8 +135,8 @@ static size_t run(cn_resp_t *p, trace_t *t, const uint8_t *data, size_t len,
       t->replies++;
       mix(t, off);
       *ends = *ends * 31 + off;
-    } else if (used != n) {
-      abort(); /* MORE must take every byte */
+    } else {
+      FUZZ_CHECK(used == n); /* MORE takes every byte */
     }
   }
   return len;
@@ -159,8 +155,7 @@ static size_t run_chain(cn_resp_t *p, trace_t *t, const uint8_t *data,
   cn_buf_init(&b, &pool);
   while (added < len) {
     size_t n = len - added < 7 ? len - added : 7;
-    if (cn_buf_append(&b, data + added, n) < 0)
-      abort();
+    FUZZ_CHECK(cn_buf_append(&b, data + added, n) == 0);
     added += n;
     for (;;) {
       rc = cn_resp_feed_buf(p, &b, fed, &used);
@@ -187,8 +182,6 @@ out:
 }
 
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cn_resp_t p1, p2, p3;
   trace_t t1, t2, t3;
@@ -206,11 +199,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   r1 = run(&p1, &t1, data, size, (uint8_t)(sel & ~2u), &e1);
   r2 = run(&p2, &t2, data, size, (uint8_t)(sel | 2u), &e2);
   r3 = run_chain(&p3, &t3, data, size, &e3);
-  if ((r1 == size) != (r2 == size) || (r1 == size) != (r3 == size) ||
-      e1 != e2 || e1 != e3 ||
-      t1.replies != t2.replies || t1.replies != t3.replies)
-    abort(); /* the cuts changed what was parsed */
-  if (r1 == size && (t1.hash != t2.hash || t1.hash != t3.hash))
-    abort(); /* the same bytes, different events */
+  /* the cuts change neither what was parsed nor, when all was, the events */
+  FUZZ_CHECK((r1 == size) == (r2 == size) && (r1 == size) == (r3 == size));
+  FUZZ_CHECK(e1 == e2 && e1 == e3);
+  FUZZ_CHECK(t1.replies == t2.replies && t1.replies == t3.replies);
+  FUZZ_CHECK(r1 < size || (t1.hash == t2.hash && t1.hash == t3.hash));
   return 0;
 }

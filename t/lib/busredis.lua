@@ -30,8 +30,8 @@ function _M.subscribe(p, topic, size)
   local c = p:connect(30)
   c:write("sub " .. topic .. " " .. (size or 65536) .. "\n")
   local line = assert(c:read_line())
-  return setmetatable({ conn = c, worker = tonumber(line:match("^ready (%d+)")) },
-    Sub)
+  return setmetatable({ conn = c,
+    worker = tonumber(line:match("^ready (%d+)")) }, Sub)
 end
 
 -- s:next([timeout]) -> the next message, or nil, err

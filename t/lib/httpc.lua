@@ -4,6 +4,7 @@
 --   c:write(httpc.req("GET", "/", { Host = "x" }))
 --   local r = httpc.read(c)     -- {status=, headers=, body=, version=}
 --   httpc.closed(c)             -- true when the server closed c
+local util = require "lib.util"
 local concat, format, lower, match = table.concat, string.format,
   string.lower, string.match
 
@@ -82,13 +83,7 @@ function _M.read(c, head_request)
   elseif h["content-length"] then
     r.body, err = c:read_full(tonumber(h["content-length"]))
   else
-    local parts = {}
-    while true do
-      local s = c:read(65536)
-      if not s then break end
-      parts[#parts + 1] = s
-    end
-    r.body = concat(parts)
+    r.body = util.read_all(c) -- until the server closes
   end
   if not r.body then return nil, err end
   return r

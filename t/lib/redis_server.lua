@@ -17,7 +17,8 @@ local Server = {}
 Server.__index = Server
 
 local function find_bin()
-  for _, p in ipairs { "/usr/bin/redis-server", "/usr/local/bin/redis-server" } do
+  for _, p in ipairs { "/usr/bin/redis-server",
+    "/usr/local/bin/redis-server" } do
     local f = io.open(p, "r")
     if f then
       f:close()

@@ -18,6 +18,7 @@
 local coronet = require "coronet"
 local bus = require "coronet.bus"
 local host = require "coronet.c.host"
+local svc_commands = require "svc_commands"
 local format, char, concat = string.format, string.char, table.concat
 
 local W = host.info().worker
@@ -96,12 +97,4 @@ function commands.stats(conn)
     coronet.stats().tasks, W))
 end
 
-return function(conn)
-  conn:write(W .. "\n")
-  local line = conn:read_line()
-  if not line then return end
-  local words = {}
-  for w in line:gmatch("%S+") do words[#words + 1] = w end
-  local f = commands[words[1]]
-  if f then f(conn, unpack(words, 2)) else conn:write("?\n") end
-end
+return svc_commands.one(commands, W)

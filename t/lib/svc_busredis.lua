@@ -12,6 +12,7 @@
 local coronet = require "coronet"
 local bus = require "coronet.bus"
 local host = require "coronet.c.host"
+local svc_commands = require "svc_commands"
 local format = string.format
 
 local W = host.info().worker
@@ -60,13 +61,6 @@ end
 
 return function(conn)
   for line in conn:lines() do
-    local words = {}
-    for w in line:gmatch("%S+") do words[#words + 1] = w end
-    local f = commands[words[1]]
-    if not f then
-      conn:write("?\n")
-    elseif f(conn, unpack(words, 2)) then
-      return
-    end
+    if svc_commands.run(conn, commands, line) then return end
   end
 end

@@ -9,6 +9,7 @@
 --   version               -> how many times the main chunk ran here
 local coronet = require "coronet"
 local host = require "coronet.c.host"
+local svc_commands = require "svc_commands"
 
 local W = host.info().worker
 local dict = coronet.shared("svc", { bytes = 1e6 })
@@ -61,12 +62,4 @@ function commands.set(conn, key, value)
   conn:write("ok\n")
 end
 
-return function(conn)
-  conn:write(W .. "\n")
-  local line = conn:read_line()
-  if not line then return end
-  local words = {}
-  for w in line:gmatch("%S+") do words[#words + 1] = w end
-  local f = commands[words[1]]
-  if f then f(conn, unpack(words, 2)) else conn:write("?\n") end
-end
+return svc_commands.one(commands, W)

@@ -232,6 +232,19 @@ function _M.run_all(n, fn, timeout)
   return good, first
 end
 
+-- bad_arg(t, fn, n, name, why, label) checks, with t, that fn() raises
+-- "bad argument #n to 'name' (why..." (why plain text) at a line of the
+-- file that calls bad_arg, not inside coronet. fn must make the call as a
+-- statement (a tail call leaves no line to blame).
+function _M.bad_arg(t, fn, n, name, why, label)
+  local here = debug.getinfo(2, "S").short_src
+  local ok, err = pcall(fn)
+  t.ok(not ok, label .. " raises")
+  return t.like(err, "^" .. here:gsub("%p", "%%%0") .. ":%d+: bad argument #"
+    .. n .. " to '" .. name .. "' %(" .. why:gsub("%p", "%%%0"),
+    label .. ": " .. tostring(err))
+end
+
 -- no_leftovers(t) checks, with t, that no connection is open and only the
 -- main task and the checking one run, waiting up to 1 s for them to end.
 function _M.no_leftovers(t)
