@@ -180,34 +180,36 @@ enum {
   CN_CONN_ACCEPTED = 1 << 8 /* came from a listener: counts in naccepted */
 };
 
+typedef struct cn_wreq_s cn_wreq_t; /* a uv_write in flight (cn_conn.c) */
+
+/* A connection. The libuv handle comes last: a TCP connection is
+** allocated without the room a pipe's handle needs beyond uv_tcp_t. */
 struct cn_conn_s {
-  cn_stream_t h;
   cn_worker_t *w;
   cn_buf_t in, out;
-  size_t inflight; /* leading bytes of out owned by wreq */
   unsigned flags;
   int rerr, werr; /* sticky: CN_EOF or a negative code */
+  uint8_t dlen;
+  uint8_t skip; /* discard input through the next delimiter (line too long) */
+  char dlim[8];
   cn_waiter_t *reader, *writer;
   size_t want;     /* wake reader when this many bytes are buffered... */
   size_t scanned;  /* ...or dlim is found at or after this offset */
-  char dlim[8];
-  uint8_t dlen;
   cn_pump_t *pump_out; /* this conn is the source of a pump */
   cn_pump_t *pump_in;  /* this conn is the destination of a pump */
   cn_conn_t *next_dirty;
   cn_conn_t *prev, *next; /* worker's list of open connections */
-  uv_write_t *wreq; /* while a uv_write is in flight */
+  cn_wreq_t *wreq; /* while a uv_write is in flight */
   uv_timer_t *linger;
   uint64_t id;
-  void *data; /* owner's: the Lua binding's box */
-  void (*on_close)(cn_conn_t *c);
+  void *data; /* owner's: the Lua binding's box (w->conn_closed hears) */
   uint64_t rtimeout, wtimeout;   /* ms per operation, 0 = none */
   uint64_t rdeadline, wdeadline; /* loop ms, 0 = none */
-  uint8_t skip; /* discard input through the next delimiter (line too long) */
   struct sockaddr_in6 peer;      /* remote address as accepted */
   cn_task_t *task; /* the owner's: the task that closes c when it ends */
   cn_tls_t *tls;   /* TLS session (cn_tls.c): out is then plaintext */
   cn_conn_watch_t *watchers;
+  cn_stream_t h; /* last: its pipe member only in pipe connections' room */
 };
 
 /* A watcher hears of its connection's events: fn(w, c, CN_CONN_EV_CLOSED)
@@ -507,12 +509,14 @@ struct cn_worker_s {
   int in_turn;
   uint64_t clock; /* ns: read as a turn starts and every few resumes */
   cn_task_t *current;
-  cn_task_t *tasks;     /* every live task */
+  void *task_slabs;     /* every task record, live or free (cn_sched.c) */
   cn_task_t *free_tasks;
   size_t ntasks;
   uv_check_t check;
   uv_idle_t idle;
-  int tasks_ref; /* registry: coroutine -> task */
+  int tasks_ref; /* registry: the anchors (record place -> coroutine) */
+  cn_task_t **task_index; /* tasks by coroutine (cn_sched.c) */
+  size_t task_index_cap;
   int describe_ref; /* registry: describes error values (cn_sched.c) */
   void (*after_run)(cn_worker_t *w); /* after each resume (flushes writes) */
   cn_sched_stats_t stats;
@@ -520,6 +524,7 @@ struct cn_worker_s {
   /* connections (cn_conn.c, cn_listen.c) */
   cn_conn_t *dirty;
   cn_conn_t *conns;
+  void (*conn_closed)(cn_conn_t *c); /* c, with data set, is about to go */
   size_t nconns;    /* open connections, pipes included */
   size_t naccepted; /* of which accepted from a listener */
   cn_listener_t *listeners;
@@ -779,8 +784,8 @@ uint64_t cn_sched_task_id(cn_task_t *t);
 uint64_t cn_sched_task_conn_id(cn_task_t *t);
 void cn_sched_set_conn_id(cn_task_t *t, uint64_t id);
 uint32_t cn_sched_parked_as(cn_task_t *t);
-cn_task_t *cn_sched_first(cn_worker_t *w);
-cn_task_t *cn_sched_next(cn_task_t *t);
+void cn_sched_walk(cn_worker_t *w, void (*fn)(cn_task_t *t, void *arg),
+                   void *arg);
 void cn_sched_info(cn_task_t *t, cn_task_info_t *info);
 const char *cn_sched_kind_name(int kind);
 const char *cn_sched_wait_name(int wait);

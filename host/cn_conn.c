@@ -3,6 +3,7 @@
 ** then writev, half-close, graceful close and pumps. A TLS connection
 ** branches to cn_tls.c where bytes meet the socket. Lua binding in
 ** lcn_conn.c. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,13 @@ static void pump_run(cn_pump_t *p);
 static void pump_end(cn_pump_t *p, int err);
 
 
+/* A uv_write in flight owns the leading inflight bytes of the wire. */
+struct cn_wreq_s {
+  uv_write_t req;
+  size_t inflight;
+};
+
+
 static void wake(cn_waiter_t **slot) {
   cn_waiter_t *w = *slot;
   if (w != NULL) {
@@ -29,8 +37,14 @@ static void wake(cn_waiter_t **slot) {
 static size_t write_lwm(const cn_conn_t *c) { return c->w->cfg->write_hwm / 4; }
 
 
+/* inflight returns the leading bytes of wire(c) a uv_write owns. */
+static size_t inflight(const cn_conn_t *c) {
+  return c->wreq != NULL ? c->wreq->inflight : 0;
+}
+
+
 /* wire returns the chain whose bytes go to the socket: the write chain,
-** or a TLS connection's records. c->inflight counts its leading bytes. */
+** or a TLS connection's records. inflight(c) counts its leading bytes. */
 static cn_buf_t *wire(cn_conn_t *c) {
   return c->tls != NULL ? cn__tls_wire(c->tls) : &c->out;
 }
@@ -38,7 +52,7 @@ static cn_buf_t *wire(cn_conn_t *c) {
 
 /* queued returns the bytes of the write chain not yet in flight. */
 static size_t queued(const cn_conn_t *c) {
-  return c->tls != NULL ? c->out.len : c->out.len - c->inflight;
+  return c->tls != NULL ? c->out.len : c->out.len - inflight(c);
 }
 
 
@@ -51,7 +65,8 @@ static size_t unsent(cn_conn_t *c) {
 /* cn_conn_new returns a connection with an initialized but unopened TCP
 ** (or pipe) handle, registered with worker w, or NULL. */
 cn_conn_t *cn_conn_new(cn_worker_t *w, int pipe) {
-  cn_conn_t *c = calloc(1, sizeof *c);
+  cn_conn_t *c = calloc(1, pipe ? sizeof *c : offsetof(cn_conn_t, h) +
+                                                 sizeof(uv_tcp_t));
   if (c == NULL)
     return NULL;
   if (pipe) {
@@ -247,7 +262,7 @@ static void write_failed(cn_conn_t *c, int err) {
   if (c->werr == 0)
     c->werr = err;
   cn_buf_consume(&c->out, queued(c));
-  cn_buf_consume(out, out->len - c->inflight); /* TLS records */
+  cn_buf_consume(out, out->len - inflight(c)); /* TLS records */
   wake(&c->writer);
   if (c->pump_in != NULL)
     pump_end(c->pump_in, err);
@@ -264,10 +279,10 @@ static void shutdown_cb(uv_shutdown_t *req, int status) {
 
 static void write_cb(uv_write_t *req, int status) {
   cn_conn_t *c = req->data;
-  free(req);
+  size_t n = c->wreq->inflight;
+  free(c->wreq);
   c->wreq = NULL;
-  cn_buf_consume(wire(c), c->inflight);
-  c->inflight = 0;
+  cn_buf_consume(wire(c), n);
   if (status < 0) {
     if (status != UV_ECANCELED)
       write_failed(c, status);
@@ -285,7 +300,7 @@ void cn_conn_flush(cn_conn_t *c) {
   cn_buf_t *out = wire(c);
   size_t total = 0;
   int i, n, rc;
-  if (c->inflight > 0 || (c->flags & CN_CONN_CLOSING) || c->werr != 0)
+  if (c->wreq != NULL || (c->flags & CN_CONN_CLOSING) || c->werr != 0)
     return;
   while ((rc = c->tls != NULL ? cn__tls_seal(c) : 0) == 0 && out->len > 0) {
     n = cn_buf_iov(out, 0, iov, MAX_IOV);
@@ -312,15 +327,15 @@ void cn_conn_flush(cn_conn_t *c) {
       write_failed(c, CN_ENOMEM);
       return;
     }
-    c->wreq->data = c;
-    rc = uv_write(c->wreq, &c->h.stream, iov, (unsigned)n, write_cb);
+    c->wreq->req.data = c;
+    c->wreq->inflight = total;
+    rc = uv_write(&c->wreq->req, &c->h.stream, iov, (unsigned)n, write_cb);
     if (rc < 0) {
       free(c->wreq);
       c->wreq = NULL;
       write_failed(c, rc);
       return;
     }
-    c->inflight = total;
   }
   write_progress(c);
 }
@@ -476,8 +491,8 @@ static void close_cb(uv_handle_t *h) {
   cn_buf_reset(&c->out);
   if (c->tls != NULL)
     cn__tls_free(c);
-  if (c->on_close != NULL)
-    c->on_close(c);
+  if (c->data != NULL && w->conn_closed != NULL)
+    w->conn_closed(c);
   if (c->prev != NULL)
     c->prev->next = c->next;
   else

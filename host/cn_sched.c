@@ -19,12 +19,9 @@ struct cn_task_s {
   cn_waiter_t waiter; /* engines wake the task through it */
   cn_timer_t timer;   /* its deadline */
   lua_State *co;
-  cn_worker_t *w;
-  cn_task_t *next;         /* run queue */
-  cn_task_t *prev, *lnext; /* every live task */
+  cn_task_t *next; /* run queue, or the free records */
   cn_cancel_cb cancel;
   void *cancel_obj;
-  cn_end_cb on_end;
   void *data; /* the owner's */
   uint64_t id;
   uint64_t conn_id;  /* the connection it serves, for logs (0: none) */
@@ -32,13 +29,31 @@ struct cn_task_s {
   uint64_t since;    /* ns: when it parked or became ready */
   uint32_t parks;    /* counts its parks: names the current one */
   uint32_t tag;      /* the owner's number (coronet.lifecycle: version) */
+  uint32_t slot;     /* the record's place in the worker's anchors */
   uint16_t nargs;    /* values on co's stack for the next resume */
   uint8_t state;     /* CN_TASK_* */
   uint8_t kind;      /* CN_TASK_SPAWNED, ... */
   uint8_t wait;      /* CN_WAIT_* of the current or last park */
   uint8_t timed_out; /* the last park ended by its deadline */
   uint8_t in_op;     /* a blocking operation spans several parks */
+  uint8_t end;       /* its end hook: ends[end - 1], 0: the default */
 };
+
+/* Task records come in slabs of SLAB_TASKS (no allocator header, no
+** rounding) and are reused, never freed while the worker runs. A task's
+** worker is the running thread's (cn_worker_self): tasks stay on theirs. */
+#define SLAB_TASKS 64
+
+typedef struct slab_s {
+  struct slab_s *next;
+  cn_task_t tasks[SLAB_TASKS];
+} slab_t;
+
+/* The end hooks tasks have (cn_sched_set_end), per worker: a byte each. */
+#define MAX_ENDS 8
+static __thread cn_end_cb ends[MAX_ENDS];
+static __thread unsigned nends;
+static __thread uint32_t nrecords; /* task records made by this worker */
 
 #define RESUMES_PER_CLOCK 8 /* resumes between two reads of the clock */
 #define T_FREE 3 /* a record in the free list, not a task */
@@ -65,7 +80,7 @@ static void push(cn_task_t **head, cn_task_t **tail, cn_task_t *t) {
 
 
 static void enqueue(cn_task_t *t) {
-  cn_worker_t *w = t->w;
+  cn_worker_t *w = cn_worker_self();
   t->state = CN_TASK_READY;
   t->since = clock_ns(w);
   push(&w->runq_head, &w->runq_tail, t);
@@ -76,7 +91,7 @@ static void enqueue(cn_task_t *t) {
 
 static void stop_timer(cn_task_t *t) {
   if (t->timer.on)
-    cn_timer_stop(&t->w->timers, &t->timer);
+    cn_timer_stop(&cn_worker_self()->timers, &t->timer);
 }
 
 
@@ -119,8 +134,13 @@ void cn_sched_init(cn_worker_t *w) {
   w->in_turn = 0;
   w->clock = uv_hrtime();
   w->current = NULL;
-  w->tasks = w->free_tasks = NULL;
+  w->task_slabs = NULL;
+  w->free_tasks = NULL;
   w->ntasks = 0;
+  w->task_index = NULL;
+  w->task_index_cap = 0;
+  nends = 0;
+  nrecords = 0;
   w->after_run = NULL;
   memset(&w->stats, 0, sizeof w->stats);
   cn_timers_init(&w->timers, &w->loop);
@@ -136,59 +156,167 @@ void cn_sched_init(cn_worker_t *w) {
 
 /* cn_sched_close frees every task record; the Lua state is already gone. */
 void cn_sched_close(cn_worker_t *w) {
-  cn_task_t *t;
+  slab_t *s;
   cn_timers_close(&w->timers);
-  while ((t = w->tasks) != NULL) {
-    w->tasks = t->lnext;
-    free(t);
+  while ((s = w->task_slabs) != NULL) {
+    w->task_slabs = s->next;
+    free(s);
   }
-  while ((t = w->free_tasks) != NULL) {
-    w->free_tasks = t->next;
-    free(t);
-  }
+  w->free_tasks = NULL;
+  free(w->task_index);
+  w->task_index = NULL;
   uv_close((uv_handle_t *)&w->check, NULL);
   uv_close((uv_handle_t *)&w->idle, NULL);
 }
 
 
-static cn_task_t *task_alloc(cn_worker_t *w) {
-  cn_task_t *t = w->free_tasks;
-  static uint64_t next_id; /* per process; only read in logs */
-  uint32_t parks = 0;
-  if (t != NULL) {
-    w->free_tasks = t->next;
-    parks = t->parks; /* goes on counting: tokens stay unique per record */
-  } else if ((t = malloc(sizeof *t)) == NULL) {
-    return NULL;
+/* add_slab puts a new slab's records on w's free list; -1 if out of
+** memory. */
+static int add_slab(cn_worker_t *w) {
+  slab_t *s = calloc(1, sizeof *s);
+  int i;
+  if (s == NULL)
+    return -1;
+  s->next = w->task_slabs;
+  w->task_slabs = s;
+  for (i = SLAB_TASKS - 1; i >= 0; i--) {
+    s->tasks[i].state = T_FREE;
+    s->tasks[i].slot = nrecords + (uint32_t)i + 1;
+    s->tasks[i].next = w->free_tasks;
+    w->free_tasks = &s->tasks[i];
   }
+  nrecords += SLAB_TASKS;
+  return 0;
+}
+
+
+static cn_task_t *task_alloc(cn_worker_t *w) {
+  static uint64_t next_id; /* per process; only read in logs */
+  cn_task_t *t;
+  uint32_t parks, slot;
+  if (w->free_tasks == NULL && add_slab(w) < 0)
+    return NULL;
+  t = w->free_tasks;
+  w->free_tasks = t->next;
+  parks = t->parks; /* goes on counting: tokens stay unique per record */
+  slot = t->slot;
   memset(t, 0, sizeof *t);
   t->parks = parks;
+  t->slot = slot;
   t->waiter.wake = waiter_wake;
   t->timer.cb = deadline_cb;
-  t->w = w;
   t->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
-  t->lnext = w->tasks;
-  if (w->tasks != NULL)
-    w->tasks->prev = t;
-  w->tasks = t;
   w->ntasks++;
   return t;
 }
 
 
-static void task_free(cn_task_t *t) {
-  cn_worker_t *w = t->w;
+static void task_free(cn_worker_t *w, cn_task_t *t) {
   stop_timer(t);
-  if (t->prev != NULL)
-    t->prev->lnext = t->lnext;
-  else
-    w->tasks = t->lnext;
-  if (t->lnext != NULL)
-    t->lnext->prev = t->prev;
   w->ntasks--;
   t->state = T_FREE;
   t->next = w->free_tasks;
   w->free_tasks = t;
+}
+
+
+/* -- Tasks by coroutine ---------------------------------------------------- */
+
+/* A worker finds a task by its coroutine in an open-addressing table of
+** task records (linear probing, at most half full): no Lua table keyed by
+** coroutines, which the garbage collector would walk in hash order (see
+** cn_sched_spawn). */
+
+
+static size_t index_home(cn_worker_t *w, const lua_State *co) {
+  uint64_t h = (uint64_t)(uintptr_t)co * 0x9e3779b97f4a7c15ull;
+  return (size_t)(h >> 32) & (w->task_index_cap - 1);
+}
+
+
+static cn_task_t *index_find(cn_worker_t *w, const lua_State *co) {
+  size_t i, mask = w->task_index_cap - 1;
+  if (w->task_index_cap == 0)
+    return NULL;
+  for (i = index_home(w, co); w->task_index[i] != NULL; i = (i + 1) & mask)
+    if (w->task_index[i]->co == co)
+      return w->task_index[i];
+  return NULL;
+}
+
+
+static void index_put(cn_worker_t *w, cn_task_t *t) {
+  size_t i, mask = w->task_index_cap - 1;
+  for (i = index_home(w, t->co); w->task_index[i] != NULL; i = (i + 1) & mask)
+    ;
+  w->task_index[i] = t;
+}
+
+
+/* index_add files t under its coroutine; -1 if out of memory. */
+static int index_add(cn_worker_t *w, cn_task_t *t) {
+  if (w->ntasks * 2 > w->task_index_cap) {
+    size_t cap = w->task_index_cap, i;
+    cn_task_t **old = w->task_index;
+    cn_task_t **idx = calloc(cap ? cap * 2 : 64, sizeof *idx);
+    if (idx == NULL)
+      return -1;
+    w->task_index = idx;
+    w->task_index_cap = cap ? cap * 2 : 64;
+    for (i = 0; i < cap; i++)
+      if (old[i] != NULL)
+        index_put(w, old[i]);
+    free(old);
+  }
+  index_put(w, t);
+  return 0;
+}
+
+
+/* index_remove takes t out, moving back the entries that probed past it. */
+static void index_remove(cn_worker_t *w, cn_task_t *t) {
+  cn_task_t **idx = w->task_index;
+  size_t i, j, home, mask = w->task_index_cap - 1;
+  for (i = index_home(w, t->co); idx[i] != t; i = (i + 1) & mask)
+    ;
+  for (j = (i + 1) & mask; idx[j] != NULL; j = (j + 1) & mask) {
+    home = index_home(w, idx[j]->co);
+    if ((j > i && (home <= i || home > j)) || (j < i && home <= i &&
+                                               home > j)) {
+      idx[i] = idx[j]; /* idx[j] may move back to the hole at i */
+      i = j;
+    }
+  }
+  idx[i] = NULL;
+}
+
+
+/* anchor keeps t's coroutine (on top of L) alive from the registry's
+** anchors at t's record place, or lets it go (keep 0). The anchors are
+** arrays of ANCHOR_CHUNK in the order of the records, so that the
+** collector visits the coroutines in the order they were made, not
+** scattered over the heap as a table keyed by them would; and in chunks,
+** so that a cycle walks again (LuaJIT's atomic phase, for a table written
+** to during the cycle) only the chunks of the tasks that began or ended
+** meanwhile. */
+#define ANCHOR_CHUNK 4096
+
+static void anchor(cn_worker_t *w, lua_State *L, cn_task_t *t, int keep) {
+  int chunk = (int)((t->slot - 1) / ANCHOR_CHUNK) + 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
+  lua_rawgeti(L, -1, chunk);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, ANCHOR_CHUNK, 0);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, chunk);
+  }
+  if (keep)
+    lua_pushvalue(L, -3);
+  else
+    lua_pushnil(L);
+  lua_rawseti(L, -2, (int)((t->slot - 1) % ANCHOR_CHUNK) + 1);
+  lua_pop(L, 2);
 }
 
 
@@ -202,15 +330,15 @@ cn_task_t *cn_sched_spawn(lua_State *L, int nargs) {
   if (t == NULL)
     luaL_error(L, "out of memory");
   co = lua_newthread(L);
+  t->co = co;
+  if (index_add(w, t) < 0) {
+    task_free(w, t);
+    luaL_error(L, "out of memory");
+  }
   lua_insert(L, -(nargs + 2)); /* thread below function and arguments */
   lua_xmove(L, co, nargs + 1);
-  t->co = co;
   t->nargs = (uint16_t)nargs;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
-  lua_pushvalue(L, -2);
-  lua_pushlightuserdata(L, t);
-  lua_rawset(L, -3); /* tasks[co] = t keeps co alive */
-  lua_pop(L, 1);
+  anchor(w, L, t, 1);
   enqueue(t);
   return t;
 }
@@ -221,7 +349,20 @@ void cn_sched_set_kind(cn_task_t *t, int kind) { t->kind = (uint8_t)kind; }
 /* cn_sched_set_end makes cb(t, status) run when t ends (status 0, or the
 ** error of lua_resume with its message on t's stack) instead of the
 ** default, which logs an error with cn_sched_log_error. */
-void cn_sched_set_end(cn_task_t *t, cn_end_cb cb) { t->on_end = cb; }
+void cn_sched_set_end(cn_task_t *t, cn_end_cb cb) {
+  unsigned i;
+  for (i = 0; i < nends && ends[i] != cb; i++)
+    ;
+  if (i == nends) {
+    if (nends == MAX_ENDS) {
+      cn_log(CN_LOG_ERROR, "cn_sched_set_end: more than %d end hooks",
+             MAX_ENDS);
+      abort();
+    }
+    ends[nends++] = cb;
+  }
+  t->end = (uint8_t)(i + 1);
+}
 void cn_sched_set_data(cn_task_t *t, void *data) { t->data = data; }
 
 
@@ -265,13 +406,7 @@ cn_task_t *cn_sched_lookup(lua_State *L, int idx) {
   }
   if (type != LUA_TTHREAD)
     return NULL;
-  lua_pushvalue(L, idx);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
-  lua_insert(L, -2);
-  lua_rawget(L, -2);
-  t = lua_touserdata(L, -1);
-  lua_pop(L, 2);
-  return t;
+  return index_find(w, lua_tothread(L, idx));
 }
 
 
@@ -292,9 +427,10 @@ cn_task_t *cn_sched_task(lua_State *L, const char *what) {
 uint64_t cn_sched_op_start(cn_task_t *t) {
   if (!t->in_op) {
     t->in_op = 1;
-    uv_update_time(&t->w->loop); /* the cached time lags behind this turn's
-                                    work: timeouts would end early */
-    t->op_start = uv_now(&t->w->loop);
+    uv_loop_t *loop = &cn_worker_self()->loop;
+    uv_update_time(loop); /* the cached time lags behind this turn's work:
+                             timeouts would end early */
+    t->op_start = uv_now(loop);
   }
   return t->op_start;
 }
@@ -314,7 +450,7 @@ void cn_sched_op_done(cn_task_t *t) {
 ** deadline set by an earlier park of the same operation keeps running. */
 void cn_sched_park(cn_task_t *t, int wait, uint64_t deadline,
                    cn_cancel_cb cancel, void *obj) {
-  cn_worker_t *w = t->w;
+  cn_worker_t *w = cn_worker_self();
   t->state = CN_TASK_PARKED;
   t->parks++;
   t->wait = (uint8_t)wait;
@@ -371,10 +507,17 @@ int cn_sched_wake_with(cn_task_t *t, lua_State *from, int n) {
 /* -- Introspection ------------------------------------------------------ */
 
 
-/* cn_sched_first and cn_sched_next walk w's live tasks (newest first).
-** Nothing may start or end a task during the walk. */
-cn_task_t *cn_sched_first(cn_worker_t *w) { return w->tasks; }
-cn_task_t *cn_sched_next(cn_task_t *t) { return t->lnext; }
+/* cn_sched_walk calls fn(t, arg) for each live task of w. Nothing may
+** start or end a task meanwhile. */
+void cn_sched_walk(cn_worker_t *w, void (*fn)(cn_task_t *t, void *arg),
+                   void *arg) {
+  slab_t *s;
+  int i;
+  for (s = w->task_slabs; s != NULL; s = s->next)
+    for (i = 0; i < SLAB_TASKS; i++)
+      if (s->tasks[i].state != T_FREE)
+        fn(&s->tasks[i], arg);
+}
 
 
 void cn_sched_info(cn_task_t *t, cn_task_info_t *info) {
@@ -466,29 +609,25 @@ static void traceback(lua_State *L, lua_State *co, const char *msg) {
 ** lua_resume left it: its frames are still there) with a traceback; where
 ** is added to the message. */
 void cn_sched_log_error(cn_task_t *t, const char *where) {
-  lua_State *co = t->co, *L = t->w->L;
+  cn_worker_t *w = cn_worker_self();
+  lua_State *co = t->co, *L = w->L;
   int top = lua_gettop(L);
-  const char *msg = describe(t->w, L, co);
+  const char *msg = describe(w, L, co);
   traceback(L, co, msg);
   cn_log(CN_LOG_ERROR, "%s%s\n%s", msg, where, lua_tostring(L, -1));
   lua_settop(L, top);
 }
 
 
-static void task_end(cn_task_t *t, int rc) {
-  cn_worker_t *w = t->w;
+static void task_end(cn_worker_t *w, cn_task_t *t, int rc) {
   lua_State *L = w->L;
-  if (t->on_end != NULL)
-    t->on_end(t, rc);
+  if (t->end != 0)
+    ends[t->end - 1](t, rc);
   else if (rc != 0)
     cn_sched_log_error(t, "");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->tasks_ref);
-  lua_pushthread(t->co);
-  lua_xmove(t->co, L, 1);
-  lua_pushnil(L);
-  lua_rawset(L, -3); /* tasks[co] = nil */
-  lua_pop(L, 1);
-  task_free(t);
+  index_remove(w, t);
+  anchor(w, L, t, 0);
+  task_free(w, t);
 }
 
 
@@ -505,8 +644,7 @@ static void count_lag(cn_worker_t *w, const cn_task_t *t) {
 }
 
 
-static void resume(cn_task_t *t) {
-  cn_worker_t *w = t->w;
+static void resume(cn_worker_t *w, cn_task_t *t) {
   int nargs = t->nargs, rc;
   count_lag(w, t);
   w->stats.resumes++;
@@ -518,7 +656,7 @@ static void resume(cn_task_t *t) {
   if (w->after_run != NULL)
     w->after_run(w);
   if (rc != LUA_YIELD) {
-    task_end(t, rc);
+    task_end(w, t, rc);
     return;
   }
   lua_settop(t->co, 0);
@@ -549,7 +687,7 @@ static void run_cb(uv_check_t *h) {
     if ((w->runq_head = t->next) == NULL)
       w->runq_tail = NULL;
     w->runq_len--;
-    resume(t);
+    resume(w, t);
     if (++n % RESUMES_PER_CLOCK == 0 && (w->clock = uv_hrtime()) >= end) {
       w->stats.long_turns++;
       break;

@@ -27,7 +27,8 @@ static void disown(cn_conn_t *c) {
 }
 
 
-/* on_close is c's close hook: c is about to be freed. */
+/* on_close is the worker's conn_closed hook: c, which has a Lua object,
+** is about to be freed. */
 static void on_close(cn_conn_t *c) {
   conn_box *b = c->data;
   disown(c);
@@ -122,7 +123,7 @@ void lcn_push_conn(lua_State *L, cn_conn_t *c) {
   b->id = c->id;
   b->peer.sin6_family = 0;
   c->data = b;
-  c->on_close = on_close;
+  c->w->conn_closed = on_close;
   luaL_getmetatable(L, LCN_CONN_MT);
   lua_setmetatable(L, -2);
 }
@@ -808,7 +809,6 @@ static int conn_gc(lua_State *L) {
   if (b->c != NULL) {
     disown(b->c); /* the owner may end after the state is gone */
     b->c->data = NULL;
-    b->c->on_close = NULL;
     cn_conn_close(b->c);
     b->c = NULL;
   }

@@ -749,6 +749,12 @@ static void count_alloc(cn_worker_t *w, lua_State *L) {
 
 static __thread uv_idle_t gc_idle; /* runs the slices while it is active */
 static __thread size_t gc_from; /* the heap when the sliced cycle began */
+static __thread uint64_t gc_last_idle; /* loop ms of the last idle call */
+static __thread int gc_resting;        /* the last cycle the host ran ended */
+static __thread size_t gc_rest_heap;   /* the heap then */
+static __thread unsigned gc_idle_run;  /* idle calls in a row */
+
+#define GC_IDLE_GAP_MS 400 /* idle calls (every 250 ms) this close: a row */
 
 
 static int gc_full(lua_State *L) {
@@ -757,8 +763,11 @@ static int gc_full(lua_State *L) {
 }
 
 
+/* gc_step takes a small step; sets *done (its light userdata argument)
+** if that ended a cycle. */
 static int gc_step(lua_State *L) {
-  lua_gc(L, LUA_GCSTEP, 16);
+  int *done = lua_touserdata(L, 1);
+  *done = lua_gc(L, LUA_GCSTEP, 16);
   return 0;
 }
 
@@ -785,6 +794,14 @@ static void gc_run(lua_State *L, lua_CFunction f, void *ud) {
 }
 
 
+/* rest notes that a cycle just ended: the collector rests until the heap
+** grows (see host_idle). */
+static void rest(cn_worker_t *w) {
+  gc_resting = 1;
+  gc_rest_heap = w->lua_bytes;
+}
+
+
 static void gc_idle_cb(uv_idle_t *h) {
   cn_worker_t *w = h->data;
   int done = 1;
@@ -792,34 +809,47 @@ static void gc_idle_cb(uv_idle_t *h) {
   if (done) { /* a heap that grew meanwhile was marked mid-burst: the */
     uv_idle_stop(h); /* next idle tick may collect it again */
     w->lua_after_full = w->lua_bytes < gc_from ? w->lua_bytes : gc_from;
+    rest(w);
   }
 }
 
 
-/* host_idle runs while the loop is mostly idle, and at the end of a turn
-** near the memory bound. Once the heap has doubled since the last whole
-** cycle (a burst is over) it starts a whole cycle in slices (gc_idle_cb),
+/* host_idle runs while the loop is mostly idle (every 250 ms), and at
+** the end of a turn near the memory bound. Once the heap has doubled since
+** the last whole cycle and the loop has been idle for two calls in a row
+** (a burst is over) it starts a whole cycle in slices (gc_idle_cb),
 ** whether or not a timer is due soon (full_ok): a slice delays it by a
 ** millisecond at most. After the memory bound refused a task, or when the
-** heap grew near the bound, it collects at once; else it takes a small
-** step. */
+** heap grew near the bound, it collects at once. Else it takes a small
+** step, unless the last cycle it ran has ended and the heap has grown by
+** less than half since: a step would begin a cycle that finds little,
+** and each cycle pauses the loop in LuaJIT's atomic phase (36 ms with a
+** million tasks parked; see README). */
 static void host_idle(cn_worker_t *w, int full_ok) {
   lua_State *L = w->L;
   size_t used = w->lua_bytes, limit = w->cfg->lua_memory;
-  int slicing = uv_is_active((uv_handle_t *)&gc_idle);
+  uint64_t now = uv_now(&w->loop);
+  int done = 0;
   (void)full_ok;
+  gc_idle_run = now - gc_last_idle <= GC_IDLE_GAP_MS ? gc_idle_run + 1 : 1;
+  gc_last_idle = now;
   if (w->lua_refused ||
       (used > limit / 4 * 3 && used > w->lua_after_full + limit / 8)) {
     uv_idle_stop(&gc_idle);
     gc_run(L, gc_full, NULL);
     w->lua_after_full = w->lua_bytes;
-  } else if (slicing) {
+    rest(w);
+  } else if (uv_is_active((uv_handle_t *)&gc_idle)) {
     return; /* a whole cycle is under way */
-  } else if (used > (1 << 20) && used > 2 * w->lua_after_full) {
+  } else if (gc_idle_run >= 2 && used > (1 << 20) &&
+             used > 2 * w->lua_after_full) {
     gc_from = used;
     uv_idle_start(&gc_idle, gc_idle_cb);
-  } else {
-    gc_run(L, gc_step, NULL);
+  } else if (!gc_resting || used > gc_rest_heap + gc_rest_heap / 2) {
+    gc_run(L, gc_step, &done);
+    gc_resting = 0;
+    if (done)
+      rest(w);
   }
   w->lua_refused = 0;
 }

@@ -3,6 +3,7 @@
 ** introspection. The blocking wrappers that yield live in lua/coronet/. */
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -229,35 +230,65 @@ static int l_stats(lua_State *L) {
 }
 
 
-/* tasks() -> list of {id=, kind=, state=, wait=, since=, deadline=}, one
-** per live task of this worker: kind "main", "handler" or "spawned";
-** state "ready", "running" or "parked"; wait what its park waits for (the
-** last park's unless parked); since the now() at which it parked or became
-** ready; deadline the now() at which its park times out, if any. */
-static int l_tasks(lua_State *L) {
+typedef struct {
+  cn_task_t **list;
+  size_t n;
+} walk_t;
+
+
+static void collect(cn_task_t *t, void *arg) {
+  walk_t *wk = arg;
+  wk->list[wk->n++] = t;
+}
+
+
+static int newest_first(const void *a, const void *b) {
+  uint64_t x = cn_sched_task_id(*(cn_task_t *const *)a);
+  uint64_t y = cn_sched_task_id(*(cn_task_t *const *)b);
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+
+static void push_task(lua_State *L, cn_task_t *t, double now,
+                      uint64_t loop_now) {
   static const char *const states[] = {"ready", "running", "parked"};
+  cn_task_info_t info;
+  cn_sched_info(t, &info);
+  lua_createtable(L, 0, 6);
+  set_number(L, "id", (double)info.id);
+  lua_pushstring(L, cn_sched_kind_name(info.kind));
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, states[info.state]);
+  lua_setfield(L, -2, "state");
+  lua_pushstring(L, cn_sched_wait_name(info.wait));
+  lua_setfield(L, -2, "wait");
+  set_number(L, "since", (double)info.since / 1e9);
+  if (info.deadline != 0)
+    set_number(L, "deadline",
+               now + ((double)info.deadline - (double)loop_now) / 1e3);
+}
+
+
+/* tasks() -> list of {id=, kind=, state=, wait=, since=, deadline=}, one
+** per live task of this worker, newest first: kind "main", "handler" or
+** "spawned"; state "ready", "running" or "parked"; wait what its park
+** waits for (the last park's unless parked); since the now() at which it
+** parked or became ready; deadline the now() at which its park times out,
+** if any. */
+static int l_tasks(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
   double now = (double)uv_hrtime() / 1e9;
   uint64_t loop_now = uv_now(&w->loop);
-  cn_task_t *t;
-  int i = 0;
-  lua_createtable(L, (int)w->ntasks, 0);
-  for (t = cn_sched_first(w); t != NULL; t = cn_sched_next(t)) {
-    cn_task_info_t info;
-    cn_sched_info(t, &info);
-    lua_createtable(L, 0, 6);
-    set_number(L, "id", (double)info.id);
-    lua_pushstring(L, cn_sched_kind_name(info.kind));
-    lua_setfield(L, -2, "kind");
-    lua_pushstring(L, states[info.state]);
-    lua_setfield(L, -2, "state");
-    lua_pushstring(L, cn_sched_wait_name(info.wait));
-    lua_setfield(L, -2, "wait");
-    set_number(L, "since", (double)info.since / 1e9);
-    if (info.deadline != 0)
-      set_number(L, "deadline",
-                 now + ((double)info.deadline - (double)loop_now) / 1e3);
-    lua_rawseti(L, -2, ++i);
+  walk_t wk;
+  size_t i;
+  wk.n = 0;
+  wk.list = lua_newuserdata(L, (w->ntasks + 1) * sizeof *wk.list);
+  cn_sched_walk(w, collect, &wk);
+  qsort(wk.list, wk.n, sizeof *wk.list, newest_first);
+  lua_createtable(L, (int)wk.n, 0);
+  for (i = 0; i < wk.n; i++) {
+    push_task(L, wk.list[i], now, loop_now);
+    lua_rawseti(L, -2, (int)i + 1);
   }
   return 1;
 }
