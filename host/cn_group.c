@@ -238,12 +238,15 @@ static int deliver_but(member_t *m, cn_sblock_t *s,
 /* cn_group_send_batch hands out batch s, whose n parts are listed in
 ** parts (the last ends at s->len): each member gets the parts that are
 ** for it, in order, in one append (by reference when all are). Returns
-** how many members got some, or 0 when memory runs out. */
+** how many members got some, or 0 when memory runs out (or n passes
+** UINT32_MAX). */
 size_t cn_group_send_batch(cn_group_t *g, cn_sblock_t *s,
                            const cn_group_part_t *parts, size_t n) {
   uint32_t *next = NULL;
   size_t i = n, count = 0;
   member_t *m;
+  if (n >= UINT32_MAX)
+    return 0;
   while (i-- > 0) { /* each member's parts to skip, in order */
     if (parts[i].except == NULL || (m = find(g, parts[i].except)) == NULL)
       continue;

@@ -1,6 +1,7 @@
 /* lcn_group.c: Lua binding of groups of connections (cn_group.c):
 ** coronet.group() -> group with add, remove, send, send_batch, send_to,
-** len, wait, drop_behind. group:wait is made blocking in lua/coronet/init.lua. */
+** len, wait, drop_behind. group:wait is made blocking in
+** lua/coronet/init.lua. */
 #include <lauxlib.h>
 #include <string.h>
 #include <lua.h>

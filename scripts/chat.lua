@@ -28,10 +28,10 @@
 -- group, all that wait in batches (one block per batch for a member, not
 -- one per line); while a member is behind (more than the write buffer
 -- waiting) it waits, and a member still behind after STALL seconds has
--- stopped reading: it is closed and leaves ("too slow"). A member's burst is read
--- no faster than every worker's pump takes it (acks over the bus). The
--- room lives in coronet.state("chat"): members stay when the script is
--- reloaded, and each connection keeps the code it started with.
+-- stopped reading: it is closed and leaves ("too slow"). A member's burst
+-- is read no faster than every worker's pump takes it (acks over the
+-- bus). The room lives in coronet.state("chat"): members stay when the
+-- script is reloaded, and each connection keeps the code it started with.
 local coronet = require "coronet"
 local bus = require "coronet.bus"
 local log = require "coronet.log"
