@@ -28,7 +28,7 @@ BUILD ?= build
 BIN ?= host/coronet
 # Every host/*.c is part of the program: cn_*.c engines, lcn_*.c bindings.
 OBJS = $(patsubst host/%.c,$(BUILD)/%.o,$(wildcard host/*.c))
-CTESTS = $(BUILD)/test_buf $(FUZZ_REPLAYS)
+CTESTS = $(BUILD)/test_buf $(BUILD)/test_timer $(FUZZ_REPLAYS)
 HEADERS = $(wildcard host/*.h)
 # libFuzzer harnesses t/fuzz/fuzz_NAME.c; `make test` replays their corpora.
 FUZZ_NAMES = $(patsubst t/fuzz/fuzz_%.c,%,$(wildcard t/fuzz/fuzz_*.c))
@@ -56,6 +56,8 @@ $(BIN): $(OBJS)
 $(BUILD)/test_%: t/c/test_%.c $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Ihost -o $@ $< $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o \
 	  $(PKG_LIBS)
+
+$(BUILD)/test_timer: host/cn_timer.c # it includes the wheel's source
 
 # A harness without libFuzzer: replays the files and directories it is given.
 $(BUILD)/fuzz_%: t/fuzz/fuzz_%.c t/fuzz/replay.c t/fuzz/fuzz.h $(OBJS)

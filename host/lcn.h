@@ -46,6 +46,8 @@ void lcn_serve_conn(cn_worker_t *w, int handler, cn_conn_t *c);
 cn_tls_conf_t *lcn_tls_conf(lua_State *L, int idx);
 void lcn_conn_own(cn_task_t *t, cn_conn_t *c);
 void lcn_net_version_end(lua_State *L, int version, int ok);
+void lcn_push_task(lua_State *L, cn_task_t *t, cn_task_info_t *info,
+                   int extra);
 
 /* lcn_host_hooks: the Lua side of a worker, for cn_run (lcn_host.c). */
 extern const cn_hooks_t lcn_host_hooks;

@@ -91,21 +91,14 @@ typedef struct {
 /* task_row appends task t's row to the list on top of r->L, above the
 ** connection index (cn_sched_walk's callback). */
 static void task_row(cn_task_t *t, void *arg) {
-  static const char *const states[] = {"ready", "running", "parked"};
   rows_t *r = arg;
   lua_State *L = r->L;
   cn_worker_t *w = r->w;
   uint64_t loop_now = r->loop_now;
   cn_task_info_t info;
   uint64_t conn = cn_sched_task_conn_id(t);
-  cn_sched_info(t, &info);
-  lua_createtable(L, 0, 12);
-  set_number(L, "id", (double)info.id);
+  lcn_push_task(L, t, &info, 7);
   set_number(L, "worker", w->id);
-  set_string(L, "kind", cn_sched_kind_name(info.kind));
-  set_string(L, "state", states[info.state]);
-  set_string(L, "wait", cn_sched_wait_name(info.wait));
-  set_number(L, "since", (double)info.since / 1e9);
   if (info.deadline != 0)
     set_number(L, "deadline",
                ((double)info.deadline - (double)loop_now) / 1e3);

@@ -247,23 +247,22 @@ static int newest_first(const void *a, const void *b) {
 }
 
 
-static void push_task(lua_State *L, cn_task_t *t, double now,
-                      uint64_t loop_now) {
+/* lcn_push_task pushes a new table with task t's id, kind, state, wait and
+** since (seconds) and room for extra more fields; *info receives what
+** cn_sched_info gave (for the caller's own fields). */
+void lcn_push_task(lua_State *L, cn_task_t *t, cn_task_info_t *info,
+                   int extra) {
   static const char *const states[] = {"ready", "running", "parked"};
-  cn_task_info_t info;
-  cn_sched_info(t, &info);
-  lua_createtable(L, 0, 6);
-  set_number(L, "id", (double)info.id);
-  lua_pushstring(L, cn_sched_kind_name(info.kind));
+  cn_sched_info(t, info);
+  lua_createtable(L, 0, 5 + extra);
+  set_number(L, "id", (double)info->id);
+  lua_pushstring(L, cn_sched_kind_name(info->kind));
   lua_setfield(L, -2, "kind");
-  lua_pushstring(L, states[info.state]);
+  lua_pushstring(L, states[info->state]);
   lua_setfield(L, -2, "state");
-  lua_pushstring(L, cn_sched_wait_name(info.wait));
+  lua_pushstring(L, cn_sched_wait_name(info->wait));
   lua_setfield(L, -2, "wait");
-  set_number(L, "since", (double)info.since / 1e9);
-  if (info.deadline != 0)
-    set_number(L, "deadline",
-               now + ((double)info.deadline - (double)loop_now) / 1e3);
+  set_number(L, "since", (double)info->since / 1e9);
 }
 
 
@@ -285,7 +284,11 @@ static int l_tasks(lua_State *L) {
   qsort(wk.list, wk.n, sizeof *wk.list, newest_first);
   lua_createtable(L, (int)wk.n, 0);
   for (i = 0; i < wk.n; i++) {
-    push_task(L, wk.list[i], now, loop_now);
+    cn_task_info_t info;
+    lcn_push_task(L, wk.list[i], &info, 1);
+    if (info.deadline != 0)
+      set_number(L, "deadline",
+                 now + ((double)info.deadline - (double)loop_now) / 1e3);
     lua_rawseti(L, -2, (int)i + 1);
   }
   return 1;

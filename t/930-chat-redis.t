@@ -128,7 +128,11 @@ t.test("kill -9 a process: its members leave the others' room within "
     if who then got[who] = true end
   end
   local took = coronet.now() - t0
-  t.ok(got[b1.name] and got[b2.name], "a is told both left (gone)")
+  if not t.ok(got[b1.name] and got[b2.name], "a is told both left (gone)")
+  then
+    t.diag("A's log:\n" .. A:log())
+    t.diag("B's log:\n" .. B:log())
+  end
   t.cmp_ok(took, "<=", LEASE + 2.5, format("within the lease (%.1f s)",
     took))
   local set = names(a)
