@@ -146,6 +146,22 @@ start_server() {
     d=$(nginx_dir lua "$(sed "s/%PORT%/$port/g" "$SHARED/peers/nginx_lua.conf")")
     NGINX_DIRS+=("$d")
     start "$kind" nginx -p "$d/" -c conf/nginx.conf -e logs/error.log ;;
+  nginx_return)
+    # nginx's own "return 200" (no Lua): what nginx + Lua can at best
+    # reach, and the row that stands in when the Lua module cannot be
+    # installed (Debian 12's libnginx-mod-http-lua removes wrk)
+    command -v nginx >/dev/null 2>&1 || return
+    d=$(nginx_dir return "daemon off; master_process on; worker_processes 1;
+pid logs/nginx.pid; error_log logs/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  client_body_temp_path tmp/body; proxy_temp_path tmp/proxy;
+  fastcgi_temp_path tmp/fastcgi; uwsgi_temp_path tmp/uwsgi;
+  scgi_temp_path tmp/scgi;
+  server { listen 127.0.0.1:$port backlog=4096;
+    location / { default_type text/plain; return 200 'hello\n'; } } }")
+    NGINX_DIRS+=("$d")
+    start "$kind" nginx -p "$d/" -c conf/nginx.conf -e logs/error.log ;;
   nginx_static)
     command -v nginx >/dev/null 2>&1 || return
     d=$(nginx_dir static "daemon off; master_process on; worker_processes 1;
@@ -206,9 +222,10 @@ table() {
 
 echo "## bench/http-bench.sh (wrk -t1, ${HTTP_SECS}s per load, median of $HTTP_ROUNDS)"
 echo
-table "Keep-alive hello world, 100 connections" / "-c100" coronet nginx_lua go node
+table "Keep-alive hello world, 100 connections" / "-c100" coronet nginx_lua \
+  nginx_return go node
 table "Pipelined 16 deep, 100 connections" / "-c100 -s $ROOT/bench/wrk-pipeline.lua -- 16" \
-  coronet nginx_lua go node
+  coronet nginx_lua nginx_return go node
 table "Static file of 1 MiB, 10 connections" /1mib.bin "-c10" coronet_static nginx_static
 
 # -- WebSocket ------------------------------------------------------------------
