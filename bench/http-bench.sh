@@ -248,7 +248,13 @@ ws_idle() {
   [ -n "$LAST_PID" ] || { echo "| $kind | not run | | |"; return; }
   sleep 0.5
   before=$(rss_kib "$LAST_PID")
-  coproc WSIDLE { pin "$LOADGEN_CPU" "$WSLOAD" idle -p "$port" -c "$WS_IDLE" 2>&1; }
+  # exec: the coprocess's PID is the load generator's own (taskset execs
+  # it), so that the kill below stops it and not only a subshell
+  coproc WSIDLE {
+    exec 2>&1
+    if [ "$PIN" = 1 ]; then exec taskset -c "$LOADGEN_CPU" "$WSLOAD" idle -p "$port" -c "$WS_IDLE"; fi
+    exec "$WSLOAD" idle -p "$port" -c "$WS_IDLE"
+  }
   lp=$WSIDLE_PID
   read -r -t 60 ready <&"${WSIDLE[0]}"
   sleep 1
