@@ -53,7 +53,7 @@ $(BUILD)/%.o: host/%.c $(HEADERS) $(BUILD)/.deps
 $(BIN): $(OBJS)
 	$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) $(EXPORT) -o $@ $(OBJS) $(PKG_LIBS)
 
-$(BUILD)/test_%: t/c/test_%.c $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o $(HEADERS)
+$(BUILD)/test_%: t/c/test_%.c t/c/tap.h $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Ihost -o $@ $< $(BUILD)/cn_buf.o $(BUILD)/cn_errno.o \
 	  $(PKG_LIBS)
 

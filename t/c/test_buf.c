@@ -8,34 +8,7 @@
 
 #include "cn_buf.h"
 #include "cn_errno.h"
-
-static int count, failed;
-
-
-static int ok(int cond, const char *fmt, ...) {
-  va_list ap;
-  count++;
-  if (!cond)
-    failed++;
-  printf("%s %d - ", cond ? "ok" : "not ok", count);
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  printf("\n");
-  fflush(stdout);
-  return cond;
-}
-
-
-static void diag(const char *fmt, ...) {
-  va_list ap;
-  printf("# ");
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  printf("\n");
-}
-
+#include "tap.h"
 
 /* -- Helpers ----------------------------------------------------------- */
 
@@ -745,6 +718,6 @@ int main(void) {
   test_shared();
   test_random();
   test_errors();
-  printf("1..%d\n", count);
-  return failed ? 1 : 0;
+  printf("1..%d\n", tap_count);
+  return tap_failed ? 1 : 0;
 }

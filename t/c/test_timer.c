@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cn_timer.c"
+#include "tap.h"
 
 #define NT 3000
 
@@ -25,24 +26,6 @@ typedef struct {
 static mt_t tm[NT];
 static uint64_t loop_time; /* what the model says the loop's time is */
 static long bad_early, bad_twice;
-static int count, failed;
-
-
-static int ok(int cond, const char *fmt, ...) {
-  va_list ap;
-  count++;
-  if (!cond)
-    failed++;
-  printf("%s %d - ", cond ? "ok" : "not ok", count);
-  va_start(ap, fmt);
-  vprintf(fmt, ap);
-  va_end(ap);
-  printf("\n");
-  fflush(stdout);
-  return cond;
-}
-
-
 static void fired(cn_timer_t *node) {
   mt_t *m = (mt_t *)node;
   if (!m->pending)
@@ -162,8 +145,8 @@ int main(int argc, char **argv) {
   for (i = 0; i < NT; i++)
     if (tm[i].pending && tm[i].when <= real)
       late++;
-  printf("# %ld steps over %.0f s of loop time\n", steps,
-         (double)(real - start) / 1e3);
+  diag("%ld steps over %.0f s of loop time", steps,
+       (double)(real - start) / 1e3);
   ok(bad_early == 0, "no timer fired before its deadline (%ld did)",
      bad_early);
   ok(bad_twice == 0, "no timer fired twice or while stopped (%ld did)",
@@ -176,9 +159,9 @@ int main(int argc, char **argv) {
   ok(missed == 0, "after the turns at a time, nothing due is left (%ld "
      "times something was)", missed);
   ok(late == 0, "every timer due fired (%ld left)", late);
-  printf("1..%d\n", count);
+  printf("1..%d\n", tap_count);
   cn_timers_close(&ts);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  return failed != 0;
+  return tap_failed != 0;
 }
