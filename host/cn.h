@@ -486,8 +486,9 @@ typedef struct cn_hooks_s {
   void (*idle)(cn_worker_t *w, int full_ok);
   void (*close)(cn_worker_t *w); /* free the Lua state */
   /* stalled: w's turn has run past the task slice. Called from the
-  ** control thread while w runs: it may only arm what w checks. */
-  void (*stalled)(cn_worker_t *w);
+  ** control thread while w runs: it may only arm what w checks. in_call:
+  ** w's thread was seen blocked in a system call, not running. */
+  void (*stalled)(cn_worker_t *w, int in_call);
 } cn_hooks_t;
 
 /* What the control thread and the runaway guard see of a worker's loop:

@@ -543,11 +543,12 @@ static void reap(control_t *ctl) {
 
 
 /* arm has w's Lua side stop or report the running task, unless w began
-** closing its Lua state (the lock orders the two). */
-static void arm(control_t *ctl, cn_worker_t *w) {
+** closing its Lua state (the lock orders the two); in_call: w's thread
+** was last seen blocked in a system call. */
+static void arm(control_t *ctl, cn_worker_t *w, int in_call) {
   uv_mutex_lock(&w->lock);
   if (LOAD(w->watch.closing) == 0)
-    ctl->hooks->stalled(w);
+    ctl->hooks->stalled(w, in_call);
   uv_mutex_unlock(&w->lock);
 }
 
@@ -615,10 +616,11 @@ static void slice_check(control_t *ctl, cn_worker_t *w, uint64_t now) {
       return;
     if (LOAD(lw->armed) != since)
       STORE(lw->stalls, lw->stalls + 1);
+    state = 'R';
     thread_cpu(w, &state, &w->mark_cpu);
     STORE(lw->armed_at, now);
     STORE(lw->armed, since);
-    arm(ctl, w);
+    arm(ctl, w, state != 'R');
   } else if (LOAD(lw->fired) != LOAD(lw->armed_at) &&
              now - since >= 2 * slice && LOAD(lw->reported) != since) {
     STORE(lw->reported, since);

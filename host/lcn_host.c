@@ -1,7 +1,9 @@
 /* lcn_host.c: the Lua side of a worker: the state with coronet's modules,
 ** the script's main chunk run as the first task, the handler given to each
 ** accepted connection, and helpers the other bindings share (lcn.h). */
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -690,11 +692,48 @@ static void slice_hook(lua_State *L, lua_Debug *ar) {
 }
 
 
-/* host_stalled arms slice_hook; called from the control thread. LuaJIT
-** lets another thread set the hook, as a signal handler may: the running
-** interpreter sees it at its next instructions; compiled code does not. */
-static void host_stalled(cn_worker_t *w) {
-  lua_sethook(w->L, slice_hook, LUA_MASKCOUNT, 1);
+/* The hook is set on the worker's own thread, from a signal the control
+** thread sends it: LuaJIT lets a signal handler set a hook on the Lua
+** state its thread runs (the running interpreter sees it at its next
+** instructions; compiled code does not), but lua_sethook from another
+** thread races with that thread's interpreter and JIT, which rewrite the
+** same dispatch table and trace state (under load, tasks were seen
+** never to run again after a worker looked stalled). */
+static int slice_signal(void) { return SIGRTMIN; }
+
+
+static void on_slice_signal(int sig) {
+  cn_worker_t *w = cn_worker_self();
+  int saved = errno;
+  (void)sig;
+  if (w != NULL && w->L != NULL &&
+      __atomic_load_n(&w->watch.closing, __ATOMIC_RELAXED) == 0)
+    lua_sethook(w->L, slice_hook, LUA_MASKCOUNT, 1);
+  errno = saved;
+}
+
+
+/* catch_slice_signal installs on_slice_signal (the same for every worker:
+** it finds its worker by its thread). */
+static void catch_slice_signal(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_slice_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(slice_signal(), &sa, NULL);
+}
+
+
+/* host_stalled has w arm slice_hook; called from the control thread. A
+** thread blocked in a system call is not in the interpreter: its hook is
+** set from here, so that the call is not cut short by a signal (EINTR)
+** and is reported once it returns; a running thread sets it itself. */
+static void host_stalled(cn_worker_t *w, int in_call) {
+  if (in_call)
+    lua_sethook(w->L, slice_hook, LUA_MASKCOUNT, 1);
+  else
+    pthread_kill(w->thread, slice_signal());
 }
 
 
@@ -884,6 +923,7 @@ static int host_start(cn_worker_t *w) {
   }
   w->L = L;
   w->handler_ref = LUA_NOREF;
+  catch_slice_signal();
   count_alloc(w, L);
   luaL_openlibs(L);
   cn_sched_init(w);
