@@ -26,7 +26,8 @@ end
 local s = start()
 t.ok(s.web, "the log names the web address beside the chat's: "
   .. tostring(s.web))
-t.like(s:log(), "listening on " .. s.addr:gsub("%p", "%%%0"), "and the chat's")
+t.like(s:log(), "listening on " .. (s.direct or s.addr):gsub("%p", "%%%0"),
+  "and the chat's") -- its own address, not an edge relay's
 
 t.test("GET / is one page that fetches nothing from elsewhere", function()
   local r = assert(http.request { url = "http://" .. s.web .. "/" })
