@@ -61,7 +61,11 @@ t.test("a telnet line that is not UTF-8 still reaches browsers as text",
     local a = chat.must_join(s)
     local ws = assert(websocket.dial("ws://" .. s.web .. "/ws"))
     local name = (ws:recv(5) or ""):match(chat.WELCOME)
-    a:expect("* " .. tostring(name) .. " joined", "telnet sees it join")
+    -- the leave of the previous test's member may come first: through the
+    -- edge relay its close reaches the server late
+    local line = a:line()
+    while line and line:match("^%* %S+ left$") do line = a:line() end
+    t.is(line, "* " .. tostring(name) .. " joined", "telnet sees it join")
     a:say("caf\233 \195\169")
     local msg, kind = ws:recv(5)
     t.is(msg, a.name .. ": caf? ??", "bytes past ASCII became ?")
