@@ -74,7 +74,8 @@ usage: bench/run.sh [options]          (make bench runs it with no options)
                                   --workers 2 and 1, Go at GOMAXPROCS 2 and 1
                         io tasks tls redis http: bench/io-bench.sh,
                                   tasks-bench.sh, tls-bench.sh, redis-bench.sh
-                                  + bus-redis-bench.sh, http-bench.sh
+                                  + bus-redis-bench.sh + chat-redis-bench.sh,
+                                  http-bench.sh
                         chat-sweep reach conn-memory million:
                                   bench/chat-sweep.sh, reach.sh,
                                   conn-memory.sh, million.sh
@@ -699,6 +700,7 @@ has "$WORKLOADS" tasks && sub_bench tasks-bench "$BENCH/tasks-bench.sh"
 has "$WORKLOADS" tls && sub_bench tls-bench "$BENCH/tls-bench.sh"
 has "$WORKLOADS" redis && sub_bench redis-bench "$BENCH/redis-bench.sh"
 has "$WORKLOADS" redis && sub_bench bus-redis-bench "$BENCH/bus-redis-bench.sh"
+has "$WORKLOADS" redis && sub_bench chat-redis-bench "$BENCH/chat-redis-bench.sh"
 has "$WORKLOADS" http && sub_bench http-bench "$BENCH/http-bench.sh"
 has "$WORKLOADS" chat-sweep && sub_bench chat-sweep "$BENCH/chat-sweep.sh"
 has "$WORKLOADS" reach && sub_bench reach "$BENCH/reach.sh"
