@@ -7,6 +7,9 @@
 -- after: coronet.after(s):recv(). Prints one line:
 -- "gc how=H n=N atomic_ms=MS cycle_ms=MS lua_task=B rss_task=B" (the
 -- best of 3 cycles each: the machine may be shared).
+local root = arg[0]:match("^(.*)/bench/[^/]*$") or "."
+package.path = root .. "/t/?.lua;" .. package.path
+local util = require "lib.util" -- rss_kib
 local coronet = require "coronet"
 local format, huge = string.format, math.huge
 local now = coronet.now
@@ -14,13 +17,7 @@ local now = coronet.now
 local n = tonumber(arg[1]) or 100000
 local how = arg[2] or "sleep"
 
-local function rss()
-  local f = io.open("/proc/self/statm")
-  if not f then return 0 end
-  local pages = f:read("*n") and f:read("*n") or 0
-  f:close()
-  return pages * 4096
-end
+local function rss() return (util.rss_kib("self") or 0) * 1024 end
 
 local waits = {
   sleep = function() coronet.sleep(3600) end,

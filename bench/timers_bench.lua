@@ -8,6 +8,9 @@
 -- "timers how=H n=N start=S p50=MS p99=MS max=MS rss_task=B lua_task=B":
 -- lateness in ms; bytes per parked task of the process's resident memory
 -- and of the Lua heap, measured while all of them wait.
+local root = arg[0]:match("^(.*)/bench/[^/]*$") or "."
+package.path = root .. "/t/?.lua;" .. package.path
+local util = require "lib.util" -- rss_kib
 local coronet = require "coronet"
 local format, floor = string.format, math.floor
 local now, spawn, sleep, after = coronet.now, coronet.spawn, coronet.sleep,
@@ -17,13 +20,7 @@ local n = tonumber(arg[1]) or 100000
 local how = arg[2] or "sleep"
 local span = tonumber(arg[3]) or 0.5
 
-local function rss()
-  local f = io.open("/proc/self/statm")
-  if not f then return 0 end
-  local pages = f:read("*n") and f:read("*n") or 0
-  f:close()
-  return pages * 4096
-end
+local function rss() return (util.rss_kib("self") or 0) * 1024 end
 
 local new_table = require "table.new"
 local late = new_table(n, 0)

@@ -315,14 +315,6 @@ local function fds(pid)
   return tonumber(out)
 end
 
-local function rss_kib(pid)
-  local f = io.open("/proc/" .. pid .. "/status", "r")
-  if not f then return nil end
-  local st = f:read("*a")
-  f:close()
-  return tonumber(st:match("VmRSS:%s*(%d+)"))
-end
-
 -- scrape(s) -> /metrics of s: whether it answered 200, and the sum over
 -- workers of the samples of family name (a function).
 local function scrape(s)
@@ -348,7 +340,7 @@ local function sample(t0)
   local row = { t = floor(coronet.now() - t0 + 0.5) }
   for _, s in ipairs(servers) do
     local st = stats(s)
-    st.rss_kib = rss_kib(s.proc.pid)
+    st.rss_kib = util.rss_kib(s.proc.pid)
     st.fds = fds(s.proc.pid)
     local ok, metric = scrape(s)
     if ok then
