@@ -38,6 +38,7 @@ static inline uint64_t lcn_earliest(uint64_t a, uint64_t b) {
 }
 uint64_t lcn_deadline_in(lua_State *L, double seconds);
 uint64_t lcn_deadline_at(lua_State *L, double t);
+void lcn_set_number(lua_State *L, const char *k, double v);
 void lcn_push_conn(lua_State *L, cn_conn_t *c);
 cn_conn_t *lcn_to_conn(lua_State *L, int idx);
 cn_conn_t *lcn_open_conn(lua_State *L, int idx);

@@ -13,12 +13,6 @@
 #include "lcn.h"
 
 
-static void set_number(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, k);
-}
-
-
 static void set_string(lua_State *L, const char *k, const char *v) {
   lua_pushstring(L, v);
   lua_setfield(L, -2, k);
@@ -32,14 +26,14 @@ static int admin_counters(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
   const cn_counters_t *n = &w->counters;
   lua_createtable(L, 0, 8);
-  set_number(L, "opened", (double)n->opened);
-  set_number(L, "accepted", (double)n->accepted);
-  set_number(L, "closed", (double)n->closed);
-  set_number(L, "bytes_in", (double)n->bytes_in);
-  set_number(L, "bytes_out", (double)n->bytes_out);
-  set_number(L, "reloads", (double)n->reloads);
-  set_number(L, "reloads_failed", (double)n->reloads_failed);
-  set_number(L, "lag_sum", (double)w->stats.lag_ns / 1e9);
+  lcn_set_number(L, "opened", (double)n->opened);
+  lcn_set_number(L, "accepted", (double)n->accepted);
+  lcn_set_number(L, "closed", (double)n->closed);
+  lcn_set_number(L, "bytes_in", (double)n->bytes_in);
+  lcn_set_number(L, "bytes_out", (double)n->bytes_out);
+  lcn_set_number(L, "reloads", (double)n->reloads);
+  lcn_set_number(L, "reloads_failed", (double)n->reloads_failed);
+  lcn_set_number(L, "lag_sum", (double)w->stats.lag_ns / 1e9);
   return 1;
 }
 
@@ -67,8 +61,8 @@ static void set_conn(lua_State *L, cn_conn_t *c) {
     peer[0] = '\0';
   if (peer[0] != '\0')
     set_string(L, "peer", peer);
-  set_number(L, "buffered_in", (double)cn_buf_len(&c->in));
-  set_number(L, "buffered_out", (double)cn_buf_len(&c->out));
+  lcn_set_number(L, "buffered_in", (double)cn_buf_len(&c->in));
+  lcn_set_number(L, "buffered_out", (double)cn_buf_len(&c->out));
 }
 
 
@@ -98,12 +92,12 @@ static void task_row(cn_task_t *t, void *arg) {
   cn_task_info_t info;
   uint64_t conn = cn_sched_task_conn_id(t);
   lcn_push_task(L, t, &info, 7);
-  set_number(L, "worker", w->id);
+  lcn_set_number(L, "worker", w->id);
   if (info.deadline != 0)
-    set_number(L, "deadline",
+    lcn_set_number(L, "deadline",
                ((double)info.deadline - (double)loop_now) / 1e3);
   if (conn != 0) {
-    set_number(L, "conn", (double)conn);
+    lcn_set_number(L, "conn", (double)conn);
     cn_conn_t *c;
     lua_pushnumber(L, (double)conn);
     lua_rawget(L, -4); /* the connection index */
@@ -192,9 +186,9 @@ static void push_dicts(lua_State *L) {
   for (i = 0; i < ds.n; i++) {
     lua_createtable(L, 0, 4);
     set_string(L, "name", ds.v[i].name);
-    set_number(L, "used", (double)ds.v[i].used);
-    set_number(L, "capacity", (double)ds.v[i].capacity);
-    set_number(L, "count", (double)ds.v[i].count);
+    lcn_set_number(L, "used", (double)ds.v[i].used);
+    lcn_set_number(L, "capacity", (double)ds.v[i].capacity);
+    lcn_set_number(L, "count", (double)ds.v[i].count);
     lua_rawseti(L, -2, (int)i + 1);
   }
   lua_replace(L, -2); /* the userdata */
@@ -210,22 +204,22 @@ static int admin_process(lua_State *L) {
   cn_group_counts_t groups;
   struct rlimit rl;
   lua_createtable(L, 0, 6);
-  set_number(L, "pid", (double)uv_os_getpid());
-  set_number(L, "fds", open_fds());
+  lcn_set_number(L, "pid", (double)uv_os_getpid());
+  lcn_set_number(L, "fds", open_fds());
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-    set_number(L, "max_fds", (double)rl.rlim_cur);
+    lcn_set_number(L, "max_fds", (double)rl.rlim_cur);
   cn_bus_stats(&bus);
   lua_createtable(L, 0, 4);
-  set_number(L, "published", (double)bus.published);
-  set_number(L, "delivered", (double)bus.delivered);
-  set_number(L, "dropped", (double)bus.dropped);
-  set_number(L, "topics", (double)bus.topics);
+  lcn_set_number(L, "published", (double)bus.published);
+  lcn_set_number(L, "delivered", (double)bus.delivered);
+  lcn_set_number(L, "dropped", (double)bus.dropped);
+  lcn_set_number(L, "topics", (double)bus.topics);
   lua_setfield(L, -2, "bus");
   cn_group_counts(&groups);
   lua_createtable(L, 0, 3);
-  set_number(L, "groups", (double)groups.groups);
-  set_number(L, "members", (double)groups.members);
-  set_number(L, "dropped", (double)groups.dropped);
+  lcn_set_number(L, "groups", (double)groups.groups);
+  lcn_set_number(L, "members", (double)groups.members);
+  lcn_set_number(L, "dropped", (double)groups.dropped);
   lua_setfield(L, -2, "groups");
   push_dicts(L);
   lua_setfield(L, -2, "shared");
@@ -240,7 +234,5 @@ static const luaL_Reg funcs[] = {{"counters", admin_counters},
 
 
 int luaopen_coronet_admin(lua_State *L) {
-  lua_newtable(L);
-  luaL_register(L, NULL, funcs);
-  return 1;
+  return lcn_lib(L, funcs, NULL, NULL);
 }

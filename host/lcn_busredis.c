@@ -8,12 +8,6 @@
 #include "lcn.h"
 
 
-static void set_count(lua_State *L, const char *name, uint64_t v) {
-  lua_pushnumber(L, (lua_Number)v);
-  lua_setfield(L, -2, name);
-}
-
-
 /* status() -> "up" | "down" | "local", {published=, received=, dropped=,
 ** lost=, outages=, outbox=, unconfirmed=, redis=}
 ** "local" without --bus (the bus spans this process only). */
@@ -22,13 +16,13 @@ static int busredis_status(lua_State *L) {
   cn_busredis_stats(&st);
   lua_pushstring(L, !st.configured ? "local" : st.up ? "up" : "down");
   lua_createtable(L, 0, 8);
-  set_count(L, "published", st.published);
-  set_count(L, "received", st.received);
-  set_count(L, "dropped", st.dropped);
-  set_count(L, "lost", st.lost);
-  set_count(L, "outages", st.outages);
-  set_count(L, "outbox", st.outbox);
-  set_count(L, "unconfirmed", st.unconfirmed);
+  lcn_set_number(L, "published", (double)st.published);
+  lcn_set_number(L, "received", (double)st.received);
+  lcn_set_number(L, "dropped", (double)st.dropped);
+  lcn_set_number(L, "lost", (double)st.lost);
+  lcn_set_number(L, "outages", (double)st.outages);
+  lcn_set_number(L, "outbox", (double)st.outbox);
+  lcn_set_number(L, "unconfirmed", (double)st.unconfirmed);
   if (st.configured) {
     lua_pushstring(L, st.where);
     lua_setfield(L, -2, "redis");

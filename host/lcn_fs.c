@@ -133,12 +133,6 @@ static void set_time(lua_State *L, const char *k, uv_timespec_t ts) {
 }
 
 
-static void set_num(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, k);
-}
-
-
 static const char *type_name(uint64_t mode) {
   switch (mode & S_IFMT) {
   case S_IFREG: return "file";
@@ -158,18 +152,18 @@ static const char *type_name(uint64_t mode) {
 static int push_stat(lua_State *L, const uv_stat_t *st) {
   lcn_op_done();
   lua_createtable(L, 0, 11);
-  set_num(L, "size", (double)st->st_size);
+  lcn_set_number(L, "size", (double)st->st_size);
   lua_pushstring(L, type_name(st->st_mode));
   lua_setfield(L, -2, "type");
-  set_num(L, "mode", (double)(st->st_mode & 07777));
+  lcn_set_number(L, "mode", (double)(st->st_mode & 07777));
   set_time(L, "mtime", st->st_mtim);
   set_time(L, "atime", st->st_atim);
   set_time(L, "ctime", st->st_ctim);
-  set_num(L, "ino", (double)st->st_ino);
-  set_num(L, "dev", (double)st->st_dev);
-  set_num(L, "nlink", (double)st->st_nlink);
-  set_num(L, "uid", (double)st->st_uid);
-  set_num(L, "gid", (double)st->st_gid);
+  lcn_set_number(L, "ino", (double)st->st_ino);
+  lcn_set_number(L, "dev", (double)st->st_dev);
+  lcn_set_number(L, "nlink", (double)st->st_nlink);
+  lcn_set_number(L, "uid", (double)st->st_uid);
+  lcn_set_number(L, "gid", (double)st->st_gid);
   return 1;
 }
 

@@ -243,7 +243,8 @@ static int host_log_enabled(lua_State *L) {
 }
 
 
-static void set_number(lua_State *L, const char *k, double v) {
+/* lcn_set_number sets field k of the table on top of L to the number v. */
+void lcn_set_number(lua_State *L, const char *k, double v) {
   lua_pushnumber(L, v);
   lua_setfield(L, -2, k);
 }
@@ -259,13 +260,13 @@ static int host_info(lua_State *L) {
   lua_setfield(L, -2, "script");
   lua_pushboolean(L, cfg->run);
   lua_setfield(L, -2, "run");
-  set_number(L, "worker", w->id);
-  set_number(L, "workers", cfg->workers);
-  set_number(L, "read_hwm", (double)cfg->read_hwm);
-  set_number(L, "write_hwm", (double)cfg->write_hwm);
-  set_number(L, "task_slice", cfg->task_slice);
-  set_number(L, "lua_memory", (double)cfg->lua_memory);
-  set_number(L, "keepalive", cfg->keepalive);
+  lcn_set_number(L, "worker", w->id);
+  lcn_set_number(L, "workers", cfg->workers);
+  lcn_set_number(L, "read_hwm", (double)cfg->read_hwm);
+  lcn_set_number(L, "write_hwm", (double)cfg->write_hwm);
+  lcn_set_number(L, "task_slice", cfg->task_slice);
+  lcn_set_number(L, "lua_memory", (double)cfg->lua_memory);
+  lcn_set_number(L, "keepalive", cfg->keepalive);
   lua_pushstring(L, cfg->admin);
   lua_setfield(L, -2, "admin");
   return 1;
@@ -280,13 +281,13 @@ static int host_loop_stats(lua_State *L) {
   cn_worker_t *w = cn_worker_self();
   const cn_loopwatch_t *lw = &w->watch;
   lua_createtable(L, 0, 7);
-  set_number(L, "lag_max", (double)lw->lag_max_ns / 1e9);
-  set_number(L, "lag_last", (double)lw->lag_last_ns / 1e9);
-  set_number(L, "busy", (double)lw->busy_ns / 1e9);
-  set_number(L, "stalls", (double)__atomic_load_n(&lw->stalls, 0));
-  set_number(L, "stopped", (double)lw->stopped);
-  set_number(L, "lua_bytes", (double)w->lua_bytes);
-  set_number(L, "lua_peak", (double)w->lua_peak);
+  lcn_set_number(L, "lag_max", (double)lw->lag_max_ns / 1e9);
+  lcn_set_number(L, "lag_last", (double)lw->lag_last_ns / 1e9);
+  lcn_set_number(L, "busy", (double)lw->busy_ns / 1e9);
+  lcn_set_number(L, "stalls", (double)__atomic_load_n(&lw->stalls, 0));
+  lcn_set_number(L, "stopped", (double)lw->stopped);
+  lcn_set_number(L, "lua_bytes", (double)w->lua_bytes);
+  lcn_set_number(L, "lua_peak", (double)w->lua_peak);
   return 1;
 }
 

@@ -185,12 +185,6 @@ static int l_set_describe(lua_State *L) {
 }
 
 
-static void set_number(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, k);
-}
-
-
 /* stats() -> table: this worker's tasks, connections and blocks in use
 ** and idle; resumes, turns (and long_turns, those that ended on their time
 ** budget), runq (ready tasks), parks (by wait kind), lag (counts per log2
@@ -202,21 +196,21 @@ static int l_stats(lua_State *L) {
   const cn_sched_stats_t *st = &w->stats;
   int i;
   lua_createtable(L, 0, 14);
-  set_number(L, "tasks", (double)w->ntasks);
-  set_number(L, "connections", (double)w->nconns);
-  set_number(L, "blocks", (double)w->pool.nlive);
-  set_number(L, "free_blocks", (double)w->pool.nfree);
-  set_number(L, "block_size", (double)CN_BLOCK_SIZE);
-  set_number(L, "worker", w->id);
-  set_number(L, "resumes", (double)st->resumes);
-  set_number(L, "turns", (double)st->turns);
-  set_number(L, "long_turns", (double)st->long_turns);
-  set_number(L, "runq", (double)w->runq_len);
-  set_number(L, "timers", (double)ntimers);
-  set_number(L, "deadlines", (double)w->timers.n);
+  lcn_set_number(L, "tasks", (double)w->ntasks);
+  lcn_set_number(L, "connections", (double)w->nconns);
+  lcn_set_number(L, "blocks", (double)w->pool.nlive);
+  lcn_set_number(L, "free_blocks", (double)w->pool.nfree);
+  lcn_set_number(L, "block_size", (double)CN_BLOCK_SIZE);
+  lcn_set_number(L, "worker", w->id);
+  lcn_set_number(L, "resumes", (double)st->resumes);
+  lcn_set_number(L, "turns", (double)st->turns);
+  lcn_set_number(L, "long_turns", (double)st->long_turns);
+  lcn_set_number(L, "runq", (double)w->runq_len);
+  lcn_set_number(L, "timers", (double)ntimers);
+  lcn_set_number(L, "deadlines", (double)w->timers.n);
   lua_createtable(L, 0, CN_WAIT_NKINDS);
   for (i = 0; i < CN_WAIT_NKINDS; i++)
-    set_number(L, cn_sched_wait_name(i), (double)st->parks[i]);
+    lcn_set_number(L, cn_sched_wait_name(i), (double)st->parks[i]);
   lua_setfield(L, -2, "parks");
   lua_createtable(L, CN_LAG_BUCKETS, 0);
   for (i = 0; i < CN_LAG_BUCKETS; i++) {
@@ -255,14 +249,14 @@ void lcn_push_task(lua_State *L, cn_task_t *t, cn_task_info_t *info,
   static const char *const states[] = {"ready", "running", "parked"};
   cn_sched_info(t, info);
   lua_createtable(L, 0, 5 + extra);
-  set_number(L, "id", (double)info->id);
+  lcn_set_number(L, "id", (double)info->id);
   lua_pushstring(L, cn_sched_kind_name(info->kind));
   lua_setfield(L, -2, "kind");
   lua_pushstring(L, states[info->state]);
   lua_setfield(L, -2, "state");
   lua_pushstring(L, cn_sched_wait_name(info->wait));
   lua_setfield(L, -2, "wait");
-  set_number(L, "since", (double)info->since / 1e9);
+  lcn_set_number(L, "since", (double)info->since / 1e9);
 }
 
 
@@ -287,7 +281,7 @@ static int l_tasks(lua_State *L) {
     cn_task_info_t info;
     lcn_push_task(L, wk.list[i], &info, 1);
     if (info.deadline != 0)
-      set_number(L, "deadline",
+      lcn_set_number(L, "deadline",
                  now + ((double)info.deadline - (double)loop_now) / 1e3);
     lua_rawseti(L, -2, (int)i + 1);
   }
