@@ -900,8 +900,6 @@ static void host_idle(cn_worker_t *w, int full_ok) {
 /* -- The hooks a worker is handed ---------------------------------------- */
 
 
-/* host_start makes the worker's Lua state and starts the script's main
-** chunk as the first task. Returns 0, or -1 after logging why not. */
 /* start_admin(addr) runs coronet.admin.start(addr) in a task of its own:
 ** --admin. Called protected. */
 static int start_admin(lua_State *L) {
@@ -915,6 +913,8 @@ static int start_admin(lua_State *L) {
 }
 
 
+/* host_start makes the worker's Lua state and starts the script's main
+** chunk as the first task. Returns 0, or -1 after logging why not. */
 static int host_start(cn_worker_t *w) {
   const cn_config_t *cfg = w->cfg;
   lua_State *L = luaL_newstate();
