@@ -121,18 +121,40 @@ end
 
 -- -- The names -------------------------------------------------------------
 
--- make_store(K, own) -> the room's store (chat_room.lua) over Redis and
--- own, the process's store: a name is claimed in Redis first (the room's
--- authority), then in own; with Redis out of reach, in own alone.
-local function make_store(K, own)
+-- renew keeps this process in the room (its lease and its entry in the
+-- procs hash), then runs the requests of more in the same pipeline and
+-- returns their replies and the error. When Redis did not know the process
+-- (a fresh Redis, or others swept it), every worker claims its names again.
+local function renew(K, workers, more)
+  local reqs = { { "SET", K.lease .. st.proc, "1", "EX", LEASE },
+    { "HSET", K.procs, st.proc, workers } }
+  for i = 1, #(more or {}) do reqs[i + 2] = more[i] end
+  local res, err = calls(reqs)
+  if res[2] == 1 then shared:incr("epoch", 1, 0) end
+  return { unpack(res, 3, #reqs) }, err
+end
+
+-- make_store(K, own, workers) -> the room's store (chat_room.lua) over
+-- Redis and own, the process's store: a name is claimed in Redis first
+-- (the room's authority), then in own; with Redis out of reach, in own
+-- alone. Each claim renews the process's lease with it: a process that
+-- holds a name in Redis is one the others sweep if it crashes, even before
+-- its keeper's first renewal.
+local function make_store(K, own, workers)
   local store = {}
 
   local function unclaim(name, who)
     call("EVAL", RELEASE, 1, K.names, name, who)
   end
 
+  -- taken(name, who) claims name in Redis: true when another holds it
+  local function taken(name, who)
+    return up() and renew(K, workers, { { "HSETNX", K.names, name, who } })[1]
+      == 0
+  end
+
   function store.claim(name, who)
-    if up() and call("HSETNX", K.names, name, who) == 0 then return false end
+    if taken(name, who) then return false end
     if own.claim(name, who) then return true end
     if up() then unclaim(name, who) end
     return false
@@ -144,7 +166,7 @@ local function make_store(K, own)
   end
 
   function store.rename(old, new, who)
-    if up() and call("HSETNX", K.names, new, who) == 0 then return false end
+    if taken(new, who) then return false end
     if not own.rename(old, new, who) then
       if up() then unclaim(new, who) end
       return false
@@ -205,14 +227,6 @@ local function pairs_of(flat)
   local t = {}
   for i = 1, #(flat or {}), 2 do t[flat[i]] = flat[i + 1] end
   return t
-end
-
--- renew keeps this process in the room; when Redis did not know it (a
--- fresh Redis, or others swept it), every worker claims its names again.
-local function renew(K, workers)
-  local res = calls { { "SET", K.lease .. st.proc, "1", "EX", LEASE },
-    { "HSET", K.procs, st.proc, workers } }
-  if res[2] == 1 then shared:incr("epoch", 1, 0) end
 end
 
 -- sweep takes out the processes whose lease ran out, telling the room
@@ -308,7 +322,7 @@ function _M.attach(env, info, topic)
   local locals = {}
   for w = 1, info.workers do locals[w] = st.proc .. "." .. w end
   env.node = st.proc .. "." .. info.worker
-  env.store = make_store(st.keys, env.store)
+  env.store = make_store(st.keys, env.store, info.workers)
   function env.publish(msg) bus.publish_ordered(topic, msg) end
   -- A newcomer's welcome waits for its join to come back through Redis:
   -- once the welcome is read, the member is in the room for everyone.

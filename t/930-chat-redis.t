@@ -117,6 +117,24 @@ t.test("kill -9 a process: its members leave the others' room within "
   a:expect("* " .. b1.name .. " joined")
   a:expect("* " .. b2.name .. " joined")
   t.ok(names(a)[b2.name], "a's /who lists B's members")
+  -- whoever holds a name is a process the others can sweep, from its
+  -- first claim on (not only after its keeper's first renewal)
+  local r = assert(require("coronet.redis").connect(s.redis.addr))
+  local owners = r:call("HGETALL", "coronet:chat:0:names")
+  local procs = r:call("HGETALL", "coronet:chat:0:procs")
+  local listed, bad = {}, {}
+  for i = 1, #procs, 2 do listed[procs[i]] = true end
+  for i = 2, #owners, 2 do
+    local p = owners[i]:match("^(.*)%.%d+:%d+$")
+    if not listed[p] or r:call("EXISTS", "coronet:chat:0:lease:" .. p) ~= 1
+    then
+      bad[#bad + 1] = owners[i - 1] .. " (" .. owners[i] .. ")"
+    end
+  end
+  t.ok(#owners == 6 and #bad == 0, "each of the 3 names is held by a "
+    .. "process with a lease and a procs entry, at once: "
+    .. (#bad == 0 and #owners .. " fields" or table.concat(bad, ", ")))
+  r:close()
   local t0 = coronet.now()
   B.proc:kill("KILL")
   B.proc:wait(10)
