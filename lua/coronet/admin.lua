@@ -157,10 +157,10 @@ local function gather(what)
   return list, n
 end
 
--- agent answers the serving worker's requests until shutdown.
-local function agent(worker)
+-- agent answers the serving worker's requests, which come on sub, until
+-- shutdown.
+local function agent(worker, sub)
   local bus = require "coronet.bus"
-  local sub = bus.subscribe(topic)
   local stop = coronet.stopping()
   while true do
     local msg = coronet.select {
@@ -550,7 +550,10 @@ _M.handle = handle
 function _M.start(addr)
   local info = host.info()
   topic = "coronet.admin." .. C.process().pid
-  if info.workers > 1 then coronet.spawn(agent, info.worker) end
+  if info.workers > 1 then -- subscribed before the main chunk runs, so
+    -- before the process says it listens: no request can come before it
+    coronet.spawn(agent, info.worker, require("coronet.bus").subscribe(topic))
+  end
   if info.worker ~= 1 then return end
   local http = require "coronet.http"
   local net = require "coronet.net"
