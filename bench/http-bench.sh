@@ -3,15 +3,20 @@
 # runs it as its "http" workload; it also runs alone). Prints markdown
 # tables, each with the peers measured in the same run:
 #
-#  1. Keep-alive hello world, wrk -t1 -c100: coronet (bench/http-hello.lua)
-#     against nginx + Lua (content_by_lua, one worker, the config of
-#     ../shared/bench/peers), Go net/http (GOMAXPROCS=1) and Node http.
-#     Beside req/s, the server's own CPU time per request (from /proc):
-#     when wrk's one core is the limit, that is the fair figure.
-#  2. The same with 16 requests pipelined per connection
-#     (bench/wrk-pipeline.lua).
-#  3. A 1 MiB static file, wrk -t1 -c10: scripts/fileserver.lua against
+#  1. Keep-alive hello world, 100 connections: coronet
+#     (bench/http-hello.lua) against nginx + Lua (content_by_lua, one
+#     worker, the config of ../shared/bench/peers), nginx's own "return
+#     200", Go net/http (GOMAXPROCS=1) and Node http. Beside req/s, the
+#     server's own CPU time per request (from /proc): when the load
+#     generator's one core is the limit, that is the fair figure.
+#  2. The same with 16 requests pipelined per connection.
+#  3. A 1 MiB static file, 10 connections: scripts/fileserver.lua against
 #     nginx serving the same file.
+#  The load generator is wrk -t1 (pipelining with bench/wrk-pipeline.lua),
+#  or h2load --h1 -t1 (nghttp2-client; -m pipelines) when HTTP_LOAD=h2load
+#  or when wrk is missing: on Debian 12, installing nginx's Lua module
+#  (libnginx-mod-http-lua) replaces the LuaJIT that wrk needs, so the
+#  nginx + Lua row is measured with h2load.
 #  4. WebSocket echo of 64 B messages over 100 connections: coronet
 #     (bench/ws-echo.lua) against Node's ws (bench/node_ws_echo.js), load
 #     from bench/ws-load.c.
@@ -23,7 +28,8 @@
 #   bench/http-bench.sh        QUICK=1 bench/http-bench.sh   (shorter)
 # Environment: CORONET, BUILD_DIR (/tmp/coronet-bench/build), SHARED_BENCH
 # (../shared/bench), SERVER_CPU (0), LOADGEN_CPU (1), QUICK, HTTP_SECS (5),
-# HTTP_ROUNDS (2), WS_IDLE (5000), HTTP_PORT_BASE.
+# HTTP_ROUNDS (2), WS_IDLE (5000), HTTP_PORT_BASE, HTTP_LOAD (wrk, else
+# h2load).
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,21 +78,37 @@ proc_sum() {
 ticks() { proc_sum "$1" stat '{ print $14 + $15 }'; }    # user + system
 rss_kib() { proc_sum "$1" status '/^VmRSS:/ { print $2 }'; }
 
-# wrk_rate PID URL [WRK ARGS... [-- SCRIPT ARGS...]]: runs wrk against URL
-# for HTTP_SECS, prints "REQS_PER_S CPU_US_PER_REQ" (the server's CPU).
-wrk_rate() {
-  local pid=$1 url=$2; shift 2
-  local pre=() post=() t0 t1 out rps
-  while [ $# -gt 0 ] && [ "$1" != -- ]; do pre+=("$1"); shift; done
-  [ $# -gt 0 ] && post=("$@")
-  t0=$(ticks "$pid")
-  out=$(pin "$LOADGEN_CPU" wrk -t1 "${pre[@]}" -d"${HTTP_SECS}s" --timeout 5s \
-    "$url" "${post[@]}" 2>&1)
-  t1=$(ticks "$pid")
-  rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ { print $2 }')
-  if printf '%s\n' "$out" | grep -q 'Non-2xx\|Socket errors'; then
-    note "wrk $url: $(printf '%s\n' "$out" | grep 'Non-2xx\|Socket errors')"
+# load SECS URL CONNS DEPTH: the load generator's run against URL for
+# SECS with CONNS connections and DEPTH requests in flight on each
+# (pipelined when above 1); prints its output. A 1 s run is a warm-up.
+load() {
+  local secs=$1 url=$2 conns=$3 depth=$4
+  if [ "$HTTP_LOAD" = h2load ]; then
+    pin "$LOADGEN_CPU" h2load --h1 -t1 -c"$conns" -m"$depth" -D"$secs" "$url" 2>&1
+  elif [ "$depth" -gt 1 ]; then
+    pin "$LOADGEN_CPU" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s "$url" \
+      -s "$ROOT/bench/wrk-pipeline.lua" -- "$depth" 2>&1
+  else
+    pin "$LOADGEN_CPU" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s "$url" 2>&1
   fi
+}
+
+# load_rate PID URL CONNS DEPTH: runs load for HTTP_SECS, prints
+# "REQS_PER_S CPU_US_PER_REQ" (the server's CPU).
+load_rate() {
+  local pid=$1 url=$2 t0 t1 out rps bad
+  t0=$(ticks "$pid")
+  out=$(load "$HTTP_SECS" "$url" "$3" "$4")
+  t1=$(ticks "$pid")
+  if [ "$HTTP_LOAD" = h2load ]; then
+    rps=$(printf '%s\n' "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
+    bad=$(printf '%s\n' "$out" | grep -E '^requests:|^status codes:' |
+      grep -vE ' 0 failed, 0 errored| [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx')
+  else
+    rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ { print $2 }')
+    bad=$(printf '%s\n' "$out" | grep 'Non-2xx\|Socket errors')
+  fi
+  [ -n "$bad" ] && note "$HTTP_LOAD $url: $bad"
   awk -v r="${rps:-0}" -v d=$((t1 - t0)) -v tick="$TICK" -v s="$HTTP_SECS" \
     'BEGIN { if (r > 0) printf "%.0f %.2f\n", r, d / tick * 1e6 / (r * s); else print "0 0" }'
 }
@@ -96,7 +118,12 @@ mkdir -p "$BUILD_DIR" || exit 0
 if [ ! -x "$CORONET" ]; then
   (cd "$ROOT" && make -s >/dev/null 2>&1) || { echo "http-bench: cannot build coronet"; exit 0; }
 fi
-command -v wrk >/dev/null 2>&1 || { echo "http-bench: wrk is not installed"; exit 0; }
+if [ -z "${HTTP_LOAD:-}" ]; then
+  HTTP_LOAD=wrk
+  command -v wrk >/dev/null 2>&1 || HTTP_LOAD=h2load
+fi
+command -v "$HTTP_LOAD" >/dev/null 2>&1 ||
+  { echo "http-bench: neither wrk nor h2load (nghttp2-client) is installed"; exit 0; }
 
 HAVE_GO=0 HAVE_NODE=0 HAVE_NGINX=0 HAVE_NODE_WS=0
 if command -v go >/dev/null 2>&1 && [ -f "$SHARED/peers/go_http.go" ]; then
@@ -149,7 +176,7 @@ start_server() {
   nginx_return)
     # nginx's own "return 200" (no Lua): what nginx + Lua can at best
     # reach, and the row that stands in when the Lua module cannot be
-    # installed (Debian 12's libnginx-mod-http-lua removes wrk)
+    # installed
     command -v nginx >/dev/null 2>&1 || return
     d=$(nginx_dir return "daemon off; master_process on; worker_processes 1;
 pid logs/nginx.pid; error_log logs/error.log warn;
@@ -182,20 +209,19 @@ http { access_log off; sendfile on; keepalive_requests 1000000;
   fi
 }
 
-# table TITLE PATH WRKARGS KIND...: req/s and CPU per request of each
+# table TITLE PATH CONNS DEPTH KIND...: req/s and CPU per request of each
 # server kind, medians over HTTP_ROUNDS, with coronet's ratios.
 table() {
-  local title=$1 path=$2 wargs=$3; shift 3
-  local kinds=("$@") kind round port r rates=() cpus=()
+  local title=$1 path=$2 conns=$3 depth=$4; shift 4
+  local kinds=("$@") kind round port r
   declare -A RPS CPU
   for round in $(seq 1 "$HTTP_ROUNDS"); do
     for kind in "${kinds[@]}"; do
       port=$((PORT + 1))
       start_server "$kind" "$port"
       [ -n "$LAST_PID" ] || continue
-      pin "$LOADGEN_CPU" wrk -t1 -c10 -d1s "http://127.0.0.1:$port$path" >/dev/null 2>&1 # warm-up
-      # shellcheck disable=SC2086
-      r=$(wrk_rate "$LAST_PID" "http://127.0.0.1:$port$path" $wargs)
+      load 1 "http://127.0.0.1:$port$path" 10 1 >/dev/null # warm-up
+      r=$(load_rate "$LAST_PID" "http://127.0.0.1:$port$path" "$conns" "$depth")
       RPS[$kind]+="${r%% *} "
       CPU[$kind]+="${r##* } "
       stop "$LAST_PID"
@@ -220,13 +246,13 @@ table() {
   echo
 }
 
-echo "## bench/http-bench.sh (wrk -t1, ${HTTP_SECS}s per load, median of $HTTP_ROUNDS)"
+echo "## bench/http-bench.sh ($HTTP_LOAD -t1, ${HTTP_SECS}s per load, median of $HTTP_ROUNDS)"
 echo
-table "Keep-alive hello world, 100 connections" / "-c100" coronet nginx_lua \
+table "Keep-alive hello world, 100 connections" / 100 1 coronet nginx_lua \
   nginx_return go node
-table "Pipelined 16 deep, 100 connections" / "-c100 -s $ROOT/bench/wrk-pipeline.lua -- 16" \
+table "Pipelined 16 deep, 100 connections" / 100 16 \
   coronet nginx_lua nginx_return go node
-table "Static file of 1 MiB, 10 connections" /1mib.bin "-c10" coronet_static nginx_static
+table "Static file of 1 MiB, 10 connections" /1mib.bin 10 1 coronet_static nginx_static
 
 # -- WebSocket ------------------------------------------------------------------
 ws_echo() {

@@ -15,7 +15,11 @@
 #
 # Options: -n CONNS (100000), -s SERVERS (CONNS/15000 + 1), -c PER_LOADGEN
 # (18000), -p PORT (17000), --hold SECS (600, bound of the whole hold),
-# --server-cpu N (0), --loadgen-cpu N (1). Results go to
+# --server-cpu N (0), --loadgen-cpu N (1), --keepalive SECS (the servers'
+# TCP keepalive, 0 = off, the default here: a keepalive probe that finds
+# the machine over its TCP memory limit, net.ipv4.tcp_mem, resets the
+# connection, and a million sockets that each did a round trip are over
+# it on this machine's defaults). Results go to
 # $OUT_DIR (default /tmp/coronet-bench/million-<time>/): results.txt and
 # the servers' and load generators' output.
 set -u
@@ -26,6 +30,7 @@ SERVERS=
 PER_LOADGEN=18000
 PORT=17000
 HOLD=600
+KEEPALIVE=0
 SERVER_CPU=0
 LOADGEN_CPU=1
 BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
@@ -40,9 +45,10 @@ while [ $# -gt 0 ]; do
     -c) PER_LOADGEN=$2; shift ;;
     -p) PORT=$2; shift ;;
     --hold) HOLD=$2; shift ;;
+    --keepalive) KEEPALIVE=$2; shift ;;
     --server-cpu) SERVER_CPU=$2; shift ;;
     --loadgen-cpu) LOADGEN_CPU=$2; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) die "unknown option $1 (try --help)" ;;
   esac
   shift
@@ -133,7 +139,8 @@ servers_stats() {
 for i in $(seq "$SERVERS"); do
   log=$OUT_DIR/server-$i.log
   taskset -c "$SERVER_CPU" "$CORONET" "$ROOT/bench/idle_server.lua" \
-    --listen "127.0.0.1:$PORT" --reuseport >"$log" 2>&1 &
+    --listen "127.0.0.1:$PORT" --reuseport --keepalive "$KEEPALIVE" \
+    >"$log" 2>&1 &
   SPIDS+=($!)
   wait_for "$log" "listening on" 20 || die "server $i did not start: $(cat "$log")"
   STATS+=("$(sed -n 's/.*stats on \([^ ]*\).*/\1/p' "$log" | head -1)")
@@ -170,6 +177,7 @@ sleep 2
 rss1=$(servers_rss)
 read -r lua1 server_conns <<< "$(servers_stats)"
 slab1=$(slab_kib)
+tcp_pages=$(awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat)
 
 # -- One round trip on every connection ----------------------------------------
 
@@ -195,6 +203,7 @@ say "| time to open them all | $t_open s |"
 say "| server RSS per connection | $(per "$rss0" "$rss1" "$held") B |"
 say "| server Lua heap per connection | $(per "$lua0" "$lua1" "$held") B |"
 say "| kernel Slab per connection | $(per "$slab0" "$slab1" "$held") B |"
+say "| TCP memory once open, pages (tcp_mem: $(echo $tcp_mem)) | $tcp_pages |"
 say "| round trips ok / failed | $ok / $failed |"
 say "| servers, load generators | $SERVERS, $LOADGENS |"
 say ""
