@@ -161,6 +161,7 @@ install_missing() {
     local pkgs=() p
     command -v go >/dev/null || pkgs+=(golang-go)
     command -v node >/dev/null || pkgs+=(nodejs)
+    command -v h2load >/dev/null || pkgs+=(nghttp2-client) # http-bench without wrk
     command -v luajit >/dev/null || pkgs+=(luajit)
     pkg-config --exists libuv 2>/dev/null || pkgs+=(libuv1-dev)
     for p in luv:lua-luv copas:lua-copas cqueues:lua-cqueues; do
