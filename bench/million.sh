@@ -15,11 +15,8 @@
 #
 # Options: -n CONNS (100000), -s SERVERS (CONNS/15000 + 1), -c PER_LOADGEN
 # (18000), -p PORT (17000), --hold SECS (600, bound of the whole hold),
-# --server-cpu N (0), --loadgen-cpu N (1), --keepalive SECS (the servers'
-# TCP keepalive, 0 = off, the default here: a keepalive probe that finds
-# the machine over its TCP memory limit, net.ipv4.tcp_mem, resets the
-# connection, and a million sockets that each did a round trip are over
-# it on this machine's defaults). Results go to
+# --server-cpu N (0), --loadgen-cpu N (1), --keepalive SECS (passed to the
+# servers; their default, 60, when not given). Results go to
 # $OUT_DIR (default /tmp/coronet-bench/million-<time>/): results.txt and
 # the servers' and load generators' output.
 set -u
@@ -30,7 +27,7 @@ SERVERS=
 PER_LOADGEN=18000
 PORT=17000
 HOLD=600
-KEEPALIVE=0
+KEEPALIVE=
 SERVER_CPU=0
 LOADGEN_CPU=1
 BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
@@ -87,8 +84,11 @@ per_server=$(( CONNS / SERVERS + CONNS / SERVERS / 10 + 100 ))
 [ $(( 2 * CONNS + 20000 )) -lt "$file_max" ] ||
   die "$CONNS connections need $(( 2 * CONNS )) descriptors; fs.file-max is $file_max"
 # each load generator binds its own source addresses: ports per address
-# toward one server, with a margin
-SRC_PER=$(( PER_LOADGEN / (ports * 9 / 10) + 1 ))
+# toward one server, with a margin. connect() picks the port, and Linux
+# searches the even half of the range first: once that half is taken,
+# every connect walks the whole range (milliseconds each, at hundreds of
+# thousands of sockets), so an address is given at most ~45% of the range
+SRC_PER=$(( PER_LOADGEN / (ports * 9 / 20) + 1 ))
 say "plan: $CONNS connections, $SERVERS coronet processes on 127.0.0.1:$PORT" \
   "(--reuseport), $LOADGENS load generators ($PER_LOADGEN each, $SRC_PER" \
   "source addresses each)"
@@ -139,7 +139,7 @@ servers_stats() {
 for i in $(seq "$SERVERS"); do
   log=$OUT_DIR/server-$i.log
   taskset -c "$SERVER_CPU" "$CORONET" "$ROOT/bench/idle_server.lua" \
-    --listen "127.0.0.1:$PORT" --reuseport --keepalive "$KEEPALIVE" \
+    --listen "127.0.0.1:$PORT" --reuseport ${KEEPALIVE:+--keepalive "$KEEPALIVE"} \
     >"$log" 2>&1 &
   SPIDS+=($!)
   wait_for "$log" "listening on" 20 || die "server $i did not start: $(cat "$log")"
