@@ -14,9 +14,11 @@
 #     nginx serving the same file.
 #  The load generator is wrk -t1 (pipelining with bench/wrk-pipeline.lua),
 #  or h2load --h1 -t1 (nghttp2-client; -m pipelines) when HTTP_LOAD=h2load
-#  or when wrk is missing: on Debian 12, installing nginx's Lua module
-#  (libnginx-mod-http-lua) replaces the LuaJIT that wrk needs, so the
-#  nginx + Lua row is measured with h2load.
+#  or when wrk is missing. The nginx + Lua row needs libnginx-mod-http-lua,
+#  which on Debian 12 replaces Debian's LuaJIT packages with OpenResty's
+#  (libluajit2-5.1-2; wrk and coronet run on it, the luajit command of the
+#  luv, copas and cqueues peers goes): run this script alone then, as
+#  bench/run.sh puts Debian's LuaJIT back for those peers.
 #  4. WebSocket echo of 64 B messages over 100 connections: coronet
 #     (bench/ws-echo.lua) against Node's ws (bench/node_ws_echo.js), load
 #     from bench/ws-load.c.
