@@ -6,6 +6,7 @@
 -- in C straight from the connection's read chain (host/cn_http.c),
 -- strictly: see the README's "HTTP" section for the rules and limits.
 local C = require "coronet.c.http"
+local tnew = require "table.new"
 local coronet = require "coronet"
 local log = require "coronet.log"
 local io_ = require "coronet.io"
@@ -237,10 +238,19 @@ end
 -- res:header(name, value) -> res: adds a field to the head. Content-Length
 -- makes writes plain (else they are chunked); Connection: close ends the
 -- connection after this response; Transfer-Encoding is the server's.
+local LNAME, nlname = {}, 0 -- field name -> its lower case, once checked
+
 function Res:header(name, value)
-  if not is_token(name) then
-    error("bad argument #1 to 'header' (field name expected, got "
-      .. tostring(name) .. ")", 2)
+  local lname = LNAME[name]
+  if not lname then
+    if not is_token(name) then
+      error("bad argument #1 to 'header' (field name expected, got "
+        .. tostring(name) .. ")", 2)
+    end
+    lname = lower(name)
+    if nlname < 256 then -- the names a server uses; not every name seen
+      LNAME[name], nlname = lname, nlname + 1
+    end
   end
   local tv = type(value)
   if tv == "number" then
@@ -250,7 +260,6 @@ function Res:header(name, value)
       .. (tv == "string" and "a control character" or tv) .. ")", 2)
   end
   if self.sent then error("res:header: the head was sent already", 2) end
-  local lname = lower(name)
   if lname == "content-length" then
     local n = tonumber(value)
     if not n or n < 0 or n % 1 ~= 0 then
@@ -268,11 +277,21 @@ function Res:header(name, value)
   end
   local h = self.hdr
   if not h then
-    h = {}
+    h = tnew(4, 0)
     self.hdr = h
   end
   h[#h + 1] = name .. ": " .. value .. "\r\n"
   return self
+end
+
+-- length_field(n) -> "Content-Length: n\r\n", kept for small n
+local LENGTH_FIELD = {}
+local function length_field(n)
+  local f = LENGTH_FIELD[n]
+  if f then return f end
+  f = "Content-Length: " .. n .. "\r\n"
+  if n <= 1024 then LENGTH_FIELD[n] = f end
+  return f
 end
 
 -- head_parts(res, length) puts the status line and fields in a new table:
@@ -281,7 +300,8 @@ end
 local function head_parts(self, length)
   local code = self.code
   if stopping then self.keep = false end
-  local parts = { status_line(code, self.reason) }
+  local parts = tnew(8, 0) -- room for the usual head: it never grows
+  parts[1] = status_line(code, self.reason)
   local n = 1
   if not self.dated then
     n = n + 1
@@ -296,9 +316,9 @@ local function head_parts(self, length)
   if code < 200 or code == 204 then
     framing = nil
   elseif self.length then
-    framing = "Content-Length: " .. self.length .. "\r\n"
+    framing = length_field(self.length)
   elseif length then
-    framing = code ~= 304 and "Content-Length: " .. length .. "\r\n" or nil
+    framing = code ~= 304 and length_field(length) or nil
   elseif self.req.version == "1.1" then
     self.chunked = not NO_BODY[code]
     framing = self.chunked and "Transfer-Encoding: chunked\r\n" or nil
@@ -541,7 +561,10 @@ local function serve(conn, handler, o)
   local P = C.parser(o)
   conn:set_timeout(nil, o.write_timeout)
   while not stopping do
-    local req = { conn = conn, P = P }
+    -- every field the request gets below, so that it never grows
+    local req = { conn = conn, P = P, headers = false, method = false,
+      target = false, path = false, version = false, res = false,
+      expect = false, body = false }
     waiting[conn] = true
     local ok, keep, expect = read_head(conn, P, req)
     waiting[conn] = nil
@@ -551,7 +574,9 @@ local function serve(conn, handler, o)
       return
     end
     local res = setmetatable({ conn = conn, req = req, code = 200,
-      keep = keep and not stopping, head_only = req.method == "HEAD" }, Res)
+      keep = keep and not stopping, head_only = req.method == "HEAD",
+      hdr = false, length = false, dated = false, sent = false,
+      finished = false, bodiless = false }, Res)
     req.res, req.expect = res, expect
     req.body = setmetatable({ req = req }, Body)
     setmetatable(req, Req)
