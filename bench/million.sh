@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
     --keepalive) KEEPALIVE=$2; shift ;;
     --server-cpu) SERVER_CPU=$2; shift ;;
     --loadgen-cpu) LOADGEN_CPU=$2; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) die "unknown option $1 (try --help)" ;;
   esac
   shift
