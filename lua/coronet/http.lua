@@ -300,7 +300,7 @@ end
 local function head_parts(self, length)
   local code = self.code
   if stopping then self.keep = false end
-  local parts = tnew(8, 0) -- room for the usual head: it never grows
+  local parts = tnew(8, 0) -- room for the usual head, so it need not grow
   parts[1] = status_line(code, self.reason)
   local n = 1
   if not self.dated then
@@ -561,7 +561,8 @@ local function serve(conn, handler, o)
   local P = C.parser(o)
   conn:set_timeout(nil, o.write_timeout)
   while not stopping do
-    -- every field the request gets below, so that it never grows
+    -- the fields the parser and this loop set, so that setting them does
+    -- not resize it (a constructor is faster than table.new and stores)
     local req = { conn = conn, P = P, headers = false, method = false,
       target = false, path = false, version = false, res = false,
       expect = false, body = false }
