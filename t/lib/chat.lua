@@ -55,8 +55,8 @@ function _M.check_spread(s, workers)
     local up, m = pcall(_M.join, s, 5) -- not once the server is gone
     if not up or not m then break end
     extra[#extra + 1] = m
-    _M.worker_of(s, m) -- its join is in s.lines then
-    on = _M.spread(s)
+    local w = tostring(_M.worker_of(s, m))
+    on[w] = (on[w] or 0) + 1
   end
   for _, m in ipairs(extra) do m:close() end
   for w = 1, workers do
