@@ -18,14 +18,18 @@
 #   idle        server RSS per idle TLS connection, KiB, after TLS_IDLE
 #               handshakes (50 at a time)
 # and the server's CPU % of one core over each load (near 100: the server
-# is the bottleneck; well under: the load side is). Prints a markdown
+# is the bottleneck; well under: the load side is). Every load runs
+# TLS_ROUNDS times, the peers in turn, in reverse order every other round,
+# after one untimed warm-up load: the first server measured on a cold
+# machine got up to 20 % fewer handshakes than the same server run later.
+# Each figure is the median of its rounds (of two: their mean). Prints a markdown
 # table with coronet/peer ratios. Builds go to BUILD_DIR. Always exits 0; a
 # peer that cannot run says so.
 #   bench/tls-bench.sh        QUICK=1 bench/tls-bench.sh (2 s loads)
 # Environment: CORONET, BUILD_DIR (/tmp/coronet-bench/build), SERVER_CPU
 # (0), LOADGEN_CPU (1), QUICK, TLS_SECS (5), TLS_PEERS (coronet,nginx,go),
 # TLS_LOADS (hs_full,hs_resumed,echo64,echo16k,get16k,idle), HS_PROCS (4),
-# TLS_IDLE (2000), TLS_PORT_BASE (17500).
+# TLS_IDLE (2000), TLS_ROUNDS (2; QUICK 1), TLS_PORT_BASE (17500).
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +39,9 @@ BUILD_DIR=${BUILD_DIR:-/tmp/coronet-bench/build}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 QUICK=${QUICK:-${BENCH_QUICK:-0}}
-[ "$QUICK" = 1 ] && TLS_SECS=${TLS_SECS:-2} && TLS_IDLE=${TLS_IDLE:-1000}
+[ "$QUICK" = 1 ] && TLS_SECS=${TLS_SECS:-2} && TLS_IDLE=${TLS_IDLE:-1000} &&
+    TLS_ROUNDS=${TLS_ROUNDS:-1}
+TLS_ROUNDS=${TLS_ROUNDS:-2}
 TLS_SECS=${TLS_SECS:-5}
 TLS_IDLE=${TLS_IDLE:-2000}
 TLS_PEERS=${TLS_PEERS:-coronet,nginx,go}
@@ -146,9 +152,20 @@ ticks() { awk '{print $14 + $15}' "/proc/$SPID/stat" 2>/dev/null || echo 0; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$SPID/status" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
 
-declare -A R CPU
-# measure name load value cpu: records a result.
-measure() { R[$1,$2]=$3; CPU[$1,$2]=$4; log "$1 $2 = $3 (server CPU $4%)"; }
+declare -A R CPU RS CPUS
+# measure name load value cpu: records one round's result.
+measure() {
+    RS[$1,$2]+=" $3" CPUS[$1,$2]+=" $4"
+    log "$1 $2 = $3 (server CPU $4%)"
+}
+# median values...: of numbers ("failed" if none; of two, their mean).
+median() {
+    printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '
+        { v[NR] = $1 }
+        END { if (!NR) { print "failed"; exit }
+              m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              print (m == int(m) || m >= 100) ? sprintf("%d", m + 0.5) : sprintf("%.1f", m) }'
+}
 
 # s_time_load kind: HS_PROCS s_time processes; prints handshakes/s.
 s_time_load() {
@@ -172,8 +189,8 @@ s_time_load() {
 run_load() {   # name load
     local name=$1 load=$2 mode=echo t0 t1 w0 w1 out v
     case $load in get16k) mode=http ;; esac
-    case $name,$load in nginx,echo*) R[$name,$load]=n/a; return ;; esac
-    start "$name" "$mode" || { R[$name,$load]=failed; return; }
+    case $name,$load in nginx,echo*) RS[$name,$load]=n/a; return ;; esac
+    start "$name" "$mode" || { RS[$name,$load]+=" failed"; return; }
     t0=$(ticks) w0=$(date +%s%N)
     case $load in
     hs_full) v=$(s_time_load full) ;;
@@ -219,8 +236,26 @@ for p in ${TLS_PEERS//,/ }; do
 done
 LOADS=()
 for l in ${TLS_LOADS//,/ }; do LOADS+=("$l"); done
+if [ ${#PEER_LIST[@]} -gt 0 ] && [ ${#LOADS[@]} -gt 0 ]; then
+    log "warm-up: ${PEER_LIST[0]} ${LOADS[0]} (not counted)"
+    run_load "${PEER_LIST[0]}" "${LOADS[0]}"
+    unset "RS[${PEER_LIST[0]},${LOADS[0]}]" "CPUS[${PEER_LIST[0]},${LOADS[0]}]"
+fi
 for l in "${LOADS[@]}"; do
-    for p in "${PEER_LIST[@]}"; do run_load "$p" "$l"; done
+    for r in $(seq "$TLS_ROUNDS"); do
+        order=("${PEER_LIST[@]}")
+        if [ $((r % 2)) = 0 ]; then
+            order=()
+            for ((i = ${#PEER_LIST[@]} - 1; i >= 0; i--)); do order+=("${PEER_LIST[i]}"); done
+        fi
+        for p in "${order[@]}"; do run_load "$p" "$l"; done
+    done
+    for p in "${PEER_LIST[@]}"; do
+        # shellcheck disable=SC2086 # the rounds' values, one word each
+        case ${RS[$p,$l]:-} in n/a) R[$p,$l]=n/a ;;
+        *) R[$p,$l]=$(median ${RS[$p,$l]:-}) CPU[$p,$l]=$(median ${CPUS[$p,$l]:-}) ;;
+        esac
+    done
 done
 
 # ---------------------------------------------------------------- report
@@ -236,7 +271,8 @@ ratio() {   # a b [lower]
 echo "## TLS (bench/tls-bench.sh)"
 echo
 echo "ECDSA P-256 certificate; server on CPU $SERVER_CPU, load on CPU $LOADGEN_CPU;"
-echo "${TLS_SECS}s per load; handshakes by $HS_PROCS parallel openssl s_time;"
+echo "${TLS_SECS}s per load, median of $TLS_ROUNDS rounds (peer order reversed every"
+echo "other round, after a warm-up); handshakes by $HS_PROCS parallel openssl s_time;"
 echo "echo and GET by bench/tls-load.c (OpenSSL + epoll). Server CPU % in ()."
 echo "Ratios are coronet/peer (for idle memory, peer/coronet: above 1 = coronet smaller)."
 echo
