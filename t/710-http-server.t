@@ -257,6 +257,32 @@ t.test("a CR or LF in a header value raises: no response splitting",
     c:close()
   end)
 
+t.test("fields sent again and again are checked lines: still one each, "
+  .. "still checked", function()
+  local c = s:connect()
+  for i = 1, 3 do
+    c:write(httpc.req("GET", "/fields/ok"))
+    local r = httpc.read(c) or { headers = {} }
+    t.is(r.headers["x-same"], "v", "request " .. i .. ": X-Same once")
+    t.is(r.headers["content-type"], "text/plain",
+      "request " .. i .. ": Content-Type once")
+  end
+  c:write(httpc.req("GET", "/fields/late"))
+  local r = httpc.read(c) or {}
+  t.like(r.body or "", "^sent\nfalse .*the head was sent already",
+    "a known field after the head still raises")
+  c:write(httpc.req("GET", "/fields/bad"))
+  r = httpc.read(c) or { headers = {} }
+  t.is(r.status, 500, "a known name with a bad value still raises: 500")
+  t.is(r.headers["x-evil"], nil, "and injects nothing")
+  c:close()
+  c = s:connect()
+  c:write(httpc.req("GET", "/fields/close"))
+  r = httpc.read(c) or { headers = {} }
+  t.is(r.headers.connection, "close", "Connection: close after known fields")
+  t.ok(httpc.closed(c), "and the connection ends")
+end)
+
 t.test("req:args decodes at most 100 arguments", function()
   local q = {}
   for i = 1, 150 do q[i] = format("a%03d=%d", i, i) end

@@ -239,48 +239,72 @@ end
 -- makes writes plain (else they are chunked); Connection: close ends the
 -- connection after this response; Transfer-Encoding is the server's.
 local LNAME, nlname = {}, 0 -- field name -> its lower case, once checked
+-- LINE[name][value] -> "name: value\r\n" for fields without a meaning to
+-- the server, once checked: the lines a server sends again and again
+local LINE, nline = {}, 0
+local SPECIAL = { ["content-length"] = true, ["transfer-encoding"] = true,
+  connection = true, date = true }
 
 function Res:header(name, value)
-  local lname = LNAME[name]
-  if not lname then
-    if not is_token(name) then
-      error("bad argument #1 to 'header' (field name expected, got "
-        .. tostring(name) .. ")", 2)
+  local byname = LINE[name]
+  local line = byname and byname[value]
+  if line then
+    if self.sent then error("res:header: the head was sent already", 2) end
+  else
+    local lname = LNAME[name]
+    if not lname then
+      if not is_token(name) then
+        error("bad argument #1 to 'header' (field name expected, got "
+          .. tostring(name) .. ")", 2)
+      end
+      lname = lower(name)
+      if nlname < 256 then -- the names a server uses; not every name seen
+        LNAME[name], nlname = lname, nlname + 1
+      end
     end
-    lname = lower(name)
-    if nlname < 256 then -- the names a server uses; not every name seen
-      LNAME[name], nlname = lname, nlname + 1
+    local tv = type(value)
+    if tv == "number" then
+      value = format("%d", value)
+    elseif tv ~= "string" or find(value, "[%z\r\n]") then
+      error("bad argument #2 to 'header' (field value expected, got "
+        .. (tv == "string" and "a control character" or tv) .. ")", 2)
     end
-  end
-  local tv = type(value)
-  if tv == "number" then
-    value = format("%d", value)
-  elseif tv ~= "string" or find(value, "[%z\r\n]") then
-    error("bad argument #2 to 'header' (field value expected, got "
-      .. (tv == "string" and "a control character" or tv) .. ")", 2)
-  end
-  if self.sent then error("res:header: the head was sent already", 2) end
-  if lname == "content-length" then
-    local n = tonumber(value)
-    if not n or n < 0 or n % 1 ~= 0 then
-      error("bad argument #2 to 'header' (Content-Length must be a count)", 2)
+    if self.sent then error("res:header: the head was sent already", 2) end
+    if SPECIAL[lname] then
+      if lname == "content-length" then
+        local n = tonumber(value)
+        if not n or n < 0 or n % 1 ~= 0 then
+          error("bad argument #2 to 'header' (Content-Length must be a count)",
+            2)
+        end
+        self.length = n
+        return self -- the server writes it
+      elseif lname == "transfer-encoding" then
+        error("bad argument #1 to 'header' (Transfer-Encoding is the server's)",
+          2)
+      elseif lname == "connection" and find(lower(value), "close", 1, true) then
+        self.keep = false
+        return self
+      elseif lname == "date" then
+        self.dated = true
+      end
     end
-    self.length = n
-    return self -- the server writes it
-  elseif lname == "transfer-encoding" then
-    error("bad argument #1 to 'header' (Transfer-Encoding is the server's)", 2)
-  elseif lname == "connection" and find(lower(value), "close", 1, true) then
-    self.keep = false
-    return self
-  elseif lname == "date" then
-    self.dated = true
+    line = name .. ": " .. value .. "\r\n"
+    if not SPECIAL[lname] and tv == "string" and #value <= 256
+        and nline < 1024 then
+      if not byname then
+        byname = {}
+        LINE[name] = byname
+      end
+      byname[value], nline = line, nline + 1
+    end
   end
   local h = self.hdr
   if not h then
     h = tnew(4, 0)
     self.hdr = h
   end
-  h[#h + 1] = name .. ": " .. value .. "\r\n"
+  h[#h + 1] = line
   return self
 end
 

@@ -111,6 +111,23 @@ r:get("/split", function(_, res)
   res:header("X-Split", "a\r\nSet-Cookie: evil=1")
   res:finish("not reached\n")
 end)
+-- /fields/KIND sends the same ordinary fields each time (the server keeps
+-- their checked lines), then: "bad" a known name with a new, bad value;
+-- "late" one of them again after the head went (the error in the body);
+-- "close" Connection: close after them.
+r:get("/fields/:kind", function(req, res)
+  local kind = req.params.kind
+  res:header("Content-Type", "text/plain"):header("X-Same", "v")
+  if kind == "bad" then res:header("X-Same", "w\r\nX-Evil: 1") end
+  if kind == "close" then res:header("Connection", "close") end
+  if kind == "late" then
+    res:write("sent\n")
+    local ok, err = pcall(res.header, res, "X-Same", "v")
+    res:finish(tostring(ok) .. " " .. tostring(err) .. "\n")
+    return
+  end
+  res:finish(kind .. "\n")
+end)
 if static then r:static("/static", static) end
 
 -- /hog/N opens the static directory's a.txt up to N times and keeps the
