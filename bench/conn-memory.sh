@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # bench/conn-memory.sh: where an idle connection's memory goes. For each
 # way a handler can wait (park: the least a task costs; read: a loop of
-# conn:read(); copy: scripts/echo.lua's io.copy; chat: a chat member) it
+# conn:read(); copy: scripts/echo.lua's `return io.copy(conn, conn)`,
+# which the host takes over, ending the task; copytask: an io.copy the
+# task waits in; chat: a chat member) it
 # opens CONNS idle connections to bench/idle_server.lua and prints the
 # server's RSS and Lua heap growth per connection; then the sizes of the C
 # records (from the debug info, with gdb) and of the Lua objects each
 # connection holds (bench/lua_costs.lua).
 #
-#   bench/conn-memory.sh [-n CONNS] [MODE...]   (default 10000; park read copy chat)
+#   bench/conn-memory.sh [-n CONNS] [MODE...]   (default 10000; park read copy copytask chat)
 #   bench/conn-memory.sh --before chat          # also the chat of git
 #                                               # revision BEFORE (b2e895f)
-# Server on CPU 0, load generator on CPU 1 (taskset). Results go to
+# Server on CPU 0, load generator on CPU 1 (taskset); PING=0: the copy
+# modes' connections send nothing either. Results go to
 # $OUT_DIR (/tmp/coronet-bench/memory-<time>/).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ ${#MODES[@]} -gt 0 ] || MODES=(park read copy chat)
+[ ${#MODES[@]} -gt 0 ] || MODES=(park read copy copytask chat)
 mkdir -p "$OUT_DIR" "$BUILD_DIR" || die "cannot make $OUT_DIR"
 make -C "$ROOT" -s >/dev/null || die "make failed"
 CORONET=$ROOT/host/coronet
@@ -59,7 +62,9 @@ measure() {
   local st port
   st=$(sed -n 's/.*stats on \([^ ]*\).*/\1/p' "$log" | head -1)
   port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$log" | head -1)
-  local ping=--no-ping; [ "$name" != copy ] || ping= # only copy echoes
+  # only the copy modes echo (PING=0: not they either, so that the blocks
+  # a round trip leaves in the worker's pool do not count)
+  local ping=--no-ping; case $name,${PING:-1} in copy*,1) ping= ;; esac
   sleep 0.5
   local r0 l0 r1 l1
   r0=$(rss_kib "$SPID"); l0=$(lua_kib "$st")

@@ -1,6 +1,9 @@
 -- bench/idle_server.lua MODE: a server whose idle connections wait as MODE
 -- says, for bench/conn-memory.sh (and bench/million.sh's echo):
---   copy  io.copy(conn, conn), as scripts/echo.lua (the default)
+--   copy  return io.copy(conn, conn), as scripts/echo.lua (the default):
+--         the host takes the echo over and the task ends
+--   copytask  io.copy(conn, conn) with more to do after it: the task
+--         waits in the copy
 --   read  a loop of conn:read()
 --   park  the task parks and yields at once (the least a task can cost)
 --   chat  scripts/chat.lua's handler (run from the scripts directory)
@@ -40,7 +43,12 @@ elseif mode == "chat" then
   local dir = (arg[0]:match("^(.*)/bench/[^/]*$") or ".") .. "/scripts/"
   package.path = dir .. "?.lua;" .. package.path
   return dofile(dir .. "chat.lua")
+elseif mode == "copytask" then
+  return function(conn)
+    local n, err = io_.copy(conn, conn)
+    if err then log.info("copy: %s after %d bytes", err, n) end
+  end
 end
 return function(conn)
-  io_.copy(conn, conn)
+  return io_.copy(conn, conn)
 end

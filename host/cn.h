@@ -260,12 +260,14 @@ struct cn_pump_s {
   int64_t limit; /* -1: no limit */
   uint64_t moved;
   int err; /* 0 at src EOF or limit; else the error */
-  int done;
+  uint8_t done;
+  uint8_t owned; /* cn_pump_owned's: no waiter; see there */
   cn_waiter_t *waiter;
 };
 
 void cn_pump_start(cn_pump_t *p);
 void cn_pump_stop(cn_pump_t *p);
+cn_pump_t *cn_pump_owned(cn_conn_t *dst, cn_conn_t *src);
 
 /* -- TLS (cn_tls.c) --------------------------------------------------- */
 

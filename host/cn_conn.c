@@ -621,6 +621,23 @@ void cn_pump_start(cn_pump_t *p) {
 }
 
 
+/* cn_pump_owned returns a new pump from src to dst (not started; NULL
+** without memory) that needs no task: when it ends it closes src and dst,
+** gracefully, as the end of a handler task closes its connection, and
+** frees itself. Start it with cn_pump_start; nothing stops it but the
+** connections' end. */
+cn_pump_t *cn_pump_owned(cn_conn_t *dst, cn_conn_t *src) {
+  cn_pump_t *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return NULL;
+  p->src = src;
+  p->dst = dst;
+  p->limit = -1;
+  p->owned = 1;
+  return p;
+}
+
+
 /* cn_pump_stop ends p without waking its waiter. */
 void cn_pump_stop(cn_pump_t *p) {
   p->waiter = NULL;
@@ -629,14 +646,22 @@ void cn_pump_stop(cn_pump_t *p) {
 
 
 static void pump_end(cn_pump_t *p, int err) {
+  cn_conn_t *src = p->src, *dst = p->dst;
   if (p->done)
     return;
   p->done = 1;
   p->err = err;
-  p->src->pump_out = NULL;
-  p->dst->pump_in = NULL;
-  update_reading(p->src);
-  wake(&p->waiter);
+  src->pump_out = NULL;
+  dst->pump_in = NULL;
+  update_reading(src);
+  if (!p->owned) {
+    wake(&p->waiter);
+    return;
+  }
+  free(p);
+  cn_conn_close(src);
+  if (dst != src)
+    cn_conn_close(dst);
 }
 
 
@@ -657,8 +682,8 @@ static void pump_run(cn_pump_t *p) {
     n = cn_buf_move(&dst->out, &src->in, n);
     p->moved += n;
     cn_conn_flush(dst);
-    if (p->done)
-      return;
+    if (dst->pump_in != p)
+      return; /* the flush failed and ended p (an owned one is freed) */
   }
   if (p->limit >= 0 && p->moved == (uint64_t)p->limit)
     pump_end(p, 0);

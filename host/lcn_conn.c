@@ -662,6 +662,35 @@ static int conn_pump(lua_State *L) {
 }
 
 
+/* hand_off(conn) -> true | false
+** io.copy(conn, conn) as the last act of the handler task that owns conn
+** (an echo): when conn has no time limits and nothing else reads or
+** writes it, the host takes the copy over with a pump that closes conn
+** when it ends, and the task may end without closing conn: an idle echo
+** then costs no task and no coroutine. conn's Lua object works on as
+** while a task copies (and its collection no longer closes conn); time
+** limits set later do not bind the pump. false: nothing changed, copy as
+** usual. */
+static int conn_hand_off(lua_State *L) {
+  conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
+  cn_conn_t *c = b->c;
+  cn_pump_t *p;
+  int ok = c != NULL && c->task != NULL && c->task == c->w->current &&
+           cn_sched_thread(c->task) == L && c->reader == NULL &&
+           c->writer == NULL && c->pump_in == NULL && c->pump_out == NULL &&
+           c->rtimeout == 0 && c->rdeadline == 0 && c->wdeadline == 0 &&
+           !(c->flags & (CN_CONN_CLOSED | CN_CONN_WSHUT));
+  if (!ok || (p = cn_pump_owned(c, c)) == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  disown(c);
+  cn_pump_start(p);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
 /* pump_wait(pump) -> count | nil, err | false, pump */
 static int conn_pump_wait(lua_State *L) {
   pump_box *pb = luaL_checkudata(L, 1, PUMP_MT);
@@ -806,11 +835,14 @@ static int conn_tostring(lua_State *L) {
 
 static int conn_gc(lua_State *L) {
   conn_box *b = luaL_checkudata(L, 1, LCN_CONN_MT);
-  if (b->c != NULL) {
-    disown(b->c); /* the owner may end after the state is gone */
-    b->c->data = NULL;
-    cn_conn_close(b->c);
+  cn_conn_t *c = b->c;
+  if (c != NULL) {
+    c->data = NULL;
     b->c = NULL;
+    if (c->pump_out != NULL && c->pump_out->owned)
+      return 0; /* a handed-off echo runs on without its object */
+    disown(c); /* the owner may end after the state is gone */
+    cn_conn_close(c);
   }
   return 0;
 }
@@ -835,8 +867,10 @@ static const luaL_Reg methods[] = {
   {"id", conn_id},
   {NULL, NULL}};
 
-static const luaL_Reg funcs[] = {
-  {"pump", conn_pump}, {"pump_wait", conn_pump_wait}, {NULL, NULL}};
+static const luaL_Reg funcs[] = {{"pump", conn_pump},
+                                 {"pump_wait", conn_pump_wait},
+                                 {"hand_off", conn_hand_off},
+                                 {NULL, NULL}};
 
 
 /* luaopen_coronet_conn returns {methods = ..., metatable = ..., pump = ...,

@@ -4,5 +4,5 @@
 local io_ = require "coronet.io"
 
 return function(conn)
-  io_.copy(conn, conn) -- a Writer fed from a Reader, until EOF
+  return io_.copy(conn, conn) -- a Writer fed from a Reader, until EOF
 end

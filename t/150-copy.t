@@ -194,6 +194,105 @@ t.test("copy to a closed connection fails with closed", function()
   l:close()
 end)
 
+-- -- An echo handed to the host ---------------------------------------------
+
+-- echo_server(handler) -> listener, the connections its handler saw
+local function echo_server(handler)
+  local seen = {}
+  local l = assert(net.listen("127.0.0.1:0", function(conn)
+    seen[#seen + 1] = conn
+    return handler(conn)
+  end))
+  return l, seen
+end
+
+t.test("return io.copy(conn, conn) hands the echo to the host: the task "
+  .. "ends, the echo goes on", function()
+    local l, seen = echo_server(function(conn) return io.copy(conn, conn) end)
+    util.settle() -- earlier tests' connections finish closing
+    local tasks, conns = coronet.stats().tasks, coronet.stats().connections
+    local c = assert(net.dial(l:addr()))
+    c:write("ping\n")
+    t.is(c:read_line(), "ping", "echoed")
+    t.is(coronet.stats().tasks, tasks, "no task waits in the echo")
+    t.is(coronet.stats().connections, conns + 2, "its connection stays open")
+    local conn = seen[1]
+    t.ok(conn:write("from the object\n"), "its Lua object still writes")
+    t.is(c:read_line(), "from the object", "and that arrives")
+    local n, err = conn:read()
+    t.ok(n == nil and err == "busy reading", "reading it is busy, as while a "
+      .. "task copies")
+    seen[1], conn = nil, nil
+    collectgarbage()
+    collectgarbage()
+    local s = util.random_bytes(4 * MiB, 23)
+    local got = spawn_wg(function() return io.read_all(c) end)
+    c:write(s)
+    c:close_write()
+    t.ok(got() == s, "after its object is collected, 4 MiB come back whole, "
+      .. "then the end: the echo closed at the client's")
+    c:close()
+    util.settle()
+    t.is(coronet.stats().connections, conns, "the server side closed too")
+    l:close()
+  end)
+
+t.test("the host's echo ends with the connection, at either end",
+  function()
+    local l, seen = echo_server(function(conn) return io.copy(conn, conn) end)
+    util.settle()
+    local conns = coronet.stats().connections
+    local c1 = assert(net.dial(l:addr()))
+    local c2 = assert(net.dial(l:addr()))
+    c1:write("a\n")
+    c2:write("b\n")
+    t.is(c1:read_line(), "a", "the first echoes")
+    t.is(c2:read_line(), "b", "the second echoes")
+    c1:close()
+    util.settle()
+    t.is(coronet.stats().connections, conns + 2, "the client's close closed "
+      .. "its server side")
+    seen[2]:close()
+    local n, err = c2:read()
+    t.ok(n == nil and err == "eof", "closing the object ends the echo")
+    c2:close()
+    util.settle()
+    t.is(coronet.stats().connections, conns, "both server sides closed")
+    l:close()
+  end)
+
+t.test("an echo with a time limit, or with more to do, keeps its task",
+  function()
+    local ended = {}
+    local l1 = echo_server(function(conn)
+      conn:set_timeout(0.1)
+      return io.copy(conn, conn)
+    end)
+    local l2 = echo_server(function(conn)
+      local n, err = io.copy(conn, conn)
+      ended[#ended + 1] = n
+      return n, err
+    end)
+    local tasks = coronet.stats().tasks
+    local c1 = assert(net.dial(l1:addr()))
+    local c2 = assert(net.dial(l2:addr()))
+    c1:write("x")
+    c2:write("y")
+    t.is(c1:read(1), "x", "the timed echo echoes")
+    t.is(c2:read(1), "y", "the other too")
+    t.is(coronet.stats().tasks, tasks + 2, "both tasks wait in their copy")
+    local n, err = c1:read()
+    t.ok(n == nil and err == "eof", "the time limit still ends the first")
+    c2:close_write()
+    t.is(c2:read(), nil, "the second ends at the client's end")
+    util.settle()
+    t.is(ended[1], 1, "and its task went on after the copy")
+    c1:close()
+    c2:close()
+    l1:close()
+    l2:close()
+  end)
+
 -- -- The example scripts ---------------------------------------------------
 
 t.test("scripts/proxy.lua joins clients to the upstream, both ways",
