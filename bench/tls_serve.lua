@@ -6,7 +6,7 @@ local io_ = require "coronet.io"
 
 local mode = ... or "echo"
 if mode == "echo" then
-  return function(c) io_.copy(c, c) end
+  return function(c) return io_.copy(c, c) end -- as scripts/echo.lua
 end
 
 local responses = {}

@@ -179,11 +179,16 @@ static int mac_init(EVP_MAC_CTX *hctx, const ticket_key_t *k) {
 }
 
 
+/* session_of returns the session whose SSL is s: its BIO's data (not
+** SSL_set_app_data, which allocates an ex_data array per connection). */
+static cn_tls_t *session_of(SSL *s) { return BIO_get_data(SSL_get_rbio(s)); }
+
+
 /* ticket_cb seals and opens session tickets with the configuration's
 ** keys, shared by every worker and every SNI certificate. */
 static int ticket_cb(SSL *s, unsigned char *name, unsigned char *iv,
                      EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc) {
-  cn_tls_t *t = SSL_get_app_data(s);
+  cn_tls_t *t = session_of(s);
   cn_tls_conf_t *f = t->conf;
   ticket_key_t k, *cur;
   int i, rc = 0;
@@ -223,7 +228,7 @@ static int ticket_cb(SSL *s, unsigned char *name, unsigned char *iv,
 /* sni_cb serves the certificate whose names match what the client asked
 ** for; the first one when none does. */
 static int sni_cb(SSL *s, int *alert, void *arg) {
-  cn_tls_t *t = SSL_get_app_data(s);
+  cn_tls_t *t = session_of(s);
   const char *name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
   build_t *b = t->build;
   int i;
@@ -916,7 +921,6 @@ static cn_tls_t *session_new(cn_tls_conf_t *f) {
   }
   BIO_set_data(bio, t);
   SSL_set_bio(t->ssl, bio, bio);
-  SSL_set_app_data(t->ssl, t);
   cn_tls_conf_ref(f);
   t->conf = f;
   return t;
