@@ -256,7 +256,7 @@ static void start_body(parser_t *P, const cn_http_msg_t *m) {
 
 /* finish_head takes the complete head of P->head.len bytes off c's read
 ** chain into table 3 and P's body state. Pushes true, keep_alive,
-** expect_continue, or -STATUS for a head to refuse. */
+** expect_continue, has_body, or -STATUS for a head to refuse. */
 static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
   size_t len = P->head.len, pos;
   const char *head = cn_buf_peek(&c->in, len);
@@ -299,12 +299,13 @@ static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
   lua_pushboolean(L, 1);
   lua_pushboolean(L, cn_http_keep_alive(&m));
   lua_pushboolean(L, (m.flags & CN_HTTP_EXPECT) != 0);
-  return 3;
+  lua_pushboolean(L, P->body != B_NONE);
+  return 4;
 }
 
 
 /* read_head(conn, parser, t [, head_request]) -> true, keep_alive,
-**   expect_continue | status | nil, err [, partial] | false
+**   expect_continue, has_body | status | nil, err [, partial] | false
 ** Reads the next request head (or response head: head_request says it
 ** answers a HEAD) into t: method, target, path, query, version, headers
 ** (status, reason, version, headers for a response). A number is the

@@ -552,7 +552,7 @@ end
 -- finish_request completes what the handler left: the response, and the
 -- body it did not read (dropped up to o.discard bytes, else the
 -- connection ends). Returns whether the connection carries on.
-local function finish_request(req, res, P, o)
+local function finish_request(req, res, P, o, has_body)
   if not res.finished then
     if not res.sent and req.body_error then
       res.code = BODY_STATUS[req.body_error] or 400
@@ -561,7 +561,7 @@ local function finish_request(req, res, P, o)
     if not res:finish() then return false end
   end
   if not res.keep or req.body_error then return false end
-  if body_left(P) == 0 then return true end
+  if not has_body or body_left(P) == 0 then return true end
   if req.expect then return false end -- the client waits for a 100 or a close
   return discard(req.conn, P, o.discard) == true
 end
@@ -591,7 +591,7 @@ local function serve(conn, handler, o)
       target = false, path = false, version = false, res = false,
       expect = false, body = false }
     waiting[conn] = true
-    local ok, keep, expect = read_head(conn, P, req)
+    local ok, keep, expect, has_body = read_head(conn, P, req)
     waiting[conn] = nil
     if ok ~= true then
       if type(ok) == "number" then return refuse(conn, ok, o) end
@@ -608,7 +608,7 @@ local function serve(conn, handler, o)
     local okh, e = xpcall(handler, traceback, req, res)
     if not okh then failed(req, res, e) end
     if res.upgraded then return end
-    if not finish_request(req, res, P, o) then
+    if not finish_request(req, res, P, o, has_body) then
       -- unread input would reset the response away: let it arrive first
       if body_left(P) ~= 0 or conn:buffered() > 0 then linger(conn, o) end
       return
