@@ -526,8 +526,9 @@ sub_timeout() {
     local full quick
     case $1 in
     io-bench|tasks-bench|redis-bench|bus-redis-bench) full=180 quick=90 ;;
-    tls-bench|conn-memory) full=300 quick=120 ;;
+    conn-memory) full=300 quick=120 ;;
     http-bench|reach) full=420 quick=150 ;;
+    tls-bench) full=600 quick=150 ;; # two rounds and a warm-up
     chat-sweep) full=600 quick=150 ;;
     million) full=900 quick=240 ;;
     *) full=300 quick=120 ;;
