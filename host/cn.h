@@ -222,6 +222,15 @@ struct cn_conn_s {
   cn_stream_t h; /* last: its pipe member only in pipe connections' room */
 };
 
+/* cn_conn_reading says a parked task or a pump takes c's input;
+** cn_conn_writing, that one feeds its output. */
+static inline int cn_conn_reading(const cn_conn_t *c) {
+  return c->reader != NULL || c->pump_out != NULL;
+}
+static inline int cn_conn_writing(const cn_conn_t *c) {
+  return c->writer != NULL || c->pump_in != NULL;
+}
+
 /* A watcher hears of its connection's events: fn(w, c, CN_CONN_EV_CLOSED)
 ** once, when c closes (w is unlinked first), and fn(w, c,
 ** CN_CONN_EV_DRAINED) each time c's write chain is at or below its

@@ -177,7 +177,7 @@ void lcn_push_buf(lua_State *L, cn_buf_t *b, size_t n, size_t drop) {
 
 /* read_busy pushes nil, "busy reading" when another task reads c. */
 static int read_busy(lua_State *L, cn_conn_t *c) {
-  if (c->reader == NULL && c->pump_out == NULL)
+  if (!cn_conn_reading(c))
     return 0;
   return lcn_fail(L, CN_EBUSYR);
 }
@@ -430,8 +430,7 @@ static int conn_buffered(lua_State *L) {
 ** open, with no other reader or pump. */
 static cn_conn_t *ffi_conn(void *box) {
   cn_conn_t *c = ((conn_box *)box)->c;
-  if (c == NULL || (c->flags & CN_CONN_CLOSED) || c->reader != NULL ||
-      c->pump_out != NULL)
+  if (c == NULL || (c->flags & CN_CONN_CLOSED) || cn_conn_reading(c))
     return NULL;
   return c;
 }
@@ -645,7 +644,7 @@ static int conn_pump(lua_State *L) {
     return 2;
   if (read_busy(L, src))
     return 2;
-  if (dst->pump_in != NULL || dst->writer != NULL)
+  if (cn_conn_writing(dst))
     return lcn_fail(L, CN_EBUSYW);
   pb = lua_newuserdata(L, sizeof *pb);
   memset(pb, 0, sizeof *pb);
@@ -676,10 +675,9 @@ static int conn_hand_off(lua_State *L) {
   cn_conn_t *c = b->c;
   cn_pump_t *p;
   int ok = c != NULL && c->task != NULL && c->task == c->w->current &&
-           cn_sched_thread(c->task) == L && c->reader == NULL &&
-           c->writer == NULL && c->pump_in == NULL && c->pump_out == NULL &&
-           c->rtimeout == 0 && c->rdeadline == 0 && c->wdeadline == 0 &&
-           !(c->flags & (CN_CONN_CLOSED | CN_CONN_WSHUT));
+           cn_sched_thread(c->task) == L && !cn_conn_reading(c) &&
+           !cn_conn_writing(c) && c->rtimeout == 0 && c->rdeadline == 0 &&
+           c->wdeadline == 0 && !(c->flags & (CN_CONN_CLOSED | CN_CONN_WSHUT));
   if (!ok || (p = cn_pump_owned(c, c)) == NULL) {
     lua_pushboolean(L, 0);
     return 1;

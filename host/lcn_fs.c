@@ -610,7 +610,7 @@ static int fs_recv(lua_State *L) {
     lua_pushnumber(L, (double)f->wdone);
     return 1;
   }
-  if (c->reader != NULL || c->pump_out != NULL) {
+  if (cn_conn_reading(c)) {
     lcn_op_done();
     return lcn_fail(L, CN_EBUSYR);
   }

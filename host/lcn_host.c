@@ -88,7 +88,7 @@ cn_conn_t *lcn_open_conn(lua_State *L, int idx) {
 ** takes its input. */
 cn_conn_t *lcn_reader_conn(lua_State *L, int idx) {
   cn_conn_t *c = lcn_open_conn(L, idx);
-  if (c != NULL && (c->reader != NULL || c->pump_out != NULL)) {
+  if (c != NULL && cn_conn_reading(c)) {
     lcn_fail(L, CN_EBUSYR);
     return NULL;
   }

@@ -314,7 +314,7 @@ static int tls_handshake(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (c->reader != NULL || c->pump_out != NULL)
+  if (cn_conn_reading(c))
     return lcn_fail(L, CN_EBUSYR);
   t = cn_sched_task(L, "conn:tls");
   if (cn_sched_timed_out(t)) {
