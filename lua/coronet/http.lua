@@ -270,7 +270,8 @@ function Res:header(name, value)
         .. (tv == "string" and "a control character" or tv) .. ")", 2)
     end
     if self.sent then error("res:header: the head was sent already", 2) end
-    if SPECIAL[lname] then
+    local special = SPECIAL[lname]
+    if special then
       if lname == "content-length" then
         local n = tonumber(value)
         if not n or n < 0 or n % 1 ~= 0 then
@@ -290,7 +291,7 @@ function Res:header(name, value)
       end
     end
     line = name .. ": " .. value .. "\r\n"
-    if not SPECIAL[lname] and tv == "string" and #value <= 256
+    if not special and tv == "string" and #value <= 256
         and nline < 1024 then
       if not byname then
         byname = {}
