@@ -69,6 +69,14 @@ int lcn_conn_ffi_line(void *box, size_t max, lcn_span_t *out);
 int lcn_conn_ffi_read(void *box, size_t n, lcn_span_t *out);
 void lcn_conn_ffi_drop(void *box, size_t n);
 
+/* Writes through the FFI: lcn_conn_ffi_room returns 1 when box's
+** connection queues n more bytes at once (open, no write error, below its
+** high-water mark by n), the write then counting as done; else 0.
+** lcn_conn_ffi_write then appends n bytes at p: 0, or a negative code
+** (the classic conn:write, given how far it got, says which). */
+int lcn_conn_ffi_room(void *box, size_t n);
+int lcn_conn_ffi_write(void *box, const char *p, size_t n);
+
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);
 int luaopen_coronet_host(lua_State *L);

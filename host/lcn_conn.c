@@ -507,6 +507,23 @@ void lcn_conn_ffi_drop(void *box, size_t n) {
 /* -- Writing ----------------------------------------------------------- */
 
 
+/* lcn_conn_ffi_room: see lcn.h. A write that fits needs no park: it is
+** done as it begins (as conn_write's lcn_op_done). */
+int lcn_conn_ffi_room(void *box, size_t n) {
+  cn_conn_t *c = ((conn_box *)box)->c;
+  if (c == NULL || (c->flags & (CN_CONN_CLOSED | CN_CONN_WSHUT)) ||
+      c->werr != 0 || (size_t)cn_conn_writable(c) < n)
+    return 0;
+  lcn_op_done();
+  return 1;
+}
+
+
+int lcn_conn_ffi_write(void *box, const char *p, size_t n) {
+  return cn_conn_write(((conn_box *)box)->c, p, n);
+}
+
+
 static int append_span(void *conn, const char *p, size_t k) {
   return cn_conn_write(conn, p, k);
 }

@@ -60,6 +60,37 @@ t.test("read(n) returns at most n bytes and leaves the rest", function()
   l:close()
 end)
 
+t.test("writes that fit and writes that wait keep their order", function()
+  -- a write that fits below the write high-water mark (64 KiB) is queued
+  -- through the FFI; a larger one, or one after a larger one, waits in
+  -- the host: the bytes still leave in the order they were written
+  local c, s, l = pair.pair()
+  local big = string.rep("b", 200000)
+  local done
+  coronet.spawn(function()
+    local n1 = c:write("head:")
+    local n2 = c:write(big)
+    local n3 = c:write({ ":", "tail", 7 })
+    done = { n1, n2, n3 }
+  end)
+  t.is(s:read_full(5 + #big + 6), "head:" .. big .. ":tail7",
+    "small, large, then fragments arrive in order")
+  t.ok(util.wait_until(function() return done end, 5), "the writer ended")
+  t.is(table.concat(done, " "), "5 " .. #big .. " 6",
+    "each write returned its length")
+  t.ok(c:close_write(), "close_write")
+  local n, err = c:write("late")
+  t.is(n, nil, "a write after close_write fails")
+  t.is(err, "closed", "as closed")
+  local m, err2 = c:write({ "late", "r" })
+  t.is(m, nil, "fragments too")
+  t.is(err2, "closed", "as closed")
+  t.is(s:read(), nil, "the peer sees EOF after the bytes written")
+  c:close()
+  s:close()
+  l:close()
+end)
+
 t.test("write of a table of fragments sends them joined, in order",
   function()
     local c, s, l = pair.pair()

@@ -7,8 +7,8 @@ local ipairs, setmetatable = ipairs, setmetatable
 
 local methods = C.methods
 local _M = { metatable = C.metatable, methods = methods }
-local raw_read, raw_line, raw_until = methods.read, methods.read_line,
-  methods.read_until
+local raw_read, raw_line, raw_until, raw_write = methods.read,
+  methods.read_line, methods.read_until, methods.write
 local retry, cannot_block, PARK = coronet.retry, coronet.cannot_block,
   coronet.PARK
 local isyieldable, co_yield = coroutine.isyieldable, coroutine.yield
@@ -37,18 +37,21 @@ int lcn_conn_ffi_delim(void *box, const char *d, size_t dlen, size_t max,
 int lcn_conn_ffi_line(void *box, size_t max, lcn_span_t *out);
 int lcn_conn_ffi_read(void *box, size_t n, lcn_span_t *out);
 void lcn_conn_ffi_drop(void *box, size_t n);
+int lcn_conn_ffi_room(void *box, size_t n);
+int lcn_conn_ffi_write(void *box, const char *p, size_t n);
 ]]
 local H, fstring = ffi.C, ffi.string
 -- (looked up once: each ffi.C.name in interpreted code is a C call)
 local ffi_read, ffi_line, ffi_delim, ffi_drop = H.lcn_conn_ffi_read,
   H.lcn_conn_ffi_line, H.lcn_conn_ffi_delim, H.lcn_conn_ffi_drop
+local ffi_room, ffi_write = H.lcn_conn_ffi_room, H.lcn_conn_ffi_write
 local out = ffi.new("lcn_span_t")
 local getmetatable, type = getmetatable, type
 local MT = C.metatable
 local BLOCK = C.block_size
 
-local slow_read, slow_line, slow_until = methods.read, methods.read_line,
-  methods.read_until
+local slow_read, slow_line, slow_until, slow_write = methods.read,
+  methods.read_line, methods.read_until, methods.write
 
 -- take returns the bytes the host lent (out) as a string, and has the
 -- host drop them.
@@ -91,6 +94,52 @@ function methods.read_until(self, delim, max)
     return retry(raw_until, self, delim, max)
   end
   return slow_until(self, delim, max)
+end
+
+-- -- Fast writes ---------------------------------------------------------
+-- write(data) with data a string, or a table of strings, that fits below
+-- the write chain's high-water mark goes through the FFI too: the host
+-- says there is room, then takes each piece. A piece it fails to take
+-- (out of memory) sends the rest to the classic write, from there, which
+-- says why; anything else (no room, a closed connection, a number among
+-- the pieces, bad arguments) goes to the classic write at once.
+
+-- write_pieces queues t[1..n] (total bytes) through the FFI.
+local function write_pieces(self, t, n, total)
+  local off = 0
+  for i = 1, n do
+    local s = t[i]
+    local len = #s
+    if ffi_write(self, s, len) ~= 0 then
+      return retry(raw_write, self, t, off)
+    end
+    off = off + len
+  end
+  return total
+end
+
+function methods.write(self, data)
+  if getmetatable(self) == MT then
+    local kind = type(data)
+    if kind == "string" then
+      local len = #data
+      if ffi_room(self, len) == 1 then
+        if ffi_write(self, data, len) == 0 then return len end
+        return retry(raw_write, self, data, 0)
+      end
+    elseif kind == "table" then
+      local n, total = #data, 0
+      for i = 1, n do
+        local s = data[i]
+        if type(s) ~= "string" then return slow_write(self, data) end
+        total = total + #s
+      end
+      if ffi_room(self, total) == 1 then
+        return write_pieces(self, data, n, total)
+      end
+    end
+  end
+  return slow_write(self, data)
 end
 
 -- conn:lines([max]) -> iterator over lines (without "\n" or "\r\n"), as
