@@ -162,6 +162,19 @@ t.test("a handler error gives 500 and one log line with the request line",
     t.ok(s:log():find("stack traceback:\n", 1, true), "and a traceback")
   end)
 
+t.test("a handler error on a later request names that request", function()
+  -- one protected call serves a connection's requests: the error of the
+  -- second is still that request's 500 and log line
+  local c = s:connect()
+  c:write(httpc.req("GET", "/") .. httpc.req("GET", "/error?x=2"))
+  local r1 = assert(httpc.read(c))
+  t.is(r1.status, 200, "the first request is answered")
+  local r2 = assert(httpc.read(c))
+  t.is(r2.status, 500, "the second gets its 500")
+  t.ok(httpc.closed(c), "then close")
+  t.ok(s:wait_log("http: GET /error%?x=2: "), "logged with its request line")
+end)
+
 t.test("a handler error after the head closes the connection", function()
   local c = s:connect()
   c:write(httpc.req("GET", "/error-late"))

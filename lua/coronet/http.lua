@@ -582,9 +582,24 @@ local function watch_stop()
   end)
 end
 
-local function serve(conn, handler, o)
-  local P = C.parser(o)
-  conn:set_timeout(nil, o.write_timeout)
+-- carry_on says whether the connection serves another request after the
+-- handler of req returned (or failed): the response was finished, the
+-- body it left unread dropped; an upgraded connection is the handler's.
+local function carry_on(conn, req, res, P, o, has_body)
+  if res.upgraded then return false end
+  if finish_request(req, res, P, o, has_body) then return true end
+  -- unread input would reset the response away: let it arrive first
+  if body_left(P) ~= 0 or conn:buffered() > 0 then linger(conn, o) end
+  return false
+end
+
+-- requests serves conn's requests until it ends, or until a handler
+-- raises: the error then goes to serve's xpcall, st.req naming the
+-- request. One protected call spans many requests, so that the handler's
+-- JIT trace returns into a Lua frame (it may) rather than into xpcall's
+-- (it may not: "NYI: return to lower frame"), and the request path stays
+-- compiled.
+local function requests(conn, handler, o, P, st)
   while not stopping do
     -- the fields the parser and this loop set, so that setting them does
     -- not resize it (a constructor is faster than table.new and stores)
@@ -606,14 +621,25 @@ local function serve(conn, handler, o)
     req.res, req.expect = res, expect
     req.body = setmetatable({ req = req }, Body)
     setmetatable(req, Req)
-    local okh, e = xpcall(handler, traceback, req, res)
-    if not okh then failed(req, res, e) end
-    if res.upgraded then return end
-    if not finish_request(req, res, P, o, has_body) then
-      -- unread input would reset the response away: let it arrive first
-      if body_left(P) ~= 0 or conn:buffered() > 0 then linger(conn, o) end
-      return
-    end
+    st.req, st.has_body = req, has_body
+    handler(req, res)
+    st.req = false
+    if not carry_on(conn, req, res, P, o, has_body) then return end
+  end
+end
+
+local function serve(conn, handler, o)
+  local P = C.parser(o)
+  conn:set_timeout(nil, o.write_timeout)
+  local st = { req = false, has_body = false }
+  while true do
+    local ok, e = xpcall(requests, traceback, conn, handler, o, P, st)
+    if ok then return end
+    local req = st.req
+    if not req then error(e, 0) end -- not a handler's: it ends the task
+    st.req = false
+    failed(req, req.res, e)
+    if not carry_on(conn, req, req.res, P, o, st.has_body) then return end
   end
 end
 
