@@ -77,6 +77,10 @@ void lcn_conn_ffi_drop(void *box, size_t n);
 int lcn_conn_ffi_room(void *box, size_t n);
 int lcn_conn_ffi_write(void *box, const char *p, size_t n);
 
+/* lcn_http_ffi_time returns the time in whole seconds since the epoch:
+** os.time() without the classic C call (lua/coronet/http.lua's Date). */
+double lcn_http_ffi_time(void);
+
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);
 int luaopen_coronet_host(lua_State *L);

@@ -6,6 +6,7 @@
 ** that must wait parks the task and returns false; lua/coronet/http.lua
 ** yields and calls again. */
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -73,6 +74,9 @@ static int http_parser(lua_State *L) {
   lua_setmetatable(L, -2);
   return 1;
 }
+
+
+double lcn_http_ffi_time(void) { return (double)time(NULL); }
 
 
 /* -- Heads ------------------------------------------------------------- */
