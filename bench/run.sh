@@ -75,7 +75,7 @@ usage: bench/run.sh [options]          (make bench runs it with no options)
                         io tasks tls redis http: bench/io-bench.sh,
                                   tasks-bench.sh, tls-bench.sh, redis-bench.sh
                                   + bus-redis-bench.sh + chat-redis-bench.sh,
-                                  http-bench.sh
+                                  http-bench.sh + http-instr.sh
                         chat-sweep reach conn-memory million:
                                   bench/chat-sweep.sh, reach.sh,
                                   conn-memory.sh, million.sh
@@ -162,6 +162,8 @@ install_missing() {
     command -v go >/dev/null || pkgs+=(golang-go)
     command -v node >/dev/null || pkgs+=(nodejs)
     command -v h2load >/dev/null || pkgs+=(nghttp2-client) # http-bench without wrk
+    command -v valgrind >/dev/null || pkgs+=(valgrind) # http-instr
+    command -v ab >/dev/null || pkgs+=(apache2-utils) # http-instr
     command -v luajit >/dev/null || pkgs+=(luajit)
     pkg-config --exists libuv 2>/dev/null || pkgs+=(libuv1-dev)
     for p in luv:lua-luv copas:lua-copas cqueues:lua-cqueues; do
@@ -704,6 +706,7 @@ has "$WORKLOADS" redis && sub_bench redis-bench "$BENCH/redis-bench.sh"
 has "$WORKLOADS" redis && sub_bench bus-redis-bench "$BENCH/bus-redis-bench.sh"
 has "$WORKLOADS" redis && sub_bench chat-redis-bench "$BENCH/chat-redis-bench.sh"
 has "$WORKLOADS" http && sub_bench http-bench "$BENCH/http-bench.sh"
+has "$WORKLOADS" http && sub_bench http-instr "$BENCH/http-instr.sh"
 has "$WORKLOADS" chat-sweep && sub_bench chat-sweep "$BENCH/chat-sweep.sh"
 has "$WORKLOADS" reach && sub_bench reach "$BENCH/reach.sh"
 has "$WORKLOADS" conn-memory && sub_bench conn-memory "$BENCH/conn-memory.sh" -n "$MEMORY_CONNS"

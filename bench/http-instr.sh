@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# bench/http-instr.sh - user-space instructions per keep-alive HTTP request
+# (bench/run.sh runs it with its "http" workload; it also runs alone).
+#
+# Time per request on a shared machine moves by 10-30 % between runs; the
+# count of instructions a server executes in user space per request does
+# not. Each server runs under valgrind's cachegrind (no cache simulation)
+# while `ab -k -c 10` sends it N requests; the same is done with 2000
+# requests, and the difference divided by N is the figure (start-up and
+# shutdown cancel out). The kernel's share (loopback TCP, the larger one)
+# is not in it: bench/http-bench.sh measures the whole.
+#
+# Servers: coronet (bench/http-hello.lua), nginx's own `return 200` (one
+# worker, no master), and nginx + Lua (../shared/bench's config) when
+# libnginx-mod-http-lua is installed.
+#   bench/http-instr.sh          INSTR_REQUESTS=5000 bench/http-instr.sh
+# Environment: CORONET, INSTR_REQUESTS (20000; QUICK 5000), SHARED_BENCH,
+# BUILD_DIR. Always exits 0; what cannot run is said in the output.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CORONET=${CORONET:-$ROOT/host/coronet}
+SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
+[ -d "$SHARED" ] || SHARED=$ROOT/../../shared/bench # from a worktree
+QUICK=${QUICK:-${BENCH_QUICK:-0}}
+[ "$QUICK" = 1 ] && INSTR_REQUESTS=${INSTR_REQUESTS:-5000}
+N=${INSTR_REQUESTS:-20000}
+BASE=2000
+
+echo "## bench/http-instr.sh (user-space instructions per request)"
+echo
+for tool in valgrind ab; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "$tool is not installed (apt-get install valgrind apache2-utils): skipped"
+    exit 0
+  fi
+done
+
+WORK=$(mktemp -d /tmp/coronet-http-instr.XXXXXX)
+SPID=
+cleanup() {
+  [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# port_free PORT: nothing listens there.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port: a port nothing listens on.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    port_free "$p" && echo "$p" && return
+  done
+}
+
+# nginx_conf NAME PORT BODY: an nginx prefix for BODY (the http block's
+# location), one worker without a master; prints its directory.
+nginx_conf() {
+  local d=$WORK/nginx-$1
+  mkdir -p "$d/conf" "$d/logs" "$d/tmp"
+  [ -d /usr/lib/nginx/modules ] && ln -sfn /usr/lib/nginx/modules "$d/modules"
+  printf '%s\ndaemon off; master_process off; worker_processes 1;
+pid logs/nginx.pid; error_log logs/error.log warn;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+  client_body_temp_path tmp/body; proxy_temp_path tmp/proxy;
+  fastcgi_temp_path tmp/fastcgi; uwsgi_temp_path tmp/uwsgi;
+  scgi_temp_path tmp/scgi;
+  server { listen 127.0.0.1:%s; location / { default_type text/plain; %s } } }\n' \
+    "$3" "$2" "$4" >"$d/conf/nginx.conf"
+  echo "$d"
+}
+
+# count NAME REQUESTS: instructions of one run of server NAME serving
+# REQUESTS keep-alive requests (empty when it failed).
+count() {
+  local name=$1 n=$2 port d out=$WORK/cg.$1.$2 i
+  port=$(free_port)
+  case $name in
+  coronet)
+    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" \
+      "$CORONET" "$ROOT/bench/http-hello.lua" -q -l "127.0.0.1:$port" \
+      2>>"$WORK/$name.err" & ;;
+  nginx_return)
+    d=$(nginx_conf return "$port" "" "return 200 'hello\n';")
+    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" \
+      nginx -p "$d/" -c conf/nginx.conf -e logs/error.log 2>>"$WORK/$name.err" & ;;
+  nginx_lua)
+    d=$(nginx_conf lua "$port" "load_module modules/ndk_http_module.so;
+load_module modules/ngx_http_lua_module.so;" \
+      "content_by_lua_block { ngx.say(\"hello\") }")
+    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" \
+      nginx -p "$d/" -c conf/nginx.conf -e logs/error.log 2>>"$WORK/$name.err" & ;;
+  esac
+  SPID=$!
+  for i in $(seq 300); do
+    port_free "$port" || break
+    kill -0 "$SPID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if port_free "$port"; then
+    echo "$name did not start: $(tail -2 "$WORK/$name.err")" >&2
+    kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=
+    return
+  fi
+  timeout 300 ab -q -k -n "$n" -c 10 "http://127.0.0.1:$port/" >"$WORK/ab.out" 2>&1
+  kill -INT "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=
+  grep -q '^Failed requests: *0' "$WORK/ab.out" &&
+    grep -q "^Complete requests: *$n" "$WORK/ab.out" || {
+    echo "$name: ab did not complete $n requests" >&2; return; }
+  awk '/^summary:/ {print $2}' "$out"
+}
+
+SERVERS=(coronet)
+command -v nginx >/dev/null 2>&1 && SERVERS+=(nginx_return)
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] && SERVERS+=(nginx_lua)
+
+declare -A PER
+for s in "${SERVERS[@]}"; do
+  a=$(count "$s" "$BASE" 2>>"$WORK/notes")
+  b=$(count "$s" $((BASE + N)) 2>>"$WORK/notes")
+  if [ -n "$a" ] && [ -n "$b" ]; then
+    PER[$s]=$(( (b - a) / N ))
+  else
+    PER[$s]=failed
+  fi
+done
+
+echo "$N keep-alive GET requests from ab -k -c 10 (less a $BASE-request run),"
+echo "each server under cachegrind; lower is better."
+echo
+echo "| server | instructions per request | coronet / server |"
+echo "| --- | ---: | ---: |"
+for s in "${SERVERS[@]}"; do
+  r=
+  [ "${PER[$s]}" != failed ] && [ "${PER[coronet]}" != failed ] &&
+    r=$(awk -v a="${PER[coronet]}" -v b="${PER[$s]}" 'BEGIN {printf "%.2f", a / b}')
+  echo "| $s | ${PER[$s]} | $r |"
+done
+command -v nginx >/dev/null 2>&1 || echo "nginx is not installed: its rows are missing"
+[ -s "$WORK/notes" ] && { echo; sed 's/^/note: /' "$WORK/notes"; }
+exit 0
