@@ -7,7 +7,8 @@
 # numbers on stdin; ratio A B prints A/B with two decimals (n/a when
 # unknown); field KEY picks KEY's value from "k=v k=v" on stdin; stats
 # ADDR asks a server's stats listener for its line; rss_kib PID;
-# build_loadgen DIR builds bench/loadgen.c there.
+# nginx_conf MASTER PORT BODY prints a one-worker nginx.conf; build_loadgen
+# DIR builds bench/loadgen.c there.
 
 PIDS=()
 cleanup() {
@@ -65,6 +66,21 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 field() { tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+
+# nginx_conf MASTER PORT BODY: an nginx.conf of one worker (master_process
+# MASTER: on or off), its files under the prefix's logs/ and tmp/, serving
+# location / on 127.0.0.1:PORT with BODY (e.g. "return 200 'hello\n';")
+nginx_conf() {
+  printf 'daemon off; master_process %s; worker_processes 1;
+pid logs/nginx.pid; error_log logs/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  client_body_temp_path tmp/body; proxy_temp_path tmp/proxy;
+  fastcgi_temp_path tmp/fastcgi; uwsgi_temp_path tmp/uwsgi;
+  scgi_temp_path tmp/scgi;
+  server { listen 127.0.0.1:%s backlog=4096;
+    location / { default_type text/plain; %s } } }\n' "$1" "$2" "$3"
+}
 
 # build_loadgen DIR: prints the path of bench/loadgen.c built into DIR
 # (rebuilt when the source is newer); 1 when it does not build

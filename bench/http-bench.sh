@@ -180,15 +180,7 @@ start_server() {
     # reach, and the row that stands in when the Lua module cannot be
     # installed
     command -v nginx >/dev/null 2>&1 || return
-    d=$(nginx_dir return "daemon off; master_process on; worker_processes 1;
-pid logs/nginx.pid; error_log logs/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  client_body_temp_path tmp/body; proxy_temp_path tmp/proxy;
-  fastcgi_temp_path tmp/fastcgi; uwsgi_temp_path tmp/uwsgi;
-  scgi_temp_path tmp/scgi;
-  server { listen 127.0.0.1:$port backlog=4096;
-    location / { default_type text/plain; return 200 'hello\n'; } } }")
+    d=$(nginx_dir return "$(nginx_conf on "$port" "return 200 'hello\n';")")
     NGINX_DIRS+=("$d")
     start "$kind" nginx -p "$d/" -c conf/nginx.conf -e logs/error.log ;;
   nginx_static)

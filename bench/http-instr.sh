@@ -35,78 +35,57 @@ for tool in valgrind ab; do
   fi
 done
 
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
 WORK=$(mktemp -d /tmp/coronet-http-instr.XXXXXX)
-SPID=
-cleanup() {
-  [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# port_free PORT: nothing listens there.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+trap 'cleanup; rm -rf "$WORK"' EXIT
 
 # free_port: a port nothing listens on.
 free_port() {
   local p
   while :; do
     p=$((20000 + RANDOM % 20000))
-    port_free "$p" && echo "$p" && return
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
 
-# nginx_conf NAME PORT BODY: an nginx prefix for BODY (the http block's
-# location), one worker without a master; prints its directory.
-nginx_conf() {
+# nginx_prefix NAME CONF: an nginx prefix directory holding CONF.
+nginx_prefix() {
   local d=$WORK/nginx-$1
   mkdir -p "$d/conf" "$d/logs" "$d/tmp"
-  [ -d /usr/lib/nginx/modules ] && ln -sfn /usr/lib/nginx/modules "$d/modules"
-  printf '%s\ndaemon off; master_process off; worker_processes 1;
-pid logs/nginx.pid; error_log logs/error.log warn;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000;
-  client_body_temp_path tmp/body; proxy_temp_path tmp/proxy;
-  fastcgi_temp_path tmp/fastcgi; uwsgi_temp_path tmp/uwsgi;
-  scgi_temp_path tmp/scgi;
-  server { listen 127.0.0.1:%s; location / { default_type text/plain; %s } } }\n' \
-    "$3" "$2" "$4" >"$d/conf/nginx.conf"
+  ln -sfn /usr/lib/nginx/modules "$d/modules"
+  printf '%s\n' "$2" >"$d/conf/nginx.conf"
   echo "$d"
 }
 
 # count NAME REQUESTS: instructions of one run of server NAME serving
-# REQUESTS keep-alive requests (empty when it failed).
+# REQUESTS keep-alive requests (nothing when it failed).
 count() {
-  local name=$1 n=$2 port d out=$WORK/cg.$1.$2 i
+  local name=$1 n=$2 port d cmd out=$WORK/cg.$1.$2 pid
   port=$(free_port)
   case $name in
-  coronet)
-    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" \
-      "$CORONET" "$ROOT/bench/http-hello.lua" -q -l "127.0.0.1:$port" \
-      2>>"$WORK/$name.err" & ;;
+  coronet) cmd=("$CORONET" "$ROOT/bench/http-hello.lua" -q -l "127.0.0.1:$port") ;;
   nginx_return)
-    d=$(nginx_conf return "$port" "" "return 200 'hello\n';")
-    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" \
-      nginx -p "$d/" -c conf/nginx.conf -e logs/error.log 2>>"$WORK/$name.err" & ;;
-  nginx_lua)
-    d=$(nginx_conf lua "$port" "load_module modules/ndk_http_module.so;
-load_module modules/ngx_http_lua_module.so;" \
-      "content_by_lua_block { ngx.say(\"hello\") }")
-    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" \
-      nginx -p "$d/" -c conf/nginx.conf -e logs/error.log 2>>"$WORK/$name.err" & ;;
+    d=$(nginx_prefix return "$(nginx_conf off "$port" "return 200 'hello\n';")")
+    cmd=(nginx -p "$d/" -c conf/nginx.conf -e logs/error.log) ;;
+  nginx_lua) # ../shared/bench's config, without a master process
+    d=$(nginx_prefix lua "$(sed -e "s/%PORT%/$port/g" \
+      -e 's/master_process on/master_process off/' "$SHARED/peers/nginx_lua.conf")")
+    cmd=(nginx -p "$d/" -c conf/nginx.conf -e logs/error.log) ;;
   esac
-  SPID=$!
-  for i in $(seq 300); do
-    port_free "$port" || break
-    kill -0 "$SPID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if port_free "$port"; then
+  valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out" \
+    "${cmd[@]}" 2>>"$WORK/$name.err" &
+  pid=$!
+  PIDS+=("$pid")
+  if ! wait_port "$port" 30; then
     echo "$name did not start: $(tail -2 "$WORK/$name.err")" >&2
-    kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=
+    cleanup
     return
   fi
   timeout 300 ab -q -k -n "$n" -c 10 "http://127.0.0.1:$port/" >"$WORK/ab.out" 2>&1
-  kill -INT "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; SPID=
+  kill -INT "$pid" 2>/dev/null # both end at SIGINT; cachegrind then writes
+  wait "$pid" 2>/dev/null
+  PIDS=()
   grep -q '^Failed requests: *0' "$WORK/ab.out" &&
     grep -q "^Complete requests: *$n" "$WORK/ab.out" || {
     echo "$name: ab did not complete $n requests" >&2; return; }
@@ -115,7 +94,8 @@ load_module modules/ngx_http_lua_module.so;" \
 
 SERVERS=(coronet)
 command -v nginx >/dev/null 2>&1 && SERVERS+=(nginx_return)
-[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] && SERVERS+=(nginx_lua)
+[ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] && [ -f "$SHARED/peers/nginx_lua.conf" ] &&
+  SERVERS+=(nginx_lua)
 
 declare -A PER
 for s in "${SERVERS[@]}"; do
@@ -134,10 +114,7 @@ echo
 echo "| server | instructions per request | coronet / server |"
 echo "| --- | ---: | ---: |"
 for s in "${SERVERS[@]}"; do
-  r=
-  [ "${PER[$s]}" != failed ] && [ "${PER[coronet]}" != failed ] &&
-    r=$(awk -v a="${PER[coronet]}" -v b="${PER[$s]}" 'BEGIN {printf "%.2f", a / b}')
-  echo "| $s | ${PER[$s]} | $r |"
+  echo "| $s | ${PER[$s]} | $(ratio "${PER[coronet]//failed/}" "${PER[$s]//failed/}") |"
 done
 command -v nginx >/dev/null 2>&1 || echo "nginx is not installed: its rows are missing"
 [ -s "$WORK/notes" ] && { echo; sed 's/^/note: /' "$WORK/notes"; }
