@@ -211,6 +211,24 @@ static cn_http_str_t path_of(cn_http_str_t t) {
 }
 
 
+/* The fields read_head sets in the request (or response) table: their
+** names are read_head's upvalues, interned once, not at every head. */
+enum { K_HEADERS = 1, K_METHOD, K_TARGET, K_PATH, K_QUERY, K_STATUS, K_REASON,
+       K_VERSION, NKEYS = K_VERSION };
+static const char *const KEY[NKEYS + 1] = {
+  NULL, "headers", "method", "target", "path", "query", "status", "reason",
+  "version"};
+
+
+/* set_key sets field k of table 3 (read_head's) to the value on top, which
+** it pops. */
+static void set_key(lua_State *L, int k) {
+  lua_pushvalue(L, lua_upvalueindex(k));
+  lua_insert(L, -2);
+  lua_rawset(L, 3);
+}
+
+
 /* set_target sets t.target, t.path (decoded) and t.query (raw, nil when
 ** absent). Returns 0 or -400 for a bad escape in the path. */
 static int set_target(lua_State *L, cn_http_str_t target) {
@@ -231,11 +249,11 @@ static int set_target(lua_State *L, cn_http_str_t target) {
   } else {
     lua_pushlstring(L, path.p, path.n);
   }
-  lua_setfield(L, 3, "path");
-  lua_setfield(L, 3, "target");
+  set_key(L, K_PATH);
+  set_key(L, K_TARGET);
   if (q != NULL) {
     lua_pushlstring(L, q + 1, target.n - (size_t)(q + 1 - target.p));
-    lua_setfield(L, 3, "query");
+    set_key(L, K_QUERY);
   }
   return 0;
 }
@@ -275,20 +293,20 @@ static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
   if (rc == 0 && m.body > 0 && (uint64_t)m.body > P->max_body && !response)
     rc = -413;
   if (rc == 0)
-    lua_setfield(L, 3, "headers");
+    set_key(L, K_HEADERS);
   if (rc == 0 && !response) {
     lua_pushlstring(L, m.method.p, m.method.n);
-    lua_setfield(L, 3, "method");
+    set_key(L, K_METHOD);
     rc = set_target(L, m.target);
   } else if (rc == 0) {
     lua_pushinteger(L, m.status);
-    lua_setfield(L, 3, "status");
+    set_key(L, K_STATUS);
     lua_pushlstring(L, m.reason.p, m.reason.n);
-    lua_setfield(L, 3, "reason");
+    set_key(L, K_REASON);
   }
   if (rc == 0) {
     lua_pushstring(L, m.minor == 0 ? "1.0" : "1.1");
-    lua_setfield(L, 3, "version");
+    set_key(L, K_VERSION);
     start_body(P, &m);
   }
   cn_buf_consume(&c->in, len);
@@ -511,12 +529,19 @@ static int http_body_left(lua_State *L) {
 
 
 static const luaL_Reg funcs[] = {
-  {"parser", http_parser},       {"read_head", http_read_head},
-  {"read_body", http_read_body}, {"discard", http_discard},
-  {"body_left", http_body_left}, {NULL, NULL}};
+  {"parser", http_parser},       {"read_body", http_read_body},
+  {"discard", http_discard},     {"body_left", http_body_left},
+  {NULL, NULL}};
 
 
-/* luaopen_coronet_http returns the functions above. */
+/* luaopen_coronet_http returns the functions above, and read_head with
+** the names of the fields it sets as upvalues. */
 int luaopen_coronet_http(lua_State *L) {
-  return lcn_lib(L, funcs, PARSER_MT, NULL);
+  int k;
+  lcn_lib(L, funcs, PARSER_MT, NULL);
+  for (k = 1; k <= NKEYS; k++)
+    lua_pushstring(L, KEY[k]);
+  lua_pushcclosure(L, http_read_head, NKEYS);
+  lua_setfield(L, -2, "read_head");
+  return 1;
 }

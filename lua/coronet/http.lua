@@ -572,8 +572,10 @@ local function finish_request(req, res, P, o, has_body)
 end
 
 -- Shutdown: connections waiting for their next request are closed when
--- it begins, and responses then say "Connection: close".
-local waiting = setmetatable({}, { __mode = "k" })
+-- it begins, and responses then say "Connection: close". waiting: each
+-- served connection -> its state (st.idle while it waits for a head);
+-- weak both ways: a state holds its request, which holds the connection.
+local waiting = setmetatable({}, { __mode = "kv" })
 local watching = false
 
 local function watch_stop()
@@ -582,7 +584,9 @@ local function watch_stop()
   coronet.spawn(function()
     coronet.stopping():recv()
     stopping = true
-    for conn in pairs(waiting) do conn:close() end
+    for conn, st in pairs(waiting) do
+      if st.idle then conn:close() end
+    end
   end)
 end
 
@@ -610,9 +614,9 @@ local function requests(conn, handler, o, P, st)
     local req = { conn = conn, P = P, headers = false, method = false,
       target = false, path = false, version = false, res = false,
       expect = false, body = false }
-    waiting[conn] = true
+    st.idle = true
     local ok, keep, expect, has_body = read_head(conn, P, req)
-    waiting[conn] = nil
+    st.idle = false
     if ok ~= true then
       if type(ok) == "number" then return refuse(conn, ok, o) end
       if keep == "timeout" and expect then return refuse(conn, 408, o) end
@@ -635,7 +639,8 @@ end
 local function serve(conn, handler, o)
   local P = C.parser(o)
   conn:set_timeout(nil, o.write_timeout)
-  local st = { req = false, has_body = false }
+  local st = { req = false, has_body = false, idle = false }
+  waiting[conn] = st
   while true do
     local ok, e = xpcall(requests, traceback, conn, handler, o, P, st)
     if ok then return end
