@@ -90,7 +90,11 @@ end
 t.test("3,000 members and a burst of 1,100 lines: a consistent room; "
   .. "joins and leaves batched above 1000 members", function()
   local N, READERS = 3000, 5
-  local s = chat.start(SCRIPT, 2)
+  -- not through the edge relay: the first 4 KiB of each of 6,000 streams
+  -- one byte per segment is 12 million writes, which measures the relay
+  -- (and its buffers stand between the sender and the room's pacing);
+  -- the 20-member bursts above go through it
+  local s = chat.start(SCRIPT, 2, nil, "reload")
   local ms = {}
   -- the readers count the joins after theirs: one by one, then batched
   local joins, batches = {}, {}
@@ -140,7 +144,7 @@ t.test("3,000 members and a burst of 1,100 lines: a consistent room; "
   local all = true
   for i = 1, READERS do all = all and res[i] == 1100 end
   t.ok(all, "the readers got the 1,100 lines in order")
-  t.is(ms[1]:who():match("^%* (%d+) here"), tostring(N),
+  t.is((ms[1]:who() or ""):match("^%* (%d+) here"), tostring(N),
     "/who: all " .. N .. " are still here")
   -- the others leave at once; the readers are told, batched
   for i = READERS + 1, N do ms[i]:close() end
@@ -155,7 +159,7 @@ t.test("3,000 members and a burst of 1,100 lines: a consistent room; "
   end
   t.is(concat(left, ","), ("," .. (N - READERS)):rep(READERS):sub(2),
     "each reader was told of every leave")
-  t.is(ms[1]:who():match("^%* (%d+) here"), tostring(READERS),
+  t.is((ms[1]:who() or ""):match("^%* (%d+) here"), tostring(READERS),
     "/who agrees with the open connections")
   for i = 1, READERS do ms[i]:close() end
   local odd = chat.odd_lines(s)

@@ -13,17 +13,18 @@ local setmetatable, format = setmetatable, string.format
 
 local _M = {}
 
--- start(script, workers [, opts]) starts a chat server (scratch.start)
--- with that many workers; with more than one it logs at debug level, so
--- that spread() can tell which worker served whom.
-function _M.start(script, workers, opts)
+-- start(script, workers [, opts [, edge]]) starts a chat server
+-- (scratch.start) with that many workers; with more than one it logs at
+-- debug level, so that spread() can tell which worker served whom. edge
+-- is server.start's o.edge (false, "relay" or "reload").
+function _M.start(script, workers, opts, edge)
   local o = {}
   for _, v in ipairs(opts or {}) do o[#o + 1] = v end
   if workers > 1 then
     for _, v in ipairs { "--workers", tostring(workers), "--log-level",
       "debug" } do o[#o + 1] = v end
   end
-  return scratch.start { script = script, opts = o }
+  return scratch.start { script = script, opts = o, edge = edge }
 end
 
 local JOINED = "^coronet: debug: chat: %S+ joined from %S+ on worker (%d+)$"
