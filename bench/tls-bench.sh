@@ -19,6 +19,11 @@
 #               handshakes (50 at a time; 10,000: at 2000 the heap holes
 #               the last handshakes' buffers leave weigh ~1 KiB a
 #               connection, in every server)
+#   census      live heap bytes per idle TLS connection, as glibc's chunks
+#               hold them, after TLS_IDLE handshakes, from a census of the
+#               server's allocations (bench/alloc-census.c in front of
+#               libc; Go: n/a, its heap is its own); the report lists, per server, OpenSSL's share and
+#               the server's own blocks, with their call sites
 # and the server's CPU % of one core over each load (near 100: the server
 # is the bottleneck; well under: the load side is). Every load runs
 # TLS_ROUNDS times, the peers in turn, in reverse order every other round,
@@ -30,7 +35,8 @@
 #   bench/tls-bench.sh        QUICK=1 bench/tls-bench.sh (2 s loads)
 # Environment: CORONET, BUILD_DIR (/tmp/coronet-bench/build), SERVER_CPU
 # (0), LOADGEN_CPU (1), QUICK, TLS_SECS (5), TLS_PEERS (coronet,nginx,go),
-# TLS_LOADS (hs_full,hs_resumed,echo64,echo16k,get16k,idle), HS_PROCS (4),
+# TLS_LOADS (hs_full,hs_resumed,echo64,echo16k,get16k,idle,census),
+# HS_PROCS (4),
 # TLS_IDLE (10000; QUICK 2000), TLS_ROUNDS (2; QUICK 1), TLS_PORT_BASE (17500).
 set -u
 
@@ -47,7 +53,7 @@ TLS_ROUNDS=${TLS_ROUNDS:-2}
 TLS_SECS=${TLS_SECS:-5}
 TLS_IDLE=${TLS_IDLE:-10000}
 TLS_PEERS=${TLS_PEERS:-coronet,nginx,go}
-TLS_LOADS=${TLS_LOADS:-hs_full,hs_resumed,echo64,echo16k,get16k,idle}
+TLS_LOADS=${TLS_LOADS:-hs_full,hs_resumed,echo64,echo16k,get16k,idle,census}
 HS_PROCS=${HS_PROCS:-4}
 PORT=${TLS_PORT_BASE:-17500}
 
@@ -81,6 +87,13 @@ NOTES=()
 [ -x "$CORONET" ] || NOTES+=("coronet: $CORONET is not built")
 command -v nginx >/dev/null || NOTES+=("nginx: not installed")
 [ -n "$GO_TLS" ] || NOTES+=("go: the peer did not build")
+CENSUS_SO=
+if has "$TLS_LOADS" census; then
+    CENSUS_SO=$BUILD_DIR/alloc-census.so
+    cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$CENSUS_SO" \
+        "$BENCH/alloc-census.c" -ldl 2>"$WORK/cc.err" ||
+        { NOTES+=("census: cannot build bench/alloc-census.c: $(head -3 "$WORK/cc.err")"); CENSUS_SO=; }
+fi
 
 mkdir -p "$WORK/nginx/logs" "$WORK/nginx/www" "$WORK/nginx/tmp"
 printf 'hello\n' >"$WORK/nginx/www/hello"
@@ -120,17 +133,18 @@ EOF
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # start name mode: starts a server on a free port (SPID, SPORT).
-start() {
-    local name=$1 mode=$2 i
+start() {   # name mode [census file]: with a file, under the census
+    local name=$1 mode=$2 i pre=()
+    [ -n "${3:-}" ] && pre=(env "LD_PRELOAD=$CENSUS_SO" "CENSUS_OUT=$3")
     PORT=$((PORT + 1))
     while ! port_free "$PORT"; do PORT=$((PORT + 1)); done
     SPORT=$PORT
     case $name in
-    coronet) taskset -c "$SERVER_CPU" "$CORONET" "$BENCH/tls_serve.lua" "$mode" -q \
+    coronet) taskset -c "$SERVER_CPU" "${pre[@]}" "$CORONET" "$BENCH/tls_serve.lua" "$mode" -q \
                  -l "tls://127.0.0.1:$SPORT" --tls-cert "$WORK/cert.pem" \
                  --tls-key "$WORK/key.pem" 2>>"$WORK/server.err" & ;;
     nginx) nginx_conf "$SPORT"
-           taskset -c "$SERVER_CPU" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
+           taskset -c "$SERVER_CPU" "${pre[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
                -e "$WORK/nginx/logs/error.log" 2>>"$WORK/server.err" & ;;
     go) GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$GO_TLS" -addr "127.0.0.1:$SPORT" -mode "$mode" \
             -cert "$WORK/cert.pem" -key "$WORK/key.pem" 2>>"$WORK/server.err" & ;;
@@ -154,7 +168,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$SPID/stat" 2>/dev/null || echo 0; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$SPID/status" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
 
-declare -A R CPU RS CPUS
+declare -A R CPU RS CPUS CENSUS
 # measure name load value cpu: records one round's result.
 measure() {
     RS[$1,$2]+=" $3" CPUS[$1,$2]+=" $4"
@@ -188,11 +202,69 @@ s_time_load() {
     echo $((total / TLS_SECS))
 }
 
+# idle_open: TLS_IDLE idle connections to the server (50 handshakes at a
+# time) until the load says they are ready; IDLE_PID is the load's pid,
+# IDLE_N how many are open.
+idle_open() {
+    local i
+    taskset -c "$LOADGEN_CPU" "$LOAD" idle -p "$SPORT" -c "$TLS_IDLE" \
+        --conc 50 >"$WORK/idle.out" &
+    IDLE_PID=$!
+    for i in $(seq 1200); do
+        grep -q '^ready' "$WORK/idle.out" && break
+        sleep 0.1
+    done
+    sleep 0.5
+    IDLE_N=$(awk '/^ready/ {print $2}' "$WORK/idle.out")
+}
+idle_close() { kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null; }
+
+# census_snap file: signals the server until the census shows it took a
+# snapshot (the file appears). A snapshot scans the census's table (a
+# fraction of a second) and does nothing while the server is inside an
+# allocation: the signal is sent again only after 3 s without the file,
+# never while a snapshot may still be running.
+census_snap() {
+    local i j
+    for i in 1 2 3 4 5; do
+        kill -PWR "$SPID" 2>/dev/null
+        for j in $(seq 30); do
+            sleep 0.1
+            [ -e "$1" ] && return 0
+        done
+    done
+    return 1
+}
+
+# census_sum file n: one line from the census of n idle connections:
+# chunk bytes blocks asked openssl_chunk own_chunk other_chunk (per
+# connection; a site and size counts as per connection when at least
+# 0.9 n of its blocks appeared, else as other). OpenSSL's blocks are those
+# with a frame in libssl/libcrypto or an OpenSSL function.
+CENSUS_AWK='
+    function ossl(line) {
+        return line ~ /(CRYPTO_|OPENSSL_|SSL_|BIO_|EVP_|X509|libssl|libcrypto)/
+    }
+    { per = $1 / n; line = $0
+      if ($1 >= 0.9 * n) {
+          chunk += per * $3; asked += per * $2; blocks += per
+          if (ossl(line)) o += per * $3; else own += per * $3
+      } else other += per * $3 }'
+census_sum() {
+    awk -v n="$2" "$CENSUS_AWK"'
+        END { printf "%d %.1f %d %d %d %d\n", chunk, blocks, asked, o, own, other }' "$1"
+}
+
 run_load() {   # name load
-    local name=$1 load=$2 mode=echo t0 t1 w0 w1 out v
+    local name=$1 load=$2 mode=echo t0 t1 w0 w1 out v census=
     case $load in get16k) mode=http ;; esac
-    case $name,$load in nginx,echo*) RS[$name,$load]=n/a; return ;; esac
-    start "$name" "$mode" || { RS[$name,$load]+=" failed"; return; }
+    case $name,$load in nginx,echo*|go,census) RS[$name,$load]=n/a; return ;; esac
+    if [ "$load" = census ]; then
+        [ -n "$CENSUS_SO" ] || { RS[$name,$load]+=" failed"; return; }
+        census=$WORK/census.$name
+        rm -f "$census" "$census.first"
+    fi
+    start "$name" "$mode" $census || { RS[$name,$load]+=" failed"; return; }
     t0=$(ticks) w0=$(date +%s%N)
     case $load in
     hs_full) v=$(s_time_load full) ;;
@@ -203,22 +275,22 @@ run_load() {   # name load
              v=$(grep -oE 'mib_s=[0-9.]+' <<<"$out" | cut -d= -f2) ;;
     get16k) out=$(pin_l "$LOAD" get -p "$SPORT" -c 50 --path /16k -d "$TLS_SECS" -w 1)
             v=$(grep -oE 'mib_s=[0-9.]+' <<<"$out" | cut -d= -f2) ;;
-    idle) local r0 r1 n
+    idle) local r0 r1
           sleep 0.2
           r0=$(rss)
-          taskset -c "$LOADGEN_CPU" "$LOAD" idle -p "$SPORT" -c "$TLS_IDLE" \
-              --conc 50 >"$WORK/idle.out" &
-          local lp=$! i
-          for i in $(seq 1200); do
-              grep -q '^ready' "$WORK/idle.out" && break
-              sleep 0.1
-          done
-          sleep 0.5
+          idle_open
           r1=$(rss)
-          n=$(awk '/^ready/ {print $2}' "$WORK/idle.out")
-          kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
-          [ -n "$n" ] && [ "$n" -gt 0 ] && v=$(awk -v a="$r0" -v b="$r1" -v n="$n" \
-              'BEGIN {printf "%.1f", (b - a) / n}') ;;
+          idle_close
+          [ -n "$IDLE_N" ] && [ "$IDLE_N" -gt 0 ] && v=$(awk -v a="$r0" \
+              -v b="$r1" -v n="$IDLE_N" 'BEGIN {printf "%.1f", (b - a) / n}') ;;
+    census) sleep 0.2
+            if census_snap "$census.first"; then
+                idle_open
+                census_snap "$census" && [ -n "$IDLE_N" ] && [ "$IDLE_N" -gt 0 ] &&
+                    CENSUS[$name]="$IDLE_N" && v=$(census_sum "$census" "$IDLE_N" |
+                        awk '{print $1}') && cp "$census" "$WORK/census-kept.$name"
+                idle_close
+            fi ;;
     esac
     [ -n "${out:-}" ] && grep -q 'errors=[1-9]\|verify=mismatch' <<<"$out" &&
         NOTES+=("$name $load: $out")
@@ -263,7 +335,8 @@ done
 # ---------------------------------------------------------------- report
 unit() {
     case $1 in hs_*) echo "handshakes/s" ;; echo64) echo "msgs/s" ;;
-    idle) echo "KiB/conn (lower is better)" ;; *) echo "MiB/s" ;; esac
+    idle) echo "KiB/conn (lower is better)" ;;
+    census) echo "B/conn in heap chunks (lower is better)" ;; *) echo "MiB/s" ;; esac
 }
 ratio() {   # a b [lower]
     awk -v a="$1" -v b="$2" -v low="${3:-0}" 'BEGIN {
@@ -294,11 +367,35 @@ for l in "${LOADS[@]}"; do
     done
     for p in "${PEER_LIST[@]}"; do
         [ "$p" = coronet ] && continue
-        low=0; [ "$l" = idle ] && low=1
+        low=0; case $l in idle|census) low=1 ;; esac
         row+=" $(ratio "${R[coronet,$l]:-}" "${R[$p,$l]:-}" "$low") |"
     done
     echo "$row"
 done
 echo
+if [ "${#CENSUS[@]}" -gt 0 ]; then
+    echo "Census of the live heap blocks an idle TLS connection adds (the last"
+    echo "round; per connection; a chunk is the block in glibc's heap, header"
+    echo "and rounding included):"
+    echo
+    echo "| server | connections | blocks | bytes asked | in chunks | OpenSSL's | the server's own | not one per connection |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for p in "${PEER_LIST[@]}"; do
+        [ -n "${CENSUS[$p]:-}" ] || continue
+        read -r chunk blocks asked o own other < <(census_sum "$WORK/census-kept.$p" "${CENSUS[$p]}")
+        echo "| $p | ${CENSUS[$p]} | $blocks | $asked | $chunk | $o | $own | $other |"
+    done
+    echo
+    for p in "${PEER_LIST[@]}"; do
+        [ -n "${CENSUS[$p]:-}" ] || continue
+        echo "$p's own blocks, one per connection (count per connection, size asked, call site):"
+        awk -v n="${CENSUS[$p]}" "$CENSUS_AWK"'
+            $1 >= 0.9 * n && !ossl($0) {
+                site = $4; for (i = 5; i <= NF; i++) site = site " " $i
+                printf "- %.1f x %d B: %s\n", $1 / n, $2, site }' \
+            "$WORK/census-kept.$p"
+        echo
+    done
+fi
 [ "${#NOTES[@]}" -gt 0 ] && printf -- '- %s\n' "${NOTES[@]}" && echo
 exit 0
