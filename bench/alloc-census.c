@@ -318,22 +318,16 @@ int posix_memalign(void **out, size_t align, size_t n) {
   return rc;
 }
 
-void *aligned_alloc(size_t align, size_t n) {
-  void *p;
-  if (real_aligned_alloc == NULL) resolve();
-  if (inside) return real_aligned_alloc(align, n);
-  inside++;
-  TRACED(p = real_aligned_alloc(align, n), p, n);
-  inside--;
-  return p;
-}
-
-void *memalign(size_t align, size_t n) {
-  void *p;
-  if (real_memalign == NULL) resolve();
-  if (inside) return real_memalign(align, n);
-  inside++;
-  TRACED(p = real_memalign(align, n), p, n);
-  inside--;
-  return p;
-}
+/* aligned_alloc and memalign: the same arguments, the same record */
+#define ALIGNED(name, real) \
+  void *name(size_t align, size_t n) { \
+    void *p; \
+    if (real == NULL) resolve(); \
+    if (inside) return real(align, n); \
+    inside++; \
+    TRACED(p = real(align, n), p, n); \
+    inside--; \
+    return p; \
+  }
+ALIGNED(aligned_alloc, real_aligned_alloc)
+ALIGNED(memalign, real_memalign)
