@@ -22,8 +22,9 @@
 #   census      live heap bytes per idle TLS connection, as glibc's chunks
 #               hold them, after TLS_IDLE handshakes, from a census of the
 #               server's allocations (bench/alloc-census.c in front of
-#               libc; Go: n/a, its heap is its own); the report lists, per server, OpenSSL's share and
-#               the server's own blocks, with their call sites
+#               libc; Go: n/a, its heap is its own); the report lists,
+#               per server, OpenSSL's share and the server's own blocks,
+#               with their call sites
 # and the server's CPU % of one core over each load (near 100: the server
 # is the bottleneck; well under: the load side is). Every load runs
 # TLS_ROUNDS times, the peers in turn, in reverse order every other round,
@@ -132,8 +133,9 @@ EOF
 # port_free port: nothing listens there.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# start name mode: starts a server on a free port (SPID, SPORT).
-start() {   # name mode [census file]: with a file, under the census
+# start name mode [file]: starts a server on a free port (SPID, SPORT);
+# with a file, under the census, which writes it.
+start() {
     local name=$1 mode=$2 i pre=()
     [ -n "${3:-}" ] && pre=(env "LD_PRELOAD=$CENSUS_SO" "CENSUS_OUT=$3")
     PORT=$((PORT + 1))
@@ -225,13 +227,11 @@ idle_close() { kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null; }
 # allocation: the signal is sent again only after 3 s without the file,
 # never while a snapshot may still be running.
 census_snap() {
-    local i j
-    for i in 1 2 3 4 5; do
-        kill -PWR "$SPID" 2>/dev/null
-        for j in $(seq 30); do
-            sleep 0.1
-            [ -e "$1" ] && return 0
-        done
+    local i
+    for i in $(seq 150); do
+        [ $((i % 30)) = 1 ] && kill -PWR "$SPID" 2>/dev/null
+        sleep 0.1
+        [ -e "$1" ] && return 0
     done
     return 1
 }
@@ -264,7 +264,7 @@ run_load() {   # name load
         census=$WORK/census.$name
         rm -f "$census" "$census.first"
     fi
-    start "$name" "$mode" $census || { RS[$name,$load]+=" failed"; return; }
+    start "$name" "$mode" ${census:+"$census"} || { RS[$name,$load]+=" failed"; return; }
     t0=$(ticks) w0=$(date +%s%N)
     case $load in
     hs_full) v=$(s_time_load full) ;;
