@@ -94,10 +94,7 @@ cn_conn_t *cn_conn_new(cn_worker_t *w, int pipe) {
 int cn_conn_open(cn_conn_t *c, uv_os_sock_t fd) {
   if (c->flags & CN_CONN_PIPE)
     return uv_pipe_open(&c->h.pipe, fd);
-  int rc = uv_tcp_open(&c->h.tcp, fd);
-  if (rc == 0)
-    uv_tcp_nodelay(&c->h.tcp, 1);
-  return rc;
+  return uv_tcp_open(&c->h.tcp, fd); /* options: cn_listen.c's */
 }
 
 
