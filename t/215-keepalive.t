@@ -6,6 +6,11 @@ local t = require "lib.tap"
 local server = require "lib.server"
 local net = require "coronet.net"
 local coronet = require "coronet"
+local ffi = require "ffi"
+ffi.cdef [[
+int getsockopt(int fd, int level, int name, void *val, unsigned *len);
+ssize_t readlink(const char *path, char *buf, size_t size);
+]]
 
 local proxy = server.path("scripts/proxy.lua")
 local echo = server.path("scripts/echo.lua")
@@ -14,28 +19,40 @@ local function hexport(addr)
   return string.format("%04X", tonumber(addr:match(":(%d+)$")))
 end
 
--- inode(lport, rport) -> the socket inode of the established connection
--- from lport to rport (127.0.0.1), from /proc/net/tcp.
-local function inode(lport, rport)
+-- tcp_line(lport, rport) -> the /proc/net/tcp line of the established
+-- socket from local port lport to remote port rport (127.0.0.1), and the
+-- position just past its state field; or nil.
+local function tcp_line(lport, rport)
   local f = assert(io.open("/proc/net/tcp", "r"))
   local want = "0100007F:" .. hexport(":" .. lport) .. " 0100007F:"
     .. hexport(":" .. rport) .. " 01 "
   for line in f:lines() do
-    if line:find(want, 1, true) then
+    local at = line:find(want, 1, true)
+    if at then
       f:close()
-      return line:match("^%s*%d+:" .. ("%s+%S+"):rep(8) .. "%s+(%d+)")
+      return line, at + #want
     end
   end
   f:close()
 end
 
+-- inode(lport, rport) -> that socket's inode, or nil.
+local function inode(lport, rport)
+  local line = tcp_line(lport, rport)
+  return line and line:match("^%s*%d+:" .. ("%s+%S+"):rep(8) .. "%s+(%d+)")
+end
+
+-- timer(lport, rport) -> that socket's timer_active field and the clock
+-- ticks (USER_HZ, 100 a second) until that timer fires; or nil.
+local function timer(lport, rport)
+  local line, past = tcp_line(lport, rport)
+  if not line then return nil end
+  local tr, due = line:sub(past):match("^%S+ (%x%x):(%x+)")
+  return tonumber(tr, 16), tonumber(due, 16)
+end
+
 -- nodelay(ino) -> TCP_NODELAY of this process's socket with inode ino
 -- (its descriptor found through /proc/self/fd), or nil.
-local ffi = require "ffi"
-ffi.cdef [[
-int getsockopt(int fd, int level, int name, void *val, unsigned *len);
-ssize_t readlink(const char *path, char *buf, size_t size);
-]]
 local function nodelay(ino)
   local buf = ffi.new("char[64]")
   for fd = 0, 1023 do
@@ -46,24 +63,6 @@ local function nodelay(ino)
           len) == 0 then return v[0] end
     end
   end
-end
-
--- timer(lport, rport) -> the timer_active field of the established socket
--- from local port lport to remote port rport (127.0.0.1), and the clock
--- ticks (USER_HZ, 100 a second) until that timer fires; or nil.
-local function timer(lport, rport)
-  local f = assert(io.open("/proc/net/tcp", "r"))
-  local want = "0100007F:" .. hexport(":" .. lport) .. " 0100007F:"
-    .. hexport(":" .. rport) .. " 01 "
-  for line in f:lines() do
-    local at = line:find(want, 1, true)
-    if at then
-      f:close()
-      local tr, due = line:sub(at + #want):match("^%S+ (%x%x):(%x+)")
-      return tonumber(tr, 16), tonumber(due, 16)
-    end
-  end
-  f:close()
 end
 
 local function port(addr) return tonumber(addr:match(":(%d+)$")) end
