@@ -480,6 +480,20 @@ int cn_watch_start(cn_watch_t *w, uv_loop_t *loop, const char *script,
                    void (*cb)(void *arg), void *arg);
 void cn_watch_close(cn_watch_t *w);
 
+/* -- The C heap (cn_heap.c) ------------------------------------------- */
+
+/* What the heap's scavenger did: trims, and the resident bytes they gave
+** back to the system; and the process's resident bytes now. */
+typedef struct cn_heap_stats_s {
+  uint64_t trims, released;
+  size_t rss;
+} cn_heap_stats_t;
+
+void cn_heap_start(uv_loop_t *loop);
+void cn_heap_close(void);
+void cn_heap_stats(cn_heap_stats_t *st);
+size_t cn_heap_rss(void);
+
 /* -- Workers (cn_worker.c) --------------------------------------------- */
 
 /* What a worker asks of its Lua side (lcn_host.c's lcn_host_hooks; main.c

@@ -693,6 +693,7 @@ static void close_control(control_t *ctl) {
   uv_close((uv_handle_t *)&ctl->sighup, NULL);
   uv_close((uv_handle_t *)&ctl->watchdog, NULL);
   uv_close((uv_handle_t *)&ctl->deadline, NULL);
+  cn_heap_close();
   if (ctl->watch.active)
     cn_watch_close(&ctl->watch);
 }
@@ -879,6 +880,7 @@ int cn_run(const cn_config_t *cfg, const cn_hooks_t *hooks) {
   start_signal(&ctl, &ctl.sighup, SIGHUP);
   start_timer(&ctl, &ctl.deadline);
   start_watchdog(&ctl);
+  cn_heap_start(&ctl.loop);
   if (cfg->watch && !cfg->run) {
     int rc = cn_watch_start(&ctl.watch, &ctl.loop, cfg->script, watch_cb, &ctl);
     if (rc < 0)

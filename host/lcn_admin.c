@@ -195,19 +195,27 @@ static void push_dicts(lua_State *L) {
 }
 
 
-/* process() -> the whole process's {pid=, fds=, max_fds=, bus = {published=,
-** delivered=, dropped=, topics=}, groups = {groups=, members=, dropped=},
-** shared = {{name=, used=, capacity=, count=}, ...}}; fds is -1 where
-** /proc/self/fd cannot be read. */
+/* process() -> the whole process's {pid=, fds=, max_fds=, rss=, heap =
+** {trims=, released=}, bus = {published=, delivered=, dropped=, topics=},
+** groups = {groups=, members=, dropped=}, shared = {{name=, used=,
+** capacity=, count=}, ...}}; fds is -1 where /proc/self/fd cannot be
+** read, rss 0 where /proc/self/statm cannot. */
 static int admin_process(lua_State *L) {
   cn_bus_stats_t bus;
   cn_group_counts_t groups;
+  cn_heap_stats_t heap;
   struct rlimit rl;
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 8);
   lcn_set_number(L, "pid", (double)uv_os_getpid());
   lcn_set_number(L, "fds", open_fds());
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
     lcn_set_number(L, "max_fds", (double)rl.rlim_cur);
+  cn_heap_stats(&heap);
+  lcn_set_number(L, "rss", (double)heap.rss);
+  lua_createtable(L, 0, 2);
+  lcn_set_number(L, "trims", (double)heap.trims);
+  lcn_set_number(L, "released", (double)heap.released);
+  lua_setfield(L, -2, "heap");
   cn_bus_stats(&bus);
   lua_createtable(L, 0, 4);
   lcn_set_number(L, "published", (double)bus.published);

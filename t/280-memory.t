@@ -79,4 +79,51 @@ end
     util.cleanup()
   end)
 
+t.test("the C heap gives a burst's buffers back to the system", function()
+  -- each member holds 48 KB of a line it has not finished in its read
+  -- chain (blocks of the C heap) until it leaves
+  local hold = util.tmpfile([[
+return function(conn) conn:read_line() end
+]])
+  local s = server.start { script = hold, edge = false,
+    opts = { "--log-level", "debug" } }
+  local pid = s.proc.pid
+  local r0 = util.rss_kib(pid)
+  local conns, part = {}, string.rep("x", 48 * 1024)
+  for i = 1, 400 do
+    conns[i] = s:connect()
+    conns[i]:write(part)
+  end
+  local peak = r0
+  for _ = 1, 100 do -- until the server has read them all (or 10 s)
+    peak = util.rss_kib(pid)
+    if peak - r0 > 400 * 40 then break end
+    coronet.sleep(0.1)
+  end
+  t.cmp_ok(peak - r0, ">", 400 * 40, string.format("the members' lines "
+    .. "are held: RSS %.1f -> %.1f MB", r0 / 1024, peak / 1024))
+  local seen = #s.lines
+  for _, c in ipairs(conns) do c:close() end
+  local line -- the next trim's log line, within 2 s of a look (or 20 s)
+  for _ = 1, 200 do
+    for i = seen + 1, #s.lines do
+      if s.lines[i]:find("heap: .* trimmed") then line = s.lines[i] end
+    end
+    if line then break end
+    coronet.sleep(0.1)
+  end
+  local after = util.rss_kib(pid)
+  if os.getenv("ASAN_OPTIONS") then
+    t.pass("# SKIP the sanitizer's allocator keeps its own memory")
+    t.pass("# SKIP the sanitizer's allocator keeps its own memory")
+  else
+    t.ok(line, "a trim is logged once they left: " .. tostring(line))
+    t.cmp_ok(after - r0, "<", (peak - r0) / 2, string.format("RSS falls "
+      .. "back to %.1f MB (from %.1f) without any request", after / 1024,
+      peak / 1024))
+  end
+  t.is(s:stop(), 0, "exit 0")
+  util.cleanup()
+end)
+
 t.done()

@@ -311,7 +311,9 @@ t.test("/metrics is valid Prometheus text format, per worker", function()
     "coronet_loop_lag_seconds", "coronet_reloads_total",
     "coronet_reloads_failed_total", "coronet_bus_published_total",
     "coronet_groups", "coronet_shared_dict_bytes", "coronet_lua_memory_bytes",
-    "coronet_lua_gc_cycles_total", "coronet_open_fds" } do
+    "coronet_lua_gc_cycles_total", "coronet_open_fds",
+    "coronet_resident_memory_bytes", "coronet_heap_trims_total",
+    "coronet_heap_released_bytes_total" } do
     t.ok(fams[name], "has " .. name)
   end
   t.is(value(fams, "coronet_worker_up", { worker = 2 }), 1,
@@ -324,6 +326,8 @@ t.test("/metrics is valid Prometheus text format, per worker", function()
       .. "comes back through the label's escapes")
   t.cmp_ok(value(fams, "coronet_groups") or 0, ">=", 2, "the groups")
   t.cmp_ok(value(fams, "coronet_open_fds") or 0, ">", 5, "open fds")
+  t.cmp_ok(value(fams, "coronet_resident_memory_bytes") or 0, ">", 1e6,
+    "the process's resident memory")
 end)
 
 t.test("counters move as traffic flows", function()

@@ -307,6 +307,13 @@ local function process_families(m, p)
     m:family("coronet_max_fds", "gauge", "The process's limit of open "
       .. "file descriptors."):sample("", nil, p.max_fds)
   end
+  m:family("coronet_resident_memory_bytes", "gauge", "The process's "
+    .. "resident memory (RSS)."):sample("", nil, p.rss)
+  m:family("coronet_heap_trims_total", "counter", "Times the C heap's "
+    .. "freed memory was given back to the system."):sample("", nil,
+    p.heap.trims)
+  m:family("coronet_heap_released_bytes_total", "counter", "Resident "
+    .. "bytes those trims gave back."):sample("", nil, p.heap.released)
   local b = p.bus
   m:family("coronet_bus_published_total", "counter", "Messages published "
     .. "on coronet.bus."):sample("", nil, b.published)
