@@ -18,7 +18,10 @@
 #   idle        server RSS per idle TLS connection, KiB, after TLS_IDLE
 #               handshakes (50 at a time; 10,000: at 2000 the heap holes
 #               the last handshakes' buffers leave weigh ~1 KiB a
-#               connection, in every server); with nginx, a second row
+#               connection, in every server) and TLS_SETTLE seconds idle
+#               (what a server gives back once a burst is over, as
+#               coronet's heap trim and Go's scavenger do, counts); the
+#               RSS just after the burst is in the log; with nginx, a second row
 #               counts what nginx reserves per worker_connections slot at
 #               start, measured apart (nginx_reserve)
 #   census      live heap bytes per idle TLS connection, as glibc's chunks
@@ -40,7 +43,8 @@
 # (0), LOADGEN_CPU (1), QUICK, TLS_SECS (5), TLS_PEERS (coronet,nginx,go),
 # TLS_LOADS (hs_full,hs_resumed,echo64,echo16k,get16k,idle,census),
 # HS_PROCS (4),
-# TLS_IDLE (10000; QUICK 2000), TLS_ROUNDS (2; QUICK 1), TLS_PORT_BASE (17500).
+# TLS_IDLE (10000; QUICK 2000), TLS_SETTLE (20; QUICK 5), TLS_ROUNDS (2;
+# QUICK 1), TLS_PORT_BASE (17500).
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,10 +55,12 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 QUICK=${QUICK:-${BENCH_QUICK:-0}}
 [ "$QUICK" = 1 ] && TLS_SECS=${TLS_SECS:-2} && TLS_IDLE=${TLS_IDLE:-2000} &&
+    TLS_SETTLE=${TLS_SETTLE:-5} &&
     TLS_ROUNDS=${TLS_ROUNDS:-1}
 TLS_ROUNDS=${TLS_ROUNDS:-2}
 TLS_SECS=${TLS_SECS:-5}
 TLS_IDLE=${TLS_IDLE:-10000}
+TLS_SETTLE=${TLS_SETTLE:-20}
 TLS_PEERS=${TLS_PEERS:-coronet,nginx,go}
 TLS_LOADS=${TLS_LOADS:-hs_full,hs_resumed,echo64,echo16k,get16k,idle,census}
 HS_PROCS=${HS_PROCS:-4}
@@ -184,7 +190,8 @@ median() {
         { v[NR] = $1 }
         END { if (!NR) { print "failed"; exit }
               m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-              print (m == int(m) || m >= 100) ? sprintf("%d", m + 0.5) : sprintf("%.1f", m) }'
+              if (m == int(m) || m >= 100) { printf "%d\n", m + 0.5; exit }
+              s = sprintf("%.2f", m); sub(/0$/, "", s); print s }'
 }
 
 # s_time_load kind: HS_PROCS s_time processes; prints handshakes/s.
@@ -282,9 +289,13 @@ run_load() {   # name load
           r0=$(rss)
           idle_open
           r1=$(rss)
+          [ -n "$IDLE_N" ] && [ "$IDLE_N" -gt 0 ] && log "$name idle: $(awk \
+              -v a="$r0" -v b="$r1" -v n="$IDLE_N" 'BEGIN {printf "%.2f", (b - a) / n}') KiB/conn just after the burst"
+          sleep "$TLS_SETTLE"
+          r1=$(rss)
           idle_close
           [ -n "$IDLE_N" ] && [ "$IDLE_N" -gt 0 ] && v=$(awk -v a="$r0" \
-              -v b="$r1" -v n="$IDLE_N" 'BEGIN {printf "%.1f", (b - a) / n}') ;;
+              -v b="$r1" -v n="$IDLE_N" 'BEGIN {printf "%.2f", (b - a) / n}') ;;
     census) sleep 0.2
             if census_snap "$census.first"; then
                 idle_open
@@ -405,7 +416,7 @@ if [ -n "$NGX_RESERVE" ] && [ -n "${R[nginx,idle]:-}" ]; then
     for p in "${PEER_LIST[@]}"; do
         v=${R[$p,idle]:-}
         [ "$p" = nginx ] && v=$(awk -v v="$v" -v r="$NGX_RESERVE" \
-            'BEGIN { if (v + 0 > 0) printf "%.1f", v + r / 1024; else print v }')
+            'BEGIN { if (v + 0 > 0) printf "%.2f", v + r / 1024; else print v }')
         R[$p,reserve]=$v
         row+=" $v |"
     done
