@@ -10,6 +10,10 @@
 #               at once (s_time is sequential: one alone measures latency)
 #   hs_resumed  resumed handshakes/s: `s_time -reuse -tls1_2` (TLS 1.2
 #               session tickets: s_time never reads a TLS 1.3 ticket)
+#               Each handshake load adds a row of the server's CPU time a
+#               handshake (µs): the clients limit the rate, the servers
+#               sit at 30-60 % of their core, so the rate shows the
+#               clients and the CPU row what a server could do
 #   echo64      64 B echo at 100 connections, msgs/s (bench/tls-load.c,
 #               OpenSSL + epoll; nginx has no echo: n/a)
 #   echo16k     16 KiB echo at 50 connections, MiB/s both ways (n/a nginx)
@@ -311,6 +315,13 @@ run_load() {   # name load
     stop
     measure "$name" "$load" "${v:-failed}" \
         $(( (t1 - t0) * 100 * 1000000000 / HZ / (w1 - w0 + 1) ))
+    # the server's CPU per handshake: what it could do with its core to
+    # itself (the clients are the limit of the rate)
+    case $load in hs_*)
+        [[ ${v:-} =~ ^[0-9]+$ ]] && [ "$v" -gt 0 ] && measure "$name" \
+            "${load}_cpu" "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="$v" \
+            -v s="$TLS_SECS" 'BEGIN {printf "%.0f", t / hz * 1e6 / (r * s)}')" 0 ;;
+    esac
 }
 
 # nginx_reserve: the bytes nginx reserves per worker_connections slot
@@ -360,7 +371,15 @@ for l in "${LOADS[@]}"; do
         case ${RS[$p,$l]:-} in n/a) R[$p,$l]=n/a ;;
         *) R[$p,$l]=$(median ${RS[$p,$l]:-}) CPU[$p,$l]=$(median ${CPUS[$p,$l]:-}) ;;
         esac
+        # shellcheck disable=SC2086
+        case $l in hs_*) R[$p,${l}_cpu]=$(median ${RS[$p,${l}_cpu]:-}) ;; esac
     done
+done
+# the report's rows: each load, a handshake load's CPU row after it
+ROWS=()
+for l in "${LOADS[@]}"; do
+    ROWS+=("$l")
+    case $l in hs_*) ROWS+=("${l}_cpu") ;; esac
 done
 
 NGX_RESERVE=
@@ -371,7 +390,8 @@ fi
 
 # ---------------------------------------------------------------- report
 unit() {
-    case $1 in hs_*) echo "handshakes/s" ;; echo64) echo "msgs/s" ;;
+    case $1 in hs_*_cpu) echo "µs of server CPU a handshake (lower is better)" ;;
+    hs_*) echo "handshakes/s" ;; echo64) echo "msgs/s" ;;
     idle) echo "KiB/conn (lower is better)" ;;
     census) echo "B/conn in heap chunks (lower is better)" ;; *) echo "MiB/s" ;; esac
 }
@@ -386,7 +406,8 @@ echo "ECDSA P-256 certificate; server on CPU $SERVER_CPU, load on CPU $LOADGEN_C
 echo "${TLS_SECS}s per load, median of $TLS_ROUNDS rounds (peer order reversed every"
 echo "other round, after a warm-up); handshakes by $HS_PROCS parallel openssl s_time;"
 echo "echo and GET by bench/tls-load.c (OpenSSL + epoll). Server CPU % in ()."
-echo "Ratios are coronet/peer (for idle memory, peer/coronet: above 1 = coronet smaller)."
+echo "Ratios are coronet/peer (for idle memory and CPU a handshake, peer/coronet: above 1"
+echo "= coronet smaller)."
 echo
 hdr="| load | unit |" sep="| --- | --- |"
 for p in "${PEER_LIST[@]}"; do hdr+=" $p |"; sep+=" ---: |"; done
@@ -395,7 +416,7 @@ for p in "${PEER_LIST[@]}"; do
 done
 echo "$hdr"
 echo "$sep"
-for l in "${LOADS[@]}"; do
+for l in "${ROWS[@]}"; do
     row="| $l | $(unit "$l") |"
     for p in "${PEER_LIST[@]}"; do
         v=${R[$p,$l]:-}
@@ -404,7 +425,7 @@ for l in "${LOADS[@]}"; do
     done
     for p in "${PEER_LIST[@]}"; do
         [ "$p" = coronet ] && continue
-        low=0; case $l in idle|census) low=1 ;; esac
+        low=0; case $l in idle|census|*_cpu) low=1 ;; esac
         row+=" $(ratio "${R[coronet,$l]:-}" "${R[$p,$l]:-}" "$low") |"
     done
     echo "$row"
