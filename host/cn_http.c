@@ -243,16 +243,19 @@ static cn_http_str_t trim(const char *p, size_t n) {
 /* cn_http_next_field reads the field line at *pos of a validated head into
 ** name and value (without its surrounding whitespace) and moves *pos past
 ** it. Returns 0, and moves *pos past the head, at the empty line that ends
-** the head. */
+** the head (or at the end of len bytes, or at a line without a colon and
+** CR: as a head that was not validated may end). */
 int cn_http_next_field(const char *head, size_t len, size_t *pos,
                        cn_http_str_t *name, cn_http_str_t *value) {
   const char *p = head + *pos, *colon, *cr;
-  if (*p == '\r') {
+  if (*pos >= len || *p == '\r') {
     *pos += 2;
     return 0;
   }
   colon = memchr(p, ':', len - *pos);
-  cr = memchr(colon, '\r', len - (size_t)(colon - head));
+  cr = colon ? memchr(colon, '\r', len - (size_t)(colon - head)) : NULL;
+  if (cr == NULL)
+    return 0; /* not a validated head: no more fields */
   name->p = p;
   name->n = (size_t)(colon - p);
   *value = trim(colon + 1, (size_t)(cr - colon - 1));

@@ -151,17 +151,27 @@ static void push_lower(lua_State *L, cn_http_str_t s) {
 }
 
 
-/* push_fields pushes a table of the head's fields, names in lower case,
-** repeated ones joined with ", ", and notes their framing in m. Returns 0
-** or -STATUS. */
-static int push_fields(lua_State *L, cn_http_msg_t *m, const char *head,
-                       size_t len, size_t pos, int nfields) {
+/* check_fields runs the head's fields through cn_http_field, which notes
+** their framing in m. Returns 0 or -STATUS. */
+static int check_fields(cn_http_msg_t *m, const char *head, size_t len,
+                        size_t pos) {
   cn_http_str_t name, value;
   int rc;
-  lua_createtable(L, 0, nfields);
-  while (cn_http_next_field(head, len, &pos, &name, &value)) {
+  while (cn_http_next_field(head, len, &pos, &name, &value))
     if ((rc = cn_http_field(m, name, value)) < 0)
       return rc;
+  return 0;
+}
+
+
+/* push_fields pushes a table of the field lines at p (n bytes, as
+** check_fields passed them), names in lower case, repeated ones joined
+** with ", "; nfields sizes it. */
+static void push_fields(lua_State *L, const char *p, size_t n, int nfields) {
+  cn_http_str_t name, value;
+  size_t pos = 0;
+  lua_createtable(L, 0, nfields);
+  while (cn_http_next_field(p, n, &pos, &name, &value)) {
     push_lower(L, name);
     lua_pushvalue(L, -1);
     lua_rawget(L, -3);
@@ -175,7 +185,6 @@ static int push_fields(lua_State *L, cn_http_msg_t *m, const char *head,
     }
     lua_rawset(L, -3);
   }
-  return 0;
 }
 
 
@@ -213,11 +222,11 @@ static cn_http_str_t path_of(cn_http_str_t t) {
 
 /* The fields read_head sets in the request (or response) table: their
 ** names are read_head's upvalues, interned once, not at every head. */
-enum { K_HEADERS = 1, K_METHOD, K_TARGET, K_PATH, K_QUERY, K_STATUS, K_REASON,
-       K_VERSION, NKEYS = K_VERSION };
+enum { K_HEADERS = 1, K_FIELDS, K_METHOD, K_TARGET, K_PATH, K_QUERY,
+       K_STATUS, K_REASON, K_VERSION, NKEYS = K_VERSION };
 static const char *const KEY[NKEYS + 1] = {
-  NULL, "headers", "method", "target", "path", "query", "status", "reason",
-  "version"};
+  NULL, "headers", "_fields", "method", "target", "path", "query", "status",
+  "reason", "version"};
 
 
 /* set_key sets field k of table 3 (read_head's) to the value on top, which
@@ -277,8 +286,11 @@ static void start_body(parser_t *P, const cn_http_msg_t *m) {
 
 
 /* finish_head takes the complete head of P->head.len bytes off c's read
-** chain into table 3 and P's body state. Pushes true, keep_alive,
-** expect_continue, has_body, or -STATUS for a head to refuse. */
+** chain into table 3 and P's body state: a response's fields as its
+** headers table; a request's field lines as the string _fields, which
+** http.lua makes the headers table of when req.headers is first read
+** (C.headers). Pushes true, keep_alive, expect_continue, has_body, or
+** -STATUS for a head to refuse. */
 static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
   size_t len = P->head.len, pos;
   const char *head = cn_buf_peek(&c->in, len);
@@ -287,18 +299,20 @@ static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
   if (head == NULL)
     return lcn_fail(L, CN_ENOMEM);
   pos = cn_http_start_line(&m, head, len, response);
-  rc = push_fields(L, &m, head, len, pos, (int)P->head.nfields);
+  rc = check_fields(&m, head, len, pos);
   if (rc == 0)
     rc = cn_http_framing(&m, response, P->head_request);
   if (rc == 0 && m.body > 0 && (uint64_t)m.body > P->max_body && !response)
     rc = -413;
-  if (rc == 0)
-    set_key(L, K_HEADERS);
   if (rc == 0 && !response) {
+    lua_pushlstring(L, head + pos, len - pos);
+    set_key(L, K_FIELDS);
     lua_pushlstring(L, m.method.p, m.method.n);
     set_key(L, K_METHOD);
     rc = set_target(L, m.target);
   } else if (rc == 0) {
+    push_fields(L, head + pos, len - pos, (int)P->head.nfields);
+    set_key(L, K_HEADERS);
     lua_pushinteger(L, m.status);
     set_key(L, K_STATUS);
     lua_pushlstring(L, m.reason.p, m.reason.n);
@@ -329,7 +343,7 @@ static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
 /* read_head(conn, parser, t [, head_request]) -> true, keep_alive,
 **   expect_continue, has_body | status | nil, err [, partial] | false
 ** Reads the next request head (or response head: head_request says it
-** answers a HEAD) into t: method, target, path, query, version, headers
+** answers a HEAD) into t: method, target, path, query, version, _fields
 ** (status, reason, version, headers for a response). A number is the
 ** status to refuse the request with (400, 413, 414, 417, 431, 501, 505);
 ** then close. partial says that part of a head had come when the read
@@ -528,10 +542,23 @@ static int http_body_left(lua_State *L) {
 }
 
 
+/* headers(fields) -> the table of the field lines a request's read_head
+** left in t._fields: names in lower case, repeated ones joined with ", " */
+static int http_headers(lua_State *L) {
+  size_t n, i;
+  const char *p = luaL_checklstring(L, 1, &n);
+  int lines = 0;
+  for (i = 0; i < n; i++)
+    lines += p[i] == '\n';
+  push_fields(L, p, n, lines > 0 ? lines - 1 : 0);
+  return 1;
+}
+
+
 static const luaL_Reg funcs[] = {
   {"parser", http_parser},       {"read_body", http_read_body},
   {"discard", http_discard},     {"body_left", http_body_left},
-  {NULL, NULL}};
+  {"headers", http_headers},     {NULL, NULL}};
 
 
 /* luaopen_coronet_http returns the functions above, and read_head with

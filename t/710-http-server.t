@@ -11,6 +11,7 @@ local httpc = require "lib.httpc"
 local ext = require "lib.ext"
 local coronet = require "coronet"
 local net = require "coronet.net"
+local http = require "coronet.http"
 local rep, format, concat = string.rep, string.format, table.concat
 
 ext.need(t, "curl")
@@ -309,6 +310,37 @@ t.test("req:args decodes at most 100 arguments", function()
   t.like(body, "flag=true", "a bare name is true")
   c:close()
 end)
+
+t.test("req.headers and req.body are made when first read, also late",
+  function()
+    local kept -- the first request, whose headers the second one reads
+    local l = assert(net.listen("127.0.0.1:0", http.server(function(req, res)
+      if req.path == "/keep" then
+        kept = req
+        return res:finish("kept\n")
+      end
+      local body = req:body()
+      local same = rawequal(req.body, req.body)
+        and rawequal(rawget(req, "body"), req.body)
+      local fields = {}
+      for k, v in pairs(req.headers) do fields[#fields + 1] = k .. "=" .. v end
+      table.sort(fields)
+      res:finish(format("%s|%s|%s|%s|%s\n", body, tostring(same),
+        concat(fields, ","), req:header("X-Late"), kept.headers["x-kept"]))
+    end)))
+    local c = assert(net.dial(l:addr(), { timeout = 10 }))
+    c:set_timeout(10)
+    c:write("GET /keep HTTP/1.1\r\nHost: a\r\nX-Kept: yes\r\n\r\n"
+      .. "POST /x HTTP/1.1\r\nHost: b\r\nX-Late: 1\r\nx-late:  2 \r\n"
+      .. "Content-Length: 3\r\n\r\nabc")
+    t.is((httpc.read(c) or {}).body, "kept\n", "the first request")
+    t.is((httpc.read(c) or {}).body,
+      "abc|true|content-length=3,host=b,x-late=1, 2|1, 2|yes\n",
+      "the body, then every field, one Body object, and the headers of a "
+      .. "request served before")
+    c:close()
+    l:close()
+  end)
 
 t.test("a chunk line over 4 KiB is a 400", function()
   local c = s:connect()

@@ -143,7 +143,25 @@ _M.url_encode = url_encode
 -- -- Requests ---------------------------------------------------------------
 
 local Req = {}
-Req.__index = Req
+local Body
+local headers_of = C.headers
+
+-- req.headers and req.body are made when first read: read_head leaves the
+-- field lines in req._fields, and a handler that reads neither makes
+-- neither table.
+function Req.__index(req, k)
+  local v = Req[k]
+  if v ~= nil then return v end
+  if k == "headers" then
+    v = headers_of(req._fields)
+  elseif k == "body" then
+    v = setmetatable({ req = req }, Body)
+  else
+    return nil
+  end
+  req[k] = v
+  return v
+end
 
 -- req:header(name) -> the field's value (repeated ones joined with ", ")
 function Req:header(name)
@@ -177,7 +195,7 @@ end
 
 -- A request's body: a Reader (req.body:read(n)), and req:body([max]) reads
 -- all of it into one string.
-local Body = {}
+Body = {}
 Body.__index = Body
 
 -- send_continue answers "Expect: 100-continue" before the first body read.
@@ -611,9 +629,9 @@ local function requests(conn, handler, o, P, st)
   while not stopping do
     -- the fields the parser and this loop set, so that setting them does
     -- not resize it (a constructor is faster than table.new and stores)
-    local req = { conn = conn, P = P, headers = false, method = false,
+    local req = { conn = conn, P = P, _fields = false, method = false,
       target = false, path = false, version = false, res = false,
-      expect = false, body = false }
+      expect = false }
     st.idle = true
     local ok, keep, expect, has_body = read_head(conn, P, req)
     st.idle = false
@@ -627,7 +645,6 @@ local function requests(conn, handler, o, P, st)
       hdr = false, length = false, dated = false, sent = false,
       finished = false, bodiless = false }, Res)
     req.res, req.expect = res, expect
-    req.body = setmetatable({ req = req }, Body)
     setmetatable(req, Req)
     st.req, st.has_body = req, has_body
     handler(req, res)
