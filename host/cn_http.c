@@ -17,22 +17,38 @@ enum {
 #define MAX_METHOD 32
 
 
+/* CLASS: what each byte may be part of. */
+enum { TCHAR = 1, VCHAR = 2, TEXT = 4 };
+static const unsigned char CLASS[256] = {
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  4, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6,
+  7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6,
+  6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+  7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7,
+  7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+  7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
+
+
 /* is_tchar says whether ch may appear in a token (RFC 9110 5.6.2). */
-static int is_tchar(unsigned ch) {
-  static const uint32_t bits[4] = {0, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff};
-  return ch < 128 && ((bits[ch >> 5] >> (ch & 31)) & 1);
-}
+static int is_tchar(unsigned ch) { return ch < 256 && (CLASS[ch] & TCHAR); }
 
 
 /* is_vchar says whether ch is visible ASCII (a target byte). */
-static int is_vchar(unsigned ch) { return ch > 0x20 && ch < 0x7f; }
+static int is_vchar(unsigned ch) { return ch < 256 && (CLASS[ch] & VCHAR); }
 
 
 /* is_text says whether ch may appear in a field value or a reason phrase:
 ** visible, obs-text, space or tab. */
-static int is_text(unsigned ch) {
-  return (ch >= 0x20 && ch != 0x7f) || ch == '\t';
-}
+static int is_text(unsigned ch) { return ch < 256 && (CLASS[ch] & TEXT); }
 
 
 static int hex_value(unsigned ch) {
@@ -123,30 +139,69 @@ static int line_byte(cn_http_head_t *h, int st, unsigned ch) {
 }
 
 
-/* field_byte handles one byte of the field lines and the empty line after
-** them; CN_HTTP_DONE after the last. */
-static int field_byte(cn_http_head_t *h, int st, unsigned ch) {
-  switch (st) {
-  case S_LINE_LF:
-  case S_VALUE_LF:
-    return ch == '\n' ? S_FIELD : -400;
-  case S_FIELD:
-    if (ch == '\r')
-      return S_END_LF;
-    if (!is_tchar(ch)) /* whitespace here is obs-fold */
-      return -400;
-    return ++h->nfields > h->max_fields ? -431 : S_NAME;
-  case S_NAME:
-    if (ch == ':')
-      return S_VALUE;
-    return is_tchar(ch) ? S_NAME : -400; /* whitespace before the colon */
-  case S_VALUE:
-    if (ch == '\r')
-      return S_VALUE_LF;
-    return is_text(ch) ? S_VALUE : -400;
-  default: /* S_END_LF */
-    return ch == '\n' ? -CN_HTTP_DONE : -400;
+/* span returns where the run of bytes of class cls from s[i] ends, at
+** most n. */
+static size_t span(const unsigned char *s, size_t i, size_t n, unsigned cls) {
+  while (i < n && (CLASS[s[i]] & cls))
+    i++;
+  return i;
+}
+
+
+/* field_bytes reads bytes *at..n of the field lines and the empty line
+** after them, from state st, and moves *at past them. Returns the state
+** it stopped in (at n), -CN_HTTP_DONE after the last, or -STATUS. Names
+** and values, most of a head's bytes, are read in tight loops. */
+static int field_bytes(cn_http_head_t *h, int st, const unsigned char *s,
+                       size_t n, size_t *at) {
+  size_t i = *at;
+  for (; i < n; i++) {
+    unsigned ch = s[i];
+    switch (st) {
+    case S_VALUE:
+      if ((i = span(s, i, n, TEXT)) == n)
+        goto out;
+      if (s[i] != '\r')
+        return -400;
+      st = S_VALUE_LF;
+      break;
+    case S_NAME:
+      if ((i = span(s, i, n, TCHAR)) == n)
+        goto out;
+      if (s[i] != ':')
+        return -400; /* whitespace before the colon */
+      st = S_VALUE;
+      break;
+    case S_FIELD:
+      if (ch == '\r') {
+        st = S_END_LF;
+        break;
+      }
+      if (!(CLASS[ch] & TCHAR)) /* whitespace here is obs-fold */
+        return -400;
+      if (++h->nfields > h->max_fields)
+        return -431;
+      st = S_NAME;
+      break;
+    case S_END_LF:
+      if (ch != '\n')
+        return -400;
+      *at = i + 1;
+      return -CN_HTTP_DONE;
+    default: /* S_LINE_LF, S_VALUE_LF */
+      if (ch != '\n')
+        return -400;
+      st = S_FIELD;
+    }
   }
+out:
+  *at = i;
+  return st;
+}
+
+
+static int is_line_state(int st) {
+  return st < S_LINE_LF || st == S_STATUS || st == S_REASON;
 }
 
 
@@ -154,27 +209,44 @@ static int field_byte(cn_http_head_t *h, int st, unsigned ch) {
 ** CN_HTTP_MORE when all were used and the head goes on; CN_HTTP_DONE when
 ** it ended, *used bytes into p (h->len counts the whole head); -STATUS
 ** for a head to refuse: 400 (syntax), 414 (target), 431 (too many or too
-** large fields), 505 (HTTP major version not 1). */
+** large fields), 505 (HTTP major version not 1). The bytes within
+** max_head go in runs through field_bytes and a target loop; those past
+** it one at a time, to the first error: 431, or 414 in a target. */
 int cn_http_head_scan(cn_http_head_t *h, const char *p, size_t n,
                       size_t *used) {
   const unsigned char *s = (const unsigned char *)p;
   int st = h->state;
-  size_t i;
-  for (i = 0; i < n; i++) {
-    unsigned ch = s[i];
+  size_t i = 0, lim = 0, start = h->len;
+  if (h->len < h->max_head)
+    lim = h->max_head - h->len < n ? h->max_head - h->len : n;
+  while (i < lim && st >= 0) { /* h->len stays <= max_head meanwhile */
+    if (!is_line_state(st)) {
+      st = field_bytes(h, st, s, lim, &i);
+      continue;
+    }
+    if (st == S_TARGET) {
+      size_t k = i + h->max_target - h->tok, from = i;
+      i = span(s, i, k < lim ? k : lim, VCHAR);
+      h->tok += (uint32_t)(i - from);
+    }
+    if (i < lim)
+      st = line_byte(h, st, s[i++]);
+  }
+  for (h->len = (uint32_t)(start + i); i < n && st >= 0; i++) {
+    size_t one = 0;
     if (++h->len > h->max_head && st != S_TARGET)
       return -431;
-    st = st < S_LINE_LF || st == S_STATUS || st == S_REASON
-           ? line_byte(h, st, ch)
-           : field_byte(h, st, ch);
-    if (st < 0) {
-      if (st != -CN_HTTP_DONE)
-        return st;
-      *used = i + 1;
-      h->state = S_START;
-      return CN_HTTP_DONE;
-    }
+    st = is_line_state(st) ? line_byte(h, st, s[i])
+                           : field_bytes(h, st, s + i, 1, &one);
   }
+  if (st == -CN_HTTP_DONE) {
+    *used = i;
+    h->len = (uint32_t)(start + i);
+    h->state = S_START;
+    return CN_HTTP_DONE;
+  }
+  if (st < 0)
+    return st;
   h->state = (uint8_t)st;
   *used = n;
   return CN_HTTP_MORE;
