@@ -524,6 +524,42 @@ int lcn_conn_ffi_write(void *box, const char *p, size_t n) {
 }
 
 
+/* lcn_conn_ffi_writev appends the k pieces at p[i], n[i] bytes each, as
+** lcn_conn_ffi_write appends one, after a lcn_conn_ffi_room for their
+** total: small pieces gathered into one append (a response head's lines
+** and a short body). Returns k, or how many pieces went whole before an
+** append failed. (Declared here, not in lcn.h: conn.lua's FFI alone
+** calls it.) */
+int lcn_conn_ffi_writev(void *box, const char *const *p, const size_t *n,
+                        int k);
+int lcn_conn_ffi_writev(void *box, const char *const *p, const size_t *n,
+                        int k) {
+  cn_conn_t *c = ((conn_box *)box)->c;
+  char buf[2048];
+  size_t used = 0;
+  int i, first = 0; /* the first piece in buf */
+  for (i = 0; i < k; i++) {
+    if (used + n[i] > sizeof buf && used > 0) {
+      if (cn_conn_write(c, buf, used) < 0)
+        return first;
+      used = 0;
+      first = i;
+    }
+    if (n[i] > sizeof buf) {
+      if (cn_conn_write(c, p[i], n[i]) < 0)
+        return i;
+      first = i + 1;
+      continue;
+    }
+    memcpy(buf + used, p[i], n[i]);
+    used += n[i];
+  }
+  if (used > 0 && cn_conn_write(c, buf, used) < 0)
+    return first;
+  return k;
+}
+
+
 static int append_span(void *conn, const char *p, size_t k) {
   return cn_conn_write(conn, p, k);
 }

@@ -342,6 +342,38 @@ t.test("req.headers and req.body are made when first read, also late",
     l:close()
   end)
 
+t.test("conn:write of a table of pieces keeps their order, small and large",
+  function()
+    -- pieces around the host's gathering buffer (2 KiB), and more pieces
+    -- than one FFI call takes (16)
+    local sizes = { { 3, 19, 2048, 1, 0, 2047, 5000, 7 }, { 2049 },
+      { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 },
+      { 1000, 1000, 1000, 3 } }
+    local want, batches = {}, {}
+    for b, list in ipairs(sizes) do
+      local t_ = {}
+      for i, n in ipairs(list) do
+        t_[i] = rep(string.char(64 + (b * 7 + i) % 26), n)
+      end
+      batches[b] = t_
+      want[#want + 1] = concat(t_)
+    end
+    want = concat(want)
+    local l = assert(net.listen("127.0.0.1:0", function(conn)
+      for _, t_ in ipairs(batches) do
+        local n, err = conn:write(t_)
+        if n ~= #concat(t_) then conn:write("bad count " .. tostring(err)) end
+      end
+      conn:close()
+    end))
+    local c = assert(net.dial(l:addr(), { timeout = 10 }))
+    c:set_timeout(10)
+    local got = util.read_all(c, #want + 100)
+    t.ok(got == want, format("the bytes in order (%d of %d)", #got, #want))
+    c:close()
+    l:close()
+  end)
+
 t.test("a chunk line over 4 KiB is a 400", function()
   local c = s:connect()
   c:write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"

@@ -39,12 +39,15 @@ int lcn_conn_ffi_read(void *box, size_t n, lcn_span_t *out);
 void lcn_conn_ffi_drop(void *box, size_t n);
 int lcn_conn_ffi_room(void *box, size_t n);
 int lcn_conn_ffi_write(void *box, const char *p, size_t n);
+int lcn_conn_ffi_writev(void *box, const char *const *p, const size_t *n,
+                        int k);
 ]]
 local H, fstring = ffi.C, ffi.string
 -- (looked up once: each ffi.C.name in interpreted code is a C call)
 local ffi_read, ffi_line, ffi_delim, ffi_drop = H.lcn_conn_ffi_read,
   H.lcn_conn_ffi_line, H.lcn_conn_ffi_delim, H.lcn_conn_ffi_drop
-local ffi_room, ffi_write = H.lcn_conn_ffi_room, H.lcn_conn_ffi_write
+local ffi_room, ffi_write, ffi_writev = H.lcn_conn_ffi_room,
+  H.lcn_conn_ffi_write, H.lcn_conn_ffi_writev
 local out = ffi.new("lcn_span_t")
 local getmetatable, type = getmetatable, type
 local MT = C.metatable
@@ -104,9 +107,24 @@ end
 -- says why; anything else (no room, a closed connection, a number among
 -- the pieces, bad arguments) goes to the classic write at once.
 
--- write_pieces queues t[1..n] (total bytes) through the FFI.
+-- write_pieces queues t[1..n] (total bytes) through the FFI: up to
+-- MAXV pieces in one call (the host gathers small ones into one append),
+-- more one at a time.
+local MAXV = 16
+local vp, vn = ffi.new("const char *[?]", MAXV), ffi.new("size_t[?]", MAXV)
+
 local function write_pieces(self, t, n, total)
   local off = 0
+  if n <= MAXV then
+    for i = 1, n do
+      local s = t[i]
+      vp[i - 1], vn[i - 1] = s, #s
+    end
+    local k = ffi_writev(self, vp, vn, n)
+    if k == n then return total end
+    for i = 1, k do off = off + #t[i] end
+    return retry(raw_write, self, t, off)
+  end
   for i = 1, n do
     local s = t[i]
     local len = #s
