@@ -220,13 +220,12 @@ static cn_http_str_t path_of(cn_http_str_t t) {
 }
 
 
-/* The fields read_head sets in the request (or response) table: their
-** names are read_head's upvalues, interned once, not at every head. */
-enum { K_HEADERS = 1, K_FIELDS, K_METHOD, K_TARGET, K_PATH, K_QUERY,
-       K_STATUS, K_REASON, K_VERSION, NKEYS = K_VERSION };
-static const char *const KEY[NKEYS + 1] = {
-  NULL, "headers", "_fields", "method", "target", "path", "query", "status",
-  "reason", "version"};
+/* read_head's upvalues, interned once, not at every head: the fields it
+** sets in a response table, and the version strings. */
+enum { K_HEADERS = 1, K_STATUS, K_REASON, K_VERSION, V_10, V_11,
+       NUPVALUES = V_11 };
+static const char *const UPVALUE[NUPVALUES + 1] = {
+  NULL, "headers", "status", "reason", "version", "1.0", "1.1"};
 
 
 /* set_key sets field k of table 3 (read_head's) to the value on top, which
@@ -238,9 +237,14 @@ static void set_key(lua_State *L, int k) {
 }
 
 
-/* set_target sets t.target, t.path (decoded) and t.query (raw, nil when
-** absent). Returns 0 or -400 for a bad escape in the path. */
-static int set_target(lua_State *L, cn_http_str_t target) {
+static void push_version(lua_State *L, const cn_http_msg_t *m) {
+  lua_pushvalue(L, lua_upvalueindex(m->minor == 0 ? V_10 : V_11));
+}
+
+
+/* push_target pushes the target, its path (decoded) and its query (raw,
+** nil when absent). Returns 0, or -400 for a bad escape in the path. */
+static int push_target(lua_State *L, cn_http_str_t target) {
   cn_http_str_t path = path_of(target);
   const char *q = memchr(target.p, '?', target.n);
   lua_pushlstring(L, target.p, target.n);
@@ -248,23 +252,51 @@ static int set_target(lua_State *L, cn_http_str_t target) {
     char buf[CN_BLOCK_DATA];
     size_t n = path.n;
     memcpy(buf, path.p, n);
-    if (cn_http_decode_path(buf, &n) < 0) {
-      lua_pop(L, 1);
+    if (cn_http_decode_path(buf, &n) < 0)
       return -400;
-    }
     lua_pushlstring(L, buf, n);
   } else if (path.p == target.p && path.n == target.n) {
     lua_pushvalue(L, -1);
   } else {
     lua_pushlstring(L, path.p, path.n);
   }
-  set_key(L, K_PATH);
-  set_key(L, K_TARGET);
-  if (q != NULL) {
+  if (q != NULL)
     lua_pushlstring(L, q + 1, target.n - (size_t)(q + 1 - target.p));
-    set_key(L, K_QUERY);
-  }
+  else
+    lua_pushnil(L);
   return 0;
+}
+
+
+/* push_request pushes the method, target, path, query and version of the
+** request head m, and its field lines (at pos of the len bytes at head)
+** as one string, which http.lua makes req.headers of when it is first
+** read (C.headers). Returns 0 or -400. */
+static int push_request(lua_State *L, const cn_http_msg_t *m,
+                        const char *head, size_t pos, size_t len) {
+  int rc;
+  lua_pushlstring(L, m->method.p, m->method.n);
+  if ((rc = push_target(L, m->target)) < 0)
+    return rc;
+  push_version(L, m);
+  lua_pushlstring(L, head + pos, len - pos);
+  return 0;
+}
+
+
+/* set_response sets the headers, status, reason and version of the
+** response head m in table 3. */
+static void set_response(lua_State *L, const cn_http_msg_t *m,
+                         const char *head, size_t pos, size_t len,
+                         int nfields) {
+  push_fields(L, head + pos, len - pos, nfields);
+  set_key(L, K_HEADERS);
+  lua_pushinteger(L, m->status);
+  set_key(L, K_STATUS);
+  lua_pushlstring(L, m->reason.p, m->reason.n);
+  set_key(L, K_REASON);
+  push_version(L, m);
+  set_key(L, K_VERSION);
 }
 
 
@@ -286,15 +318,13 @@ static void start_body(parser_t *P, const cn_http_msg_t *m) {
 
 
 /* finish_head takes the complete head of P->head.len bytes off c's read
-** chain into table 3 and P's body state: a response's fields as its
-** headers table; a request's field lines as the string _fields, which
-** http.lua makes the headers table of when req.headers is first read
-** (C.headers). Pushes true, keep_alive, expect_continue, has_body, or
-** -STATUS for a head to refuse. */
+** chain, sets P's body state and pushes true, keep_alive,
+** expect_continue, has_body, and for a request push_request's values (a
+** response goes into table 3); or pushes -STATUS for a head to refuse. */
 static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
   size_t len = P->head.len, pos;
   const char *head = cn_buf_peek(&c->in, len);
-  int response = P->head.response, rc;
+  int response = P->head.response, top = lua_gettop(L), rc;
   cn_http_msg_t m;
   if (head == NULL)
     return lcn_fail(L, CN_ENOMEM);
@@ -304,24 +334,16 @@ static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
     rc = cn_http_framing(&m, response, P->head_request);
   if (rc == 0 && m.body > 0 && (uint64_t)m.body > P->max_body && !response)
     rc = -413;
-  if (rc == 0 && !response) {
-    lua_pushlstring(L, head + pos, len - pos);
-    set_key(L, K_FIELDS);
-    lua_pushlstring(L, m.method.p, m.method.n);
-    set_key(L, K_METHOD);
-    rc = set_target(L, m.target);
-  } else if (rc == 0) {
-    push_fields(L, head + pos, len - pos, (int)P->head.nfields);
-    set_key(L, K_HEADERS);
-    lua_pushinteger(L, m.status);
-    set_key(L, K_STATUS);
-    lua_pushlstring(L, m.reason.p, m.reason.n);
-    set_key(L, K_REASON);
-  }
   if (rc == 0) {
-    lua_pushstring(L, m.minor == 0 ? "1.0" : "1.1");
-    set_key(L, K_VERSION);
     start_body(P, &m);
+    lua_pushboolean(L, 1);
+    lua_pushboolean(L, cn_http_keep_alive(&m));
+    lua_pushboolean(L, (m.flags & CN_HTTP_EXPECT) != 0);
+    lua_pushboolean(L, P->body != B_NONE);
+    if (response)
+      set_response(L, &m, head, pos, len, (int)P->head.nfields);
+    else
+      rc = push_request(L, &m, head, pos, len);
   }
   cn_buf_consume(&c->in, len);
   cn_conn_consumed(c);
@@ -329,30 +351,29 @@ static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
   P->head_deadline = 0;
   if (rc < 0) {
     P->body = B_NONE;
+    lua_settop(L, top);
     lua_pushinteger(L, -rc);
     return 1;
   }
-  lua_pushboolean(L, 1);
-  lua_pushboolean(L, cn_http_keep_alive(&m));
-  lua_pushboolean(L, (m.flags & CN_HTTP_EXPECT) != 0);
-  lua_pushboolean(L, P->body != B_NONE);
-  return 4;
+  return lua_gettop(L) - top;
 }
 
 
-/* read_head(conn, parser, t [, head_request]) -> true, keep_alive,
-**   expect_continue, has_body | status | nil, err [, partial] | false
-** Reads the next request head (or response head: head_request says it
-** answers a HEAD) into t: method, target, path, query, version, _fields
-** (status, reason, version, headers for a response). A number is the
-** status to refuse the request with (400, 413, 414, 417, 431, 501, 505);
-** then close. partial says that part of a head had come when the read
-** failed ("timeout": 408). */
+/* read_head(conn, parser [, t, head_request]) -> true, keep_alive,
+**   expect_continue, has_body [, method, target, path, query, version,
+**   fields] | status | nil, err [, partial] | false
+** Reads the next head. A request's parts come back: the path decoded,
+** the query raw (nil without "?"), the field lines as one string. A
+** response's go into t (head_request says it answers a HEAD): status,
+** reason, version, headers. A number is the status to refuse the request
+** with (400, 413, 414, 417, 431, 501, 505); then close. partial says that
+** part of a head had come when the read failed ("timeout": 408). */
 static int http_read_head(lua_State *L) {
   cn_conn_t *c = lcn_reader_conn(L, 1);
   parser_t *P = check_parser(L, 2);
   int rc;
-  luaL_checktype(L, 3, LUA_TTABLE);
+  if (P->head.response)
+    luaL_checktype(L, 3, LUA_TTABLE);
   if (c == NULL)
     return 2;
   P->head_request = lua_toboolean(L, 4);
@@ -543,7 +564,7 @@ static int http_body_left(lua_State *L) {
 
 
 /* headers(fields) -> the table of the field lines a request's read_head
-** left in t._fields: names in lower case, repeated ones joined with ", " */
+** returned: names in lower case, repeated ones joined with ", " */
 static int http_headers(lua_State *L) {
   size_t n, i;
   const char *p = luaL_checklstring(L, 1, &n);
@@ -562,13 +583,13 @@ static const luaL_Reg funcs[] = {
 
 
 /* luaopen_coronet_http returns the functions above, and read_head with
-** the names of the fields it sets as upvalues. */
+** its upvalues. */
 int luaopen_coronet_http(lua_State *L) {
   int k;
   lcn_lib(L, funcs, PARSER_MT, NULL);
-  for (k = 1; k <= NKEYS; k++)
-    lua_pushstring(L, KEY[k]);
-  lua_pushcclosure(L, http_read_head, NKEYS);
+  for (k = 1; k <= NUPVALUES; k++)
+    lua_pushstring(L, UPVALUE[k]);
+  lua_pushcclosure(L, http_read_head, NUPVALUES);
   lua_setfield(L, -2, "read_head");
   return 1;
 }

@@ -112,7 +112,8 @@ local function blocking(raw, what)
 end
 _M.blocking = blocking
 
--- The parser's calls, blocking: read_head(conn, P, t [, head_request]),
+-- The parser's calls, blocking: read_head(conn, P, t [, head_request])
+-- (for responses: requests() reads request heads itself),
 -- read_body(conn, P, n), discard(conn, P, limit).
 local read_head = blocking(C.read_head, "http:read_head")
 local read_body = blocking(C.read_body, "http:read_body")
@@ -146,9 +147,9 @@ local Req = {}
 local Body
 local headers_of = C.headers
 
--- req.headers and req.body are made when first read: read_head leaves the
--- field lines in req._fields, and a handler that reads neither makes
--- neither table.
+-- req.headers and req.body are made when first read: read_head returns
+-- the field lines as one string, req._fields, and a handler that reads
+-- neither makes neither table.
 function Req.__index(req, k)
   local v = Req[k]
   if v ~= nil then return v end
@@ -619,6 +620,28 @@ local function carry_on(conn, req, res, P, o, has_body)
   return false
 end
 
+-- request serves one request, whose head read_head returned: it calls
+-- the handler, then says whether the connection carries on. A function
+-- of its own, so that a JIT trace begins here, right after the wait for
+-- the head, rather than in the interpreter.
+local function request(conn, handler, o, P, st, keep, expect, has_body,
+    method, target, path, query, version, fields)
+  -- all the fields, so that setting them does not resize the tables (a
+  -- constructor is faster than table.new and stores)
+  local req = setmetatable({ conn = conn, P = P, _fields = fields,
+    method = method, target = target, path = path, query = query,
+    version = version, res = false, expect = expect }, Req)
+  local res = setmetatable({ conn = conn, req = req, code = 200,
+    keep = keep and not stopping, head_only = method == "HEAD",
+    hdr = false, length = false, dated = false, sent = false,
+    finished = false, bodiless = false }, Res)
+  req.res = res
+  st.req, st.has_body = req, has_body
+  handler(req, res)
+  st.req = false
+  return carry_on(conn, req, res, P, o, has_body)
+end
+
 -- requests serves conn's requests until it ends, or until a handler
 -- raises: the error then goes to serve's xpcall, st.req naming the
 -- request. One protected call spans many requests, so that the handler's
@@ -626,30 +649,26 @@ end
 -- (it may not: "NYI: return to lower frame"), and the request path stays
 -- compiled.
 local function requests(conn, handler, o, P, st)
+  local raw_head = C.read_head
   while not stopping do
-    -- the fields the parser and this loop set, so that setting them does
-    -- not resize it (a constructor is faster than table.new and stores)
-    local req = { conn = conn, P = P, _fields = false, method = false,
-      target = false, path = false, version = false, res = false,
-      expect = false }
     st.idle = true
-    local ok, keep, expect, has_body = read_head(conn, P, req)
+    local ok, keep, expect, has_body, method, target, path, query, version,
+      fields = raw_head(conn, P)
+    while ok == false do
+      wait("http:read_head")
+      ok, keep, expect, has_body, method, target, path, query, version,
+        fields = raw_head(conn, P)
+    end
     st.idle = false
     if ok ~= true then
       if type(ok) == "number" then return refuse(conn, ok, o) end
       if keep == "timeout" and expect then return refuse(conn, 408, o) end
       return
     end
-    local res = setmetatable({ conn = conn, req = req, code = 200,
-      keep = keep and not stopping, head_only = req.method == "HEAD",
-      hdr = false, length = false, dated = false, sent = false,
-      finished = false, bodiless = false }, Res)
-    req.res, req.expect = res, expect
-    setmetatable(req, Req)
-    st.req, st.has_body = req, has_body
-    handler(req, res)
-    st.req = false
-    if not carry_on(conn, req, res, P, o, has_body) then return end
+    if not request(conn, handler, o, P, st, keep, expect, has_body, method,
+        target, path, query, version, fields) then
+      return
+    end
   end
 end
 
