@@ -342,6 +342,45 @@ t.test("req.headers and req.body are made when first read, also late",
     l:close()
   end)
 
+t.test("the head: a handler's Date replaces the server's, fields in order",
+  function()
+    local l = assert(net.listen("127.0.0.1:0", http.server(function(req, res)
+      if req.path == "/dated" then
+        res:header("Date", "Mon, 01 Jan 2001 00:00:00 GMT")
+        res:header("X-A", "1")
+      elseif req.path == "/many" then
+        for i = 1, 12 do res:header("X-" .. i, i) end
+      end
+      res:finish("ok\n")
+    end)))
+    local c = assert(net.dial(l:addr(), { timeout = 10 }))
+    c:set_timeout(10)
+    c:write("GET /dated HTTP/1.1\r\nHost: a\r\n\r\nGET /many HTTP/1.1\r\n"
+      .. "Host: a\r\n\r\nGET /none HTTP/1.1\r\nHost: a\r\n\r\n")
+    local got = {}
+    while #got < 3 do
+      local r = httpc.read(c)
+      if not r then break end
+      got[#got + 1] = r
+    end
+    local heads = {}
+    for i = 1, 3 do
+      heads[i] = got[i] and concat(got[i].raw_head, "\r\n") .. "\r\n\r\n"
+        or ""
+    end
+    t.like(heads[1], "^HTTP/1%.1 200 OK\r\nDate: Mon, 01 Jan 2001 00:00:00 "
+      .. "GMT\r\nX%-A: 1\r\nContent%-Length: 3\r\n\r\n$",
+      "the handler's Date alone, then X-A, then the length")
+    local want = {}
+    for i = 1, 12 do want[i] = "X%-" .. i .. ": " .. i .. "\r\n" end
+    t.like(heads[2], "^HTTP/1%.1 200 OK\r\nDate: [^\r]+ GMT\r\n"
+      .. concat(want) .. "Content%-Length: 3\r\n\r\n$", "twelve fields in order")
+    t.like(heads[3], "^HTTP/1%.1 200 OK\r\nDate: [^\r]+ GMT\r\n"
+      .. "Content%-Length: 3\r\n\r\n$", "no field but the server's")
+    c:close()
+    l:close()
+  end)
+
 t.test("conn:write of a table of pieces keeps their order, small and large",
   function()
     -- pieces around the host's gathering buffer (2 KiB), and more pieces

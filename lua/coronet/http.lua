@@ -324,8 +324,9 @@ function Res:header(name, value)
     end
   end
   local h = self.hdr
-  if not h then
-    h = tnew(4, 0)
+  if not h then -- the head's table: its first two slots are head_parts'
+    h = tnew(8, 0)
+    h[1], h[2] = false, false
     self.hdr = h
   end
   h[#h + 1] = line
@@ -342,24 +343,22 @@ local function length_field(n)
   return f
 end
 
--- head_parts(res, length) puts the status line and fields in a new table:
+-- head_parts(res, length) puts the status line and fields in a table, the
+-- one res:header put fields in from its third slot on (or a new one):
 -- with length (a number) as Content-Length unless the handler set one;
 -- length false means the body follows chunked (HTTP/1.1) or until close.
 local function head_parts(self, length)
   local code = self.code
   if stopping then self.keep = false end
-  local parts = tnew(8, 0) -- room for the usual head, so it need not grow
+  local parts = self.hdr
+  local n = 2
+  if parts then
+    n = #parts
+  else
+    parts = tnew(8, 0) -- room for the usual head, so it need not grow
+  end
   parts[1] = status_line(code, self.reason)
-  local n = 1
-  if not self.dated then
-    n = n + 1
-    parts[n] = date_header()
-  end
-  local h = self.hdr
-  if h then
-    for i = 1, #h do parts[n + i] = h[i] end
-    n = n + #h
-  end
+  parts[2] = self.dated and "" or date_header()
   local framing
   if code < 200 or code == 204 then
     framing = nil
