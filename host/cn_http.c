@@ -224,10 +224,18 @@ int cn_http_head_scan(cn_http_head_t *h, const char *p, size_t n,
       st = field_bytes(h, st, s, lim, &i);
       continue;
     }
-    if (st == S_TARGET) {
-      size_t k = i + h->max_target - h->tok, from = i;
-      i = span(s, i, k < lim ? k : lim, VCHAR);
+    if (st == S_TARGET || st == S_METHOD) { /* tok bytes of it so far */
+      size_t k = i + (st == S_TARGET ? h->max_target : MAX_METHOD) - h->tok,
+             from = i;
+      i = span(s, i, k < lim ? k : lim, st == S_TARGET ? VCHAR : TCHAR);
       h->tok += (uint32_t)(i - from);
+    } else if (st == S_VERSION && h->tok == 0 && lim - i >= 9 &&
+               memcmp(s + i, "HTTP/1.", 7) == 0 && (unsigned)(s[i + 7] - '0') < 10 &&
+               s[i + 8] == '\r') { /* a request's, whole */
+      h->major = 1;
+      i += 9;
+      st = S_LINE_LF;
+      continue;
     }
     if (i < lim)
       st = line_byte(h, st, s[i++]);
