@@ -73,9 +73,14 @@ void lcn_conn_ffi_drop(void *box, size_t n);
 ** connection queues n more bytes at once (open, no write error, below its
 ** high-water mark by n), the write then counting as done; else 0.
 ** lcn_conn_ffi_write then appends n bytes at p: 0, or a negative code
-** (the classic conn:write, given how far it got, says which). */
+** (the classic conn:write, given how far it got, says which);
+** lcn_conn_ffi_writev appends k pieces (p[i], n[i] bytes each), small
+** ones gathered into one append, and returns k, or how many went whole
+** before an append failed. */
 int lcn_conn_ffi_room(void *box, size_t n);
 int lcn_conn_ffi_write(void *box, const char *p, size_t n);
+int lcn_conn_ffi_writev(void *box, const char *const *p, const size_t *n,
+                        int k);
 
 /* lcn_http_ffi_time returns the time in whole seconds since the epoch:
 ** os.time() without the classic C call (lua/coronet/http.lua's Date). */

@@ -528,10 +528,7 @@ int lcn_conn_ffi_write(void *box, const char *p, size_t n) {
 ** lcn_conn_ffi_write appends one, after a lcn_conn_ffi_room for their
 ** total: small pieces gathered into one append (a response head's lines
 ** and a short body). Returns k, or how many pieces went whole before an
-** append failed. (Declared here, not in lcn.h: conn.lua's FFI alone
-** calls it.) */
-int lcn_conn_ffi_writev(void *box, const char *const *p, const size_t *n,
-                        int k);
+** append failed. */
 int lcn_conn_ffi_writev(void *box, const char *const *p, const size_t *n,
                         int k) {
   cn_conn_t *c = ((conn_box *)box)->c;
