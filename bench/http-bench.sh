@@ -8,7 +8,9 @@
 #     worker, the config of ../shared/bench/peers), nginx's own "return
 #     200", Go net/http (GOMAXPROCS=1) and Node http. Beside req/s, the
 #     server's own CPU time per request (from /proc): when the load
-#     generator's one core is the limit, that is the fair figure.
+#     generator's one core is the limit, that is the fair figure; and the
+#     part of it spent in the kernel (loopback TCP), which no server's
+#     own code can make smaller.
 #  2. The same with 16 requests pipelined per connection.
 #  3. A 1 MiB static file, 10 connections: scripts/fileserver.lua against
 #     nginx serving the same file.
@@ -78,6 +80,7 @@ proc_sum() {
   echo "$sum"
 }
 ticks() { proc_sum "$1" stat '{ print $14 + $15 }'; }    # user + system
+sys_ticks() { proc_sum "$1" stat '{ print $15 }'; }       # system
 rss_kib() { proc_sum "$1" status '/^VmRSS:/ { print $2 }'; }
 
 # load SECS URL CONNS DEPTH: the load generator's run against URL for
@@ -96,12 +99,13 @@ load() {
 }
 
 # load_rate PID URL CONNS DEPTH: runs load for HTTP_SECS, prints
-# "REQS_PER_S CPU_US_PER_REQ" (the server's CPU).
+# "REQS_PER_S CPU_US_PER_REQ SYS_US_PER_REQ" (the server's CPU, and the
+# part of it spent in the kernel).
 load_rate() {
-  local pid=$1 url=$2 t0 t1 out rps bad
-  t0=$(ticks "$pid")
+  local pid=$1 url=$2 t0 t1 s0 s1 out rps bad
+  t0=$(ticks "$pid") s0=$(sys_ticks "$pid")
   out=$(load "$HTTP_SECS" "$url" "$3" "$4")
-  t1=$(ticks "$pid")
+  t1=$(ticks "$pid") s1=$(sys_ticks "$pid")
   if [ "$HTTP_LOAD" = h2load ]; then
     rps=$(printf '%s\n' "$out" | sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p')
     bad=$(printf '%s\n' "$out" | grep -E '^requests:|^status codes:' |
@@ -111,8 +115,9 @@ load_rate() {
     bad=$(printf '%s\n' "$out" | grep 'Non-2xx\|Socket errors')
   fi
   [ -n "$bad" ] && note "$HTTP_LOAD $url: $bad"
-  awk -v r="${rps:-0}" -v d=$((t1 - t0)) -v tick="$TICK" -v s="$HTTP_SECS" \
-    'BEGIN { if (r > 0) printf "%.0f %.2f\n", r, d / tick * 1e6 / (r * s); else print "0 0" }'
+  awk -v r="${rps:-0}" -v d=$((t1 - t0)) -v k=$((s1 - s0)) -v tick="$TICK" \
+    -v s="$HTTP_SECS" 'BEGIN { if (r > 0) printf "%.0f %.2f %.2f\n", r,
+      d / tick * 1e6 / (r * s), k / tick * 1e6 / (r * s); else print "0 0 0" }'
 }
 
 # -- Servers -----------------------------------------------------------------
@@ -207,8 +212,8 @@ http { access_log off; sendfile on; keepalive_requests 1000000;
 # server kind, medians over HTTP_ROUNDS, with coronet's ratios.
 table() {
   local title=$1 path=$2 conns=$3 depth=$4; shift 4
-  local kinds=("$@") kind round port r
-  declare -A RPS CPU
+  local kinds=("$@") kind round port r rps cpu sys
+  declare -A RPS CPU SYS
   for round in $(seq 1 "$HTTP_ROUNDS"); do
     for kind in "${kinds[@]}"; do
       port=$((PORT + 1))
@@ -216,26 +221,27 @@ table() {
       [ -n "$LAST_PID" ] || continue
       load 1 "http://127.0.0.1:$port$path" 10 1 >/dev/null # warm-up
       r=$(load_rate "$LAST_PID" "http://127.0.0.1:$port$path" "$conns" "$depth")
-      RPS[$kind]+="${r%% *} "
-      CPU[$kind]+="${r##* } "
+      read -r rps cpu sys <<<"$r"
+      RPS[$kind]+="$rps " CPU[$kind]+="$cpu " SYS[$kind]+="$sys "
       stop "$LAST_PID"
     done
   done
   echo "### $title"
   echo
-  echo "| server | req/s | server CPU µs/req | coronet req/s ratio | coronet CPU/req ratio |"
-  echo "|---|---:|---:|---:|---:|"
-  local c_rps c_cpu rps cpu
+  echo "| server | req/s | server CPU µs/req | of which kernel | coronet req/s ratio | coronet CPU/req ratio |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  local c_rps c_cpu
   c_rps=$(printf '%s\n' ${RPS[${kinds[0]}]:-} | median)
   c_cpu=$(printf '%s\n' ${CPU[${kinds[0]}]:-} | median)
   for kind in "${kinds[@]}"; do
     if [ -z "${RPS[$kind]:-}" ]; then
-      echo "| $kind | not run | | | |"
+      echo "| $kind | not run | | | | |"
       continue
     fi
     rps=$(printf '%s\n' ${RPS[$kind]} | median)
     cpu=$(printf '%s\n' ${CPU[$kind]} | median)
-    echo "| $kind | $rps | $cpu | $(ratio "$c_rps" "$rps") | $(ratio "$c_cpu" "$cpu") |"
+    sys=$(printf '%s\n' ${SYS[$kind]} | median)
+    echo "| $kind | $rps | $cpu | $sys | $(ratio "$c_rps" "$rps") | $(ratio "$c_cpu" "$cpu") |"
   done
   echo
 }
