@@ -3,8 +3,8 @@
 # (bench/run.sh runs it with its "http" workload; it also runs alone).
 #
 # Time per request on a shared machine moves by 10-30 % between runs; the
-# count of instructions a server executes in user space per request does
-# not. Each server runs under valgrind's cachegrind (no cache simulation)
+# count of instructions a server executes in user space per request moves
+# by about 2 % (with how ab's requests batch). Each server runs under valgrind's cachegrind (no cache simulation)
 # while `ab -k -c 10` sends it N requests; the same is done with 2000
 # requests, and the difference divided by N is the figure (start-up and
 # shutdown cancel out). The kernel's share (loopback TCP, the larger one)
