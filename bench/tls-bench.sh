@@ -183,10 +183,10 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$SPID/status" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
 
 declare -A R CPU RS CPUS CENSUS=()
-# measure name load value cpu: records one round's result.
+# measure name load value [cpu]: records one round's result.
 measure() {
-    RS[$1,$2]+=" $3" CPUS[$1,$2]+=" $4"
-    log "$1 $2 = $3 (server CPU $4%)"
+    RS[$1,$2]+=" $3" CPUS[$1,$2]+=" ${4:-}"
+    log "$1 $2 = $3${4:+ (server CPU $4%)}"
 }
 # median values...: of numbers ("failed" if none; of two, their mean).
 median() {
@@ -320,7 +320,7 @@ run_load() {   # name load
     case $load in hs_*)
         [[ ${v:-} =~ ^[0-9]+$ ]] && [ "$v" -gt 0 ] && measure "$name" \
             "${load}_cpu" "$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v r="$v" \
-            -v s="$TLS_SECS" 'BEGIN {printf "%.0f", t / hz * 1e6 / (r * s)}')" 0 ;;
+            -v s="$TLS_SECS" 'BEGIN {printf "%.0f", t / hz * 1e6 / (r * s)}')" ;;
     esac
 }
 
