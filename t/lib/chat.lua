@@ -96,12 +96,14 @@ function _M.on_each(s, workers, k)
 end
 
 -- odd_lines(s [, patterns]) -> what s logged besides its start, the debug
--- lines about connections and joins, and lines matching patterns
+-- lines about connections, joins and the C heap's trims (members leaving
+-- free their buffers), and lines matching patterns
 function _M.odd_lines(s, patterns)
   local odd = {}
   for _, line in ipairs(s.lines) do
     local known = line:find("^coronet: listening on ") or line:find(JOINED)
       or line:find("^coronet: debug: conn %d+[ :]")
+      or line:find("^coronet: debug: heap: ")
     for _, p in ipairs(patterns or {}) do known = known or line:find(p) end
     if not known then odd[#odd + 1] = line end
   end
