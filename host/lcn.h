@@ -28,6 +28,9 @@ int lcn_conn_park_read(lua_State *L, cn_conn_t *c, const char *what);
 int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                   size_t dlen, uint64_t timeout, uint64_t deadline,
                   const char *what);
+int lcn_conn_task_wait(cn_task_t *t, cn_conn_t *c, size_t want,
+                       const char *d, size_t dlen, uint64_t timeout,
+                       uint64_t deadline);
 int lcn_conn_park_want(lua_State *L, cn_conn_t *c, size_t want,
                        const char *what);
 int lcn_conn_park_write(lua_State *L, cn_conn_t *c, const char *what);
@@ -69,6 +72,11 @@ int lcn_conn_ffi_line(void *box, size_t max, lcn_span_t *out);
 int lcn_conn_ffi_read(void *box, size_t n, lcn_span_t *out);
 void lcn_conn_ffi_drop(void *box, size_t n);
 
+/* lcn_conn_ffi_reader returns box's connection when it may be read at
+** once (open, with no other reader or pump), else NULL: for other
+** bindings' FFI calls, given a connection object's payload. */
+cn_conn_t *lcn_conn_ffi_reader(void *box);
+
 /* Writes through the FFI: lcn_conn_ffi_room returns 1 when box's
 ** connection queues n more bytes at once (open, no write error, below its
 ** high-water mark by n), the write then counting as done; else 0.
@@ -85,6 +93,15 @@ int lcn_conn_ffi_writev(void *box, const char *const *p, const size_t *n,
 /* lcn_http_ffi_time returns the time in whole seconds since the epoch:
 ** os.time() without the classic C call (lua/coronet/http.lua's Date). */
 double lcn_http_ffi_time(void);
+
+/* lcn_http_ffi_wait_head parks the running task until the next head
+** starts to arrive on box's connection, as read_head's first call would
+** for parser (a parser object's payload) when nothing is buffered:
+** returns 1 when parked (then wait and call read_head), -1 when the
+** operation's time ran out (read_head would have said "timeout"), 0 when
+** read_head must be called at once (input, EOF, an error, a closed or
+** busy connection, no task). */
+int lcn_http_ffi_wait_head(void *box, void *parser);
 
 int luaopen_coronet_sched(lua_State *L);
 int luaopen_coronet_conn(lua_State *L);

@@ -191,7 +191,16 @@ static int read_busy(lua_State *L, cn_conn_t *c) {
 int lcn_conn_wait(lua_State *L, cn_conn_t *c, size_t want, const char *d,
                   size_t dlen, uint64_t timeout, uint64_t deadline,
                   const char *what) {
-  cn_task_t *t = cn_sched_task(L, what);
+  return lcn_conn_task_wait(cn_sched_task(L, what), c, want, d, dlen,
+                            timeout, deadline);
+}
+
+
+/* lcn_conn_task_wait is lcn_conn_wait for the running task t, without
+** the Lua state: for calls through the FFI. */
+int lcn_conn_task_wait(cn_task_t *t, cn_conn_t *c, size_t want,
+                       const char *d, size_t dlen, uint64_t timeout,
+                       uint64_t deadline) {
   uint64_t start;
   if (cn_sched_timed_out(t))
     return CN_ETIMEOUT;
@@ -434,6 +443,10 @@ static cn_conn_t *ffi_conn(void *box) {
     return NULL;
   return c;
 }
+
+
+/* lcn_conn_ffi_reader: see lcn.h. */
+cn_conn_t *lcn_conn_ffi_reader(void *box) { return ffi_conn(box); }
 
 
 /* ffi_delim serves read_line (line 1: max does not count a "\r" before

@@ -98,6 +98,16 @@ static int scan_head(parser_t *P, const cn_buf_t *in) {
 }
 
 
+/* head_park parks task t until more of P's head arrives on c (see
+** head_wait). Returns 0, or CN_ETIMEOUT. */
+static int head_park(cn_task_t *t, cn_conn_t *c, parser_t *P) {
+  uint64_t idle = P->idle_ms ? P->idle_ms : c->rtimeout;
+  return lcn_conn_task_wait(t, c, c->in.len + 1, NULL, 0,
+                            c->in.len > 0 ? c->rtimeout : idle,
+                            lcn_earliest(P->head_deadline, c->rdeadline));
+}
+
+
 /* head_wait parks until more of the head arrives: for its first byte at
 ** most the idle time, for the rest until the header deadline, counted
 ** from the first byte (and within the connection's own read timeout and
@@ -108,11 +118,7 @@ static int head_wait(lua_State *L, cn_conn_t *c, parser_t *P) {
   if (err == 0) {
     if (partial && P->head_deadline == 0 && P->head_ms > 0)
       P->head_deadline = lcn_deadline_in(L, (double)P->head_ms / 1000);
-    uint64_t idle = P->idle_ms ? P->idle_ms : c->rtimeout;
-    err = lcn_conn_wait(L, c, c->in.len + 1, NULL, 0,
-                        partial ? c->rtimeout : idle,
-                        lcn_earliest(P->head_deadline, c->rdeadline),
-                        "http:read_head");
+    err = head_park(cn_sched_task(L, "http:read_head"), c, P);
     if (err == 0) {
       lua_pushboolean(L, 0);
       return 1;
@@ -403,6 +409,25 @@ static int http_read_head(lua_State *L) {
   P->head_deadline = 0;
   lua_pushinteger(L, -rc);
   return 1;
+}
+
+
+/* lcn_http_ffi_wait_head: see lcn.h. A server's loop calls it, compiled,
+** as a request ends, instead of read_head's first call, which would only
+** park: with nothing buffered and no head begun, read_head finds what
+** this checks, and parks the same way. */
+int lcn_http_ffi_wait_head(void *box, void *parser) {
+  cn_conn_t *c = lcn_conn_ffi_reader(box);
+  parser_t *P = parser;
+  cn_task_t *t = cn_worker_self()->current;
+  if (c == NULL || t == NULL || c->in.len > 0 || c->rerr != 0 ||
+      P->head.len > 0 || P->head.response)
+    return 0;
+  P->head_request = 0;
+  if (head_park(t, c, P) == 0)
+    return 1;
+  lcn_op_done();
+  return -1;
 }
 
 

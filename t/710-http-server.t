@@ -246,6 +246,38 @@ t.test("an idle kept-alive connection is closed after the idle time",
     t.ok(took > 0.8 and took < 3, format("after about 1 s (%.2f s)", took))
   end)
 
+-- after a response the server parks for the next head through the FFI
+-- (lcn_http_ffi_wait_head), not read_head: the same limits must hold
+t.test("a kept-alive connection's next head, come late and in pieces, is "
+  .. "served; one that stalls meets the header timeout", function()
+    local c = s:connect()
+    c:write(httpc.req("GET", "/"))
+    t.is((httpc.read(c) or {}).status, 200, "a first request")
+    coronet.sleep(0.3)
+    local req = httpc.req("GET", "/users/7")
+    for i = 1, #req, 5 do
+      c:write(req:sub(i, i + 4))
+      coronet.sleep(0.01)
+    end
+    local r = httpc.read(c)
+    t.is(r and r.status, 200, "the second request, sent late in pieces")
+    t.ok(r and r.body:find("7", 1, true), "its own answer")
+    local t0 = coronet.now()
+    c:write("GET / HTTP/1.1\r\nHost: x\r\n")
+    coronet.spawn(function()
+      for i = 1, 20 do
+        coronet.sleep(0.3)
+        if not c:write("X-Slow-" .. i .. ": 1\r\n") then break end
+      end
+    end)
+    r = httpc.read(c)
+    t.is(r and r.status, 408, "a third that stalls: 408 Request Timeout")
+    t.ok(httpc.closed(c), "then close")
+    local took = coronet.now() - t0
+    t.ok(took > 0.9 and took < 3, format("after the 1 s limit (%.2f s)",
+      took))
+  end)
+
 t.test("a body that stops coming meets the body timeout", function()
   local c = s:connect()
   c:write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")

@@ -86,8 +86,13 @@ end
 -- The Date field, made once a second. The time comes through the FFI:
 -- os.time, a classic C function, would end the request's JIT trace.
 local ffi = require "ffi"
-pcall(ffi.cdef, "double lcn_http_ffi_time(void);") -- (again on a reload)
+pcall(ffi.cdef, [[
+double lcn_http_ffi_time(void);
+int lcn_http_ffi_wait_head(void *box, void *parser);
+]]) -- (again on a reload)
 local ffi_time = ffi.C.lcn_http_ffi_time
+local ffi_wait_head = ffi.C.lcn_http_ffi_wait_head
+local CONN_MT = require "coronet.conn".metatable
 local date_sec, date_field = -1, nil
 local function date_header()
   local t = ffi_time()
@@ -620,9 +625,12 @@ local function carry_on(conn, req, res, P, o, has_body)
 end
 
 -- request serves one request, whose head read_head returned: it calls
--- the handler, then says whether the connection carries on. A function
--- of its own, so that a JIT trace begins here, right after the wait for
--- the head, rather than in the interpreter.
+-- the handler, then says whether the connection carries on, and if so,
+-- whether it parked for the next head (1; -1: the time ran out): with
+-- nothing buffered, read_head's first call would only park, a classic C
+-- call where this compiled FFI call does it. A function of its own, so
+-- that a JIT trace begins here, right after the wait for the head,
+-- rather than in the interpreter.
 local function request(conn, handler, o, P, st, keep, expect, has_body,
     method, target, path, query, version, fields)
   -- all the fields, so that setting them does not resize the tables (a
@@ -638,7 +646,9 @@ local function request(conn, handler, o, P, st, keep, expect, has_body,
   st.req, st.has_body = req, has_body
   handler(req, res)
   st.req = false
-  return carry_on(conn, req, res, P, o, has_body)
+  if not carry_on(conn, req, res, P, o, has_body) then return false end
+  if stopping or getmetatable(conn) ~= CONN_MT then return true, 0 end
+  return true, ffi_wait_head(conn, P)
 end
 
 -- requests serves conn's requests until it ends, or until a handler
@@ -649,10 +659,16 @@ end
 -- compiled.
 local function requests(conn, handler, o, P, st)
   local raw_head = C.read_head
+  local parked = 0
   while not stopping do
     st.idle = true
+    if parked == -1 then return end -- as read_head's nil, "timeout"
     local ok, keep, expect, has_body, method, target, path, query, version,
-      fields = raw_head(conn, P)
+      fields = false
+    if parked == 0 then
+      ok, keep, expect, has_body, method, target, path, query, version,
+        fields = raw_head(conn, P)
+    end
     while ok == false do
       wait("http:read_head")
       ok, keep, expect, has_body, method, target, path, query, version,
@@ -664,10 +680,10 @@ local function requests(conn, handler, o, P, st)
       if keep == "timeout" and expect then return refuse(conn, 408, o) end
       return
     end
-    if not request(conn, handler, o, P, st, keep, expect, has_body, method,
-        target, path, query, version, fields) then
-      return
-    end
+    local more
+    more, parked = request(conn, handler, o, P, st, keep, expect, has_body,
+      method, target, path, query, version, fields)
+    if not more then return end
   end
 end
 
