@@ -66,7 +66,7 @@ static int hex_value(unsigned ch) {
 void cn_http_head_init(cn_http_head_t *h, int response) {
   h->len = h->tok = h->nfields = 0;
   h->state = S_START;
-  h->major = 0;
+  h->major = h->nnoted = 0;
   h->response = (uint8_t)(response != 0);
 }
 
@@ -148,13 +148,56 @@ static size_t span(const unsigned char *s, size_t i, size_t n, unsigned cls) {
 }
 
 
+/* is_name says whether s, case-insensitively, is the lower-case lit. */
+static int is_name(cn_http_str_t s, const char *lit, size_t n) {
+  size_t i;
+  if (s.n != n)
+    return 0;
+  for (i = 0; i < n; i++)
+    if ((s.p[i] | 0x20) != lit[i] && s.p[i] != lit[i])
+      return 0;
+  return 1;
+}
+
+#define IS(s, lit) is_name(s, lit, sizeof lit - 1)
+
+
+/* FIRST[n]: the first letter, in lower case, of the framing field name
+** of n bytes (Host, Expect, Connection, Content-Length,
+** Transfer-Encoding), else 0. */
+static const char FIRST[18] = {0, 0, 0, 0, 'h', 0, 'e', 0, 0, 0,
+                               'c', 0, 0, 0, 'c', 0, 0, 't'};
+
+
+/* note_name notes where the field line whose name is s[from..i) starts
+** when the name may bear on framing (its length and first letter those
+** of a framing field's: cn_http_field tells); past CN_HTTP_NOTED of them,
+** or for a name begun in an earlier piece (from == NO_NAME),
+** cn_http_fields reads every field line. s is the piece that began at
+** byte h->len of the head. */
+#define NO_NAME ((size_t)-1)
+static void note_name(cn_http_head_t *h, const unsigned char *s,
+                      size_t from, size_t i) {
+  if (from == NO_NAME) {
+    h->nnoted = CN_HTTP_NOTED + 1;
+    return;
+  }
+  if (i - from > 17 || (s[from] | 0x20) != FIRST[i - from])
+    return;
+  if (h->nnoted < CN_HTTP_NOTED)
+    h->noted[h->nnoted] = (uint16_t)(h->len + from);
+  if (h->nnoted <= CN_HTTP_NOTED)
+    h->nnoted++;
+}
+
+
 /* field_bytes reads bytes *at..n of the field lines and the empty line
 ** after them, from state st, and moves *at past them. Returns the state
 ** it stopped in (at n), -CN_HTTP_DONE after the last, or -STATUS. Names
 ** and values, most of a head's bytes, are read in tight loops. */
 static int field_bytes(cn_http_head_t *h, int st, const unsigned char *s,
                        size_t n, size_t *at) {
-  size_t i = *at;
+  size_t i = *at, name = NO_NAME; /* where the current name began */
   for (; i < n; i++) {
     unsigned ch = s[i];
     switch (st) {
@@ -170,6 +213,7 @@ static int field_bytes(cn_http_head_t *h, int st, const unsigned char *s,
         goto out;
       if (s[i] != ':')
         return -400; /* whitespace before the colon */
+      note_name(h, s, name, i);
       st = S_VALUE;
       break;
     case S_FIELD:
@@ -181,6 +225,7 @@ static int field_bytes(cn_http_head_t *h, int st, const unsigned char *s,
         return -400;
       if (++h->nfields > h->max_fields)
         return -431;
+      name = i;
       st = S_NAME;
       break;
     case S_END_LF:
@@ -347,20 +392,6 @@ int cn_http_next_field(const char *head, size_t len, size_t *pos,
 /* -- Framing --------------------------------------------------------------- */
 
 
-/* is_name says whether s, case-insensitively, is the lower-case lit. */
-static int is_name(cn_http_str_t s, const char *lit, size_t n) {
-  size_t i;
-  if (s.n != n)
-    return 0;
-  for (i = 0; i < n; i++)
-    if ((s.p[i] | 0x20) != lit[i] && s.p[i] != lit[i])
-      return 0;
-  return 1;
-}
-
-#define IS(s, lit) is_name(s, lit, sizeof lit - 1)
-
-
 /* next_item returns the next element of the comma-separated list s (empty
 ** elements skipped), trimmed, and moves s past it; n == 0 at the end. */
 static cn_http_str_t next_item(cn_http_str_t *s) {
@@ -466,6 +497,30 @@ int cn_http_field(cn_http_msg_t *m, cn_http_str_t name, cn_http_str_t value) {
   default:
     return 0;
   }
+}
+
+
+/* cn_http_fields runs the field lines of a validated head (at pos of the
+** len bytes at head, which h scanned) through cn_http_field, and returns
+** the first failure, or 0: only those h noted, when it could (the others
+** do not bear on framing). */
+int cn_http_fields(cn_http_msg_t *m, const cn_http_head_t *h,
+                   const char *head, size_t len, size_t pos) {
+  cn_http_str_t name, value;
+  int k, rc;
+  if (h->nnoted <= CN_HTTP_NOTED) {
+    for (k = 0; k < h->nnoted; k++) {
+      pos = h->noted[k];
+      cn_http_next_field(head, len, &pos, &name, &value);
+      if ((rc = cn_http_field(m, name, value)) < 0)
+        return rc;
+    }
+    return 0;
+  }
+  while (cn_http_next_field(head, len, &pos, &name, &value))
+    if ((rc = cn_http_field(m, name, value)) < 0)
+      return rc;
+  return 0;
 }
 
 

@@ -17,6 +17,7 @@ enum {
 /* A head scan validates a head as its bytes arrive, in pieces of any size,
 ** remembering only a few counters. Limits are set by cn_http_head_init's
 ** caller before the first byte. */
+#define CN_HTTP_NOTED 4 /* framing field lines a scan notes, at most */
 typedef struct cn_http_head_s {
   uint32_t max_target; /* request-target bytes; past them: 414 */
   uint32_t max_head;   /* bytes of the whole head; past them: 431 */
@@ -27,6 +28,8 @@ typedef struct cn_http_head_s {
   uint8_t response; /* a status line instead of a request line */
   uint8_t state;
   uint8_t major;
+  uint8_t nnoted; /* framing field lines noted (past CN_HTTP_NOTED: all) */
+  uint16_t noted[CN_HTTP_NOTED]; /* where they start in the head */
 } cn_http_head_t;
 
 void cn_http_head_init(cn_http_head_t *h, int response);
@@ -72,6 +75,8 @@ size_t cn_http_start_line(cn_http_msg_t *m, const char *head, size_t len,
 int cn_http_next_field(const char *head, size_t len, size_t *pos,
                        cn_http_str_t *name, cn_http_str_t *value);
 int cn_http_field(cn_http_msg_t *m, cn_http_str_t name, cn_http_str_t value);
+int cn_http_fields(cn_http_msg_t *m, const cn_http_head_t *h,
+                   const char *head, size_t len, size_t pos);
 int cn_http_framing(cn_http_msg_t *m, int response, int head_request);
 int cn_http_keep_alive(const cn_http_msg_t *m);
 int cn_http_decode_path(char *p, size_t *n);

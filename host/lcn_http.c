@@ -157,21 +157,8 @@ static void push_lower(lua_State *L, cn_http_str_t s) {
 }
 
 
-/* check_fields runs the head's fields through cn_http_field, which notes
-** their framing in m. Returns 0 or -STATUS. */
-static int check_fields(cn_http_msg_t *m, const char *head, size_t len,
-                        size_t pos) {
-  cn_http_str_t name, value;
-  int rc;
-  while (cn_http_next_field(head, len, &pos, &name, &value))
-    if ((rc = cn_http_field(m, name, value)) < 0)
-      return rc;
-  return 0;
-}
-
-
 /* push_fields pushes a table of the field lines at p (n bytes, as
-** check_fields passed them), names in lower case, repeated ones joined
+** cn_http_fields passed them), names in lower case, repeated ones joined
 ** with ", "; nfields sizes it. */
 static void push_fields(lua_State *L, const char *p, size_t n, int nfields) {
   cn_http_str_t name, value;
@@ -336,7 +323,7 @@ static int finish_head(lua_State *L, cn_conn_t *c, parser_t *P) {
   if (head == NULL)
     return lcn_fail(L, CN_ENOMEM);
   pos = cn_http_start_line(&m, head, len, response);
-  rc = check_fields(&m, head, len, pos);
+  rc = cn_http_fields(&m, &P->head, head, len, pos);
   if (rc == 0)
     rc = cn_http_framing(&m, response, P->head_request);
   if (rc == 0 && m.body > 0 && (uint64_t)m.body > P->max_body && !response)

@@ -93,6 +93,17 @@ t.test("HTTP/1.0 with Connection: keep-alive keeps the connection", function()
   c:close()
 end)
 
+t.test("framing fields among many others are read", function()
+  local r, _, closed = exchange("GET / HTTP/1.0\r\nX-A: 1\r\nHist: 2\r\n"
+    .. "connection: keep-alive\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n")
+  t.is(r and r.headers.connection, "keep-alive", "HTTP/1.0 kept alive")
+  t.ok(not closed, "the connection stays open")
+  r, _, closed = exchange("GET / HTTP/1.1\r\nX-A: 1\r\nHost: x\r\n"
+    .. "Accept: */*\r\nConnection: close\r\n\r\n")
+  t.is(r and r.headers.connection, "close", "a late Connection: close")
+  t.ok(closed, "then the server closes")
+end)
+
 t.test("Connection: close is honoured", function()
   local r, _, closed = exchange(httpc.req("GET", "/",
     { Connection = "close" }))
@@ -172,6 +183,17 @@ local battery = {
   { "a header block over 16 KiB",
     "GET / HTTP/1.1\r\nHost: x\r\nX-A: " .. rep("a", 17000) .. "\r\n\r\n",
     431 },
+  -- the scan notes where up to four framing fields are; past them, or
+  -- for a name split between reads, every field is read again
+  { "a second Host among names like framing ones",
+    "GET / HTTP/1.1\r\nHost: x\r\nHist: 1\r\nEXPECX: 1\r\n"
+    .. "Connectiom: close\r\nCONNECTION: x\r\nhOsT: y\r\n\r\n", 400 },
+  { "a second Host as the fifth framing field",
+    "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n"
+    .. "Content-Length: 0\r\nConnection: x\r\nHost: y\r\n\r\n", 400 },
+  { "a bad expectation as the sixth framing field",
+    "GET / HTTP/1.1\r\nHost: x\r\n" .. rep("Connection: x\r\n", 4)
+    .. "Expect: nothing\r\n\r\n", 417 },
 }
 
 for _, case in ipairs(battery) do
@@ -217,7 +239,7 @@ t.test("one byte per segment: a valid request with a chunked body",
   end)
 
 t.test("one byte per segment: hostile heads get the same statuses", function()
-  for _, i in ipairs { 1, 2, 7, 10, 14, 16, 24 } do
+  for _, i in ipairs { 1, 2, 7, 10, 14, 16, 24, 34, 35, 36 } do
     local case = battery[i]
     local r = exchange(case[2], rl.addr)
     t.is(r and r.status, case[3], "relayed: " .. case[1])

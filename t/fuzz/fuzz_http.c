@@ -38,15 +38,25 @@ static int scan(cn_http_head_t *h, const char *p, size_t n, size_t step,
 }
 
 
-static void read_head(const char *p, size_t len, int response) {
-  cn_http_msg_t m;
+/* read_head reads the complete head p[0..len) field by field and judges
+** it; cn_http_fields must judge it the same from what the scans in
+** pieces (a) and whole (b) noted. */
+static void read_head(const char *p, size_t len, int response,
+                      const cn_http_head_t *a, const cn_http_head_t *b) {
+  cn_http_msg_t m, ma, mb;
   cn_http_str_t name, value;
   size_t pos = cn_http_start_line(&m, p, len, response);
-  int rc = 0;
+  int rc = 0, rca, rcb;
+  ma = mb = m;
+  rca = cn_http_fields(&ma, a, p, len, pos);
+  rcb = cn_http_fields(&mb, b, p, len, pos);
   while (cn_http_next_field(p, len, &pos, &name, &value))
     if (rc == 0)
       rc = cn_http_field(&m, name, value);
   FUZZ_CHECK(pos == len); /* the fields end exactly at the head's end */
+  FUZZ_CHECK(rca == rc && rcb == rc);
+  FUZZ_CHECK(rc != 0 || (ma.flags == m.flags && mb.flags == m.flags &&
+                         ma.length == m.length && mb.length == m.length));
   if (rc == 0)
     cn_http_framing(&m, response, 0);
   cn_http_keep_alive(&m);
@@ -96,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(ra == rb); /* the split does not change the verdict */
   FUZZ_CHECK(ra != CN_HTTP_DONE || (end_a == end_b && a.len == b.len));
   if (ra == CN_HTTP_DONE) {
-    read_head(p, a.len, response);
+    read_head(p, a.len, response, &a, &b);
     chunks(p + end_a, size - end_a);
   } else if (data[0] & 2) {
     chunks(p, size);
