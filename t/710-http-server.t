@@ -382,15 +382,18 @@ t.test("the head: a handler's Date replaces the server's, fields in order",
         res:header("X-A", "1")
       elseif req.path == "/many" then
         for i = 1, 12 do res:header("X-" .. i, i) end
+      elseif req.path == "/stream" then
+        res:write("o")
       end
       res:finish("ok\n")
     end)))
     local c = assert(net.dial(l:addr(), { timeout = 10 }))
     c:set_timeout(10)
     c:write("GET /dated HTTP/1.1\r\nHost: a\r\n\r\nGET /many HTTP/1.1\r\n"
-      .. "Host: a\r\n\r\nGET /none HTTP/1.1\r\nHost: a\r\n\r\n")
+      .. "Host: a\r\n\r\nGET /none HTTP/1.1\r\nHost: a\r\n\r\n"
+      .. "GET /many HTTP/1.1\r\nHost: a\r\n\r\n")
     local got = {}
-    while #got < 3 do
+    while #got < 4 do
       local r = httpc.read(c)
       if not r then break end
       got[#got + 1] = r
@@ -409,6 +412,13 @@ t.test("the head: a handler's Date replaces the server's, fields in order",
       .. concat(want) .. "Content%-Length: 3\r\n\r\n$", "twelve fields in order")
     t.like(heads[3], "^HTTP/1%.1 200 OK\r\nDate: [^\r]+ GMT\r\n"
       .. "Content%-Length: 3\r\n\r\n$", "no field but the server's")
+    -- the head's table is the connection's, emptied for each request
+    c:write("GET /stream HTTP/1.1\r\nHost: a\r\n\r\n")
+    local r = httpc.read(c)
+    t.like(r and concat(r.raw_head, "\r\n") or "", "^HTTP/1%.1 200 OK\r\n"
+      .. "Date: [^\r]+ GMT\r\nTransfer%-Encoding: chunked$",
+      "after twelve fields, a streamed response's head has none")
+    t.is(r and r.body, "ook\n", "and its body")
     c:close()
     l:close()
   end)

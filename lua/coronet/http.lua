@@ -633,6 +633,10 @@ end
 -- rather than in the interpreter.
 local function request(conn, handler, o, P, st, keep, expect, has_body,
     method, target, path, query, version, fields)
+  -- the head's table (see res:header) is the connection's, emptied: the
+  -- last response's head was written (copied) before its request ended
+  local hdr = st.hdr
+  for i = #hdr, 3, -1 do hdr[i] = nil end
   -- all the fields, so that setting them does not resize the tables (a
   -- constructor is faster than table.new and stores)
   local req = setmetatable({ conn = conn, P = P, _fields = fields,
@@ -640,7 +644,7 @@ local function request(conn, handler, o, P, st, keep, expect, has_body,
     version = version, res = false, expect = expect }, Req)
   local res = setmetatable({ conn = conn, req = req, code = 200,
     keep = keep and not stopping, head_only = method == "HEAD",
-    hdr = false, length = false, dated = false, sent = false,
+    hdr = hdr, length = false, dated = false, sent = false,
     finished = false, bodiless = false }, Res)
   req.res = res
   st.req, st.has_body = req, has_body
@@ -690,7 +694,9 @@ end
 local function serve(conn, handler, o)
   local P = C.parser(o)
   conn:set_timeout(nil, o.write_timeout)
-  local st = { req = false, has_body = false, idle = false }
+  local st = { req = false, has_body = false, idle = false,
+    hdr = tnew(8, 0) }
+  st.hdr[1], st.hdr[2] = false, false
   waiting[conn] = st
   while true do
     local ok, e = xpcall(requests, traceback, conn, handler, o, P, st)
