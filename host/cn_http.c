@@ -172,14 +172,14 @@ static const char FIRST[18] = {0, 0, 0, 0, 'h', 0, 'e', 0, 0, 0,
 /* note_name notes where the field line whose name is s[from..i) starts
 ** when the name may bear on framing (its length and first letter those
 ** of a framing field's: cn_http_field tells); past CN_HTTP_NOTED of them,
-** or for a name begun in an earlier piece (from == NO_NAME),
-** cn_http_fields reads every field line. s is the piece that began at
-** byte h->len of the head. */
+** for a name begun in an earlier piece (from == NO_NAME), or one that
+** starts past 64 KiB, cn_http_fields reads every field line. s is the
+** piece that began at byte h->len of the head. */
 #define NO_NAME ((size_t)-1)
 static void note_name(cn_http_head_t *h, const unsigned char *s,
                       size_t from, size_t i) {
-  if (from == NO_NAME) {
-    h->nnoted = CN_HTTP_NOTED + 1;
+  if (from == NO_NAME || h->len + from > UINT16_MAX) {
+    h->nnoted = CN_HTTP_NOTED + 1; /* (a position past noted's range) */
     return;
   }
   if (i - from > 17 || (s[from] | 0x20) != FIRST[i - from])
