@@ -483,10 +483,11 @@ void cn_watch_close(cn_watch_t *w);
 /* -- The C heap (cn_heap.c) ------------------------------------------- */
 
 /* What the heap's scavenger did: trims, and the resident bytes they gave
-** back to the system; and the process's resident bytes now. */
+** back to the system; the process's resident bytes now, and the bytes
+** the C heap has handed out (0 where glibc's mallinfo2 cannot tell). */
 typedef struct cn_heap_stats_s {
   uint64_t trims, released;
-  size_t rss;
+  size_t rss, in_use;
 } cn_heap_stats_t;
 
 void cn_heap_start(uv_loop_t *loop);

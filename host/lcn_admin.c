@@ -196,10 +196,11 @@ static void push_dicts(lua_State *L) {
 
 
 /* process() -> the whole process's {pid=, fds=, max_fds=, rss=, heap =
-** {trims=, released=}, bus = {published=, delivered=, dropped=, topics=},
+** {trims=, released=, in_use=}, bus = {published=, delivered=, dropped=, topics=},
 ** groups = {groups=, members=, dropped=}, shared = {{name=, used=,
 ** capacity=, count=}, ...}}; fds is -1 where /proc/self/fd cannot be
-** read, rss 0 where /proc/self/statm cannot. */
+** read, rss 0 where /proc/self/statm cannot, heap.in_use 0 where the C
+** heap cannot tell. */
 static int admin_process(lua_State *L) {
   cn_bus_stats_t bus;
   cn_group_counts_t groups;
@@ -212,9 +213,10 @@ static int admin_process(lua_State *L) {
     lcn_set_number(L, "max_fds", (double)rl.rlim_cur);
   cn_heap_stats(&heap);
   lcn_set_number(L, "rss", (double)heap.rss);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   lcn_set_number(L, "trims", (double)heap.trims);
   lcn_set_number(L, "released", (double)heap.released);
+  lcn_set_number(L, "in_use", (double)heap.in_use);
   lua_setfield(L, -2, "heap");
   cn_bus_stats(&bus);
   lua_createtable(L, 0, 4);

@@ -328,6 +328,13 @@ t.test("/metrics is valid Prometheus text format, per worker", function()
   t.cmp_ok(value(fams, "coronet_open_fds") or 0, ">", 5, "open fds")
   t.cmp_ok(value(fams, "coronet_resident_memory_bytes") or 0, ">", 1e6,
     "the process's resident memory")
+  if os.getenv("ASAN_OPTIONS") then
+    t.ok(not fams.coronet_heap_in_use_bytes, "no C heap figure under a "
+      .. "sanitizer (its allocator is not glibc's)")
+  else
+    t.cmp_ok(value(fams, "coronet_heap_in_use_bytes") or 0, ">", 1e5,
+      "the bytes the C heap has handed out")
+  end
 end)
 
 t.test("counters move as traffic flows", function()

@@ -314,6 +314,11 @@ local function process_families(m, p)
     p.heap.trims)
   m:family("coronet_heap_released_bytes_total", "counter", "Resident "
     .. "bytes those trims gave back."):sample("", nil, p.heap.released)
+  if p.heap.in_use > 0 then
+    m:family("coronet_heap_in_use_bytes", "gauge", "Bytes the C heap has "
+      .. "handed out (buffers, connections, TLS sessions)."):sample("", nil,
+      p.heap.in_use)
+  end
   local b = p.bus
   m:family("coronet_bus_published_total", "counter", "Messages published "
     .. "on coronet.bus."):sample("", nil, b.published)

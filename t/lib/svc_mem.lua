@@ -5,19 +5,22 @@
 --   deaf     never reads; holds the connection until the peer closes
 --   firehose writes 64 KiB chunks until the write fails
 -- The main chunk also serves a second listener that answers each line
--- with one line of coronet.stats() ("blocks=3 free_blocks=1 ..."), and logs
+-- with one line of coronet.stats() ("blocks=3 free_blocks=1 ..."), and the
+-- bytes the C heap has handed out (heap=, 0 where it cannot tell), and logs
 -- "stats on ADDR" so that a test can find it. A reload keeps it.
 local coronet = require "coronet"
 local net = require "coronet.net"
 local io_ = require "coronet.io"
 local host = require "coronet.c.host"
+local admin = require "coronet.c.admin"
 
 local mode = ... or "echo"
 
 local function stats_line()
   local s = coronet.stats()
-  return string.format("blocks=%d free_blocks=%d connections=%d tasks=%d\n",
-    s.blocks, s.free_blocks, s.connections, s.tasks)
+  return string.format("blocks=%d free_blocks=%d connections=%d tasks=%d "
+    .. "heap=%d\n", s.blocks, s.free_blocks, s.connections, s.tasks,
+    admin.process().heap.in_use)
 end
 
 -- a reload listens again on the same address: it gets the same socket
