@@ -493,7 +493,6 @@ typedef struct cn_heap_stats_s {
 void cn_heap_start(uv_loop_t *loop);
 void cn_heap_close(void);
 void cn_heap_stats(cn_heap_stats_t *st);
-size_t cn_heap_rss(void);
 
 /* -- Workers (cn_worker.c) --------------------------------------------- */
 

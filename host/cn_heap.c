@@ -45,8 +45,8 @@ static struct {
 } heap;
 
 
-/* cn_heap_rss: the process's resident bytes, or 0. */
-size_t cn_heap_rss(void) {
+/* rss: the process's resident bytes, or 0. */
+static size_t rss(void) {
   unsigned long size, resident;
   FILE *f = fopen("/proc/self/statm", "r");
   int n;
@@ -66,10 +66,10 @@ static void check_cb(uv_timer_t *t) {
   if (free_now < heap.low)
     heap.low = free_now;
   if (free_now - heap.low >= TRIM_MIN) {
-    before = cn_heap_rss();
+    before = rss();
     t0 = uv_hrtime();
     malloc_trim(0);
-    after = cn_heap_rss();
+    after = rss();
     __atomic_add_fetch(&heap.trims, 1, __ATOMIC_RELAXED);
     if (before > after)
       __atomic_add_fetch(&heap.released, before - after, __ATOMIC_RELAXED);
@@ -108,7 +108,7 @@ void cn_heap_close(void) {
 void cn_heap_stats(cn_heap_stats_t *st) {
   st->trims = __atomic_load_n(&heap.trims, __ATOMIC_RELAXED);
   st->released = __atomic_load_n(&heap.released, __ATOMIC_RELAXED);
-  st->rss = cn_heap_rss();
+  st->rss = rss();
 #if HAVE_TRIM
   {
     struct mallinfo2 mi = mallinfo2();

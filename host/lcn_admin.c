@@ -196,11 +196,11 @@ static void push_dicts(lua_State *L) {
 
 
 /* process() -> the whole process's {pid=, fds=, max_fds=, rss=, heap =
-** {trims=, released=, in_use=}, bus = {published=, delivered=, dropped=, topics=},
-** groups = {groups=, members=, dropped=}, shared = {{name=, used=,
-** capacity=, count=}, ...}}; fds is -1 where /proc/self/fd cannot be
-** read, rss 0 where /proc/self/statm cannot, heap.in_use 0 where the C
-** heap cannot tell. */
+** {trims=, released=, in_use=}, bus = {published=, delivered=, dropped=,
+** topics=}, groups = {groups=, members=, dropped=}, shared = {{name=,
+** used=, capacity=, count=}, ...}}; fds is -1 where /proc/self/fd cannot
+** be read, rss 0 where /proc/self/statm cannot, heap.in_use 0 where the
+** C heap cannot tell. */
 static int admin_process(lua_State *L) {
   cn_bus_stats_t bus;
   cn_group_counts_t groups;
