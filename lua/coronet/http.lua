@@ -263,6 +263,15 @@ function Res:status(code, reason)
   return self
 end
 
+-- new_head() -> a response head's table: res:header adds fields from its
+-- third slot on, head_parts puts the status line and Date in the first
+-- two.
+local function new_head()
+  local h = tnew(8, 0)
+  h[1], h[2] = false, false
+  return h
+end
+
 -- res:header(name, value) -> res: adds a field to the head. Content-Length
 -- makes writes plain (else they are chunked); Connection: close ends the
 -- connection after this response; Transfer-Encoding is the server's.
@@ -329,9 +338,8 @@ function Res:header(name, value)
     end
   end
   local h = self.hdr
-  if not h then -- the head's table: its first two slots are head_parts'
-    h = tnew(8, 0)
-    h[1], h[2] = false, false
+  if not h then
+    h = new_head()
     self.hdr = h
   end
   h[#h + 1] = line
@@ -695,8 +703,7 @@ local function serve(conn, handler, o)
   local P = C.parser(o)
   conn:set_timeout(nil, o.write_timeout)
   local st = { req = false, has_body = false, idle = false,
-    hdr = tnew(8, 0) }
-  st.hdr[1], st.hdr[2] = false, false
+    hdr = new_head() }
   waiting[conn] = st
   while true do
     local ok, e = xpcall(requests, traceback, conn, handler, o, P, st)
