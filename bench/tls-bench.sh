@@ -233,6 +233,10 @@ idle_open() {
     IDLE_N=$(awk '/^ready/ {print $2}' "$WORK/idle.out")
 }
 idle_close() { kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null; }
+# per_conn r0: KiB of the server's RSS now above r0, per idle connection.
+per_conn() {
+    awk -v a="$1" -v b="$(rss)" -v n="$IDLE_N" 'BEGIN {printf "%.2f", (b - a) / n}'
+}
 
 # census_snap file: signals the server until the census shows it took a
 # snapshot (the file appears). A snapshot scans the census's table (a
@@ -288,18 +292,16 @@ run_load() {   # name load
              v=$(grep -oE 'mib_s=[0-9.]+' <<<"$out" | cut -d= -f2) ;;
     get16k) out=$(pin_l "$LOAD" get -p "$SPORT" -c 50 --path /16k -d "$TLS_SECS" -w 1)
             v=$(grep -oE 'mib_s=[0-9.]+' <<<"$out" | cut -d= -f2) ;;
-    idle) local r0 r1
+    idle) local r0
           sleep 0.2
           r0=$(rss)
           idle_open
-          r1=$(rss)
-          [ -n "$IDLE_N" ] && [ "$IDLE_N" -gt 0 ] && log "$name idle: $(awk \
-              -v a="$r0" -v b="$r1" -v n="$IDLE_N" 'BEGIN {printf "%.2f", (b - a) / n}') KiB/conn just after the burst"
-          sleep "$TLS_SETTLE"
-          r1=$(rss)
-          idle_close
-          [ -n "$IDLE_N" ] && [ "$IDLE_N" -gt 0 ] && v=$(awk -v a="$r0" \
-              -v b="$r1" -v n="$IDLE_N" 'BEGIN {printf "%.2f", (b - a) / n}') ;;
+          if [ -n "$IDLE_N" ] && [ "$IDLE_N" -gt 0 ]; then
+              log "$name idle: $(per_conn "$r0") KiB/conn just after the burst"
+              sleep "$TLS_SETTLE"
+              v=$(per_conn "$r0")
+          fi
+          idle_close ;;
     census) sleep 0.2
             if census_snap "$census.first"; then
                 idle_open
